@@ -1,0 +1,123 @@
+# sfshim - see README.md.  `make` builds build/libsfshim.so, `make check`
+# runs every test, `make check-all` adds the ASan+UBSan and TSan runs.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+BINDIR ?= $(PREFIX)/bin
+
+CC ?= cc
+# SAN= (none), asan (AddressSanitizer + UBSan) or tsan (ThreadSanitizer);
+# each variant builds into its own directory.
+SAN ?=
+ifeq ($(SAN),asan)
+  B ?= build-asan
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  SAN_RUNTIME := $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
+else ifeq ($(SAN),tsan)
+  B ?= build-tsan
+  SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+  SAN_RUNTIME := $(shell $(CC) -print-file-name=libtsan.so)
+else
+  B ?= build
+  SANFLAGS :=
+  SAN_RUNTIME :=
+endif
+
+OPT ?= -O2
+WARN := -Wall -Wextra -Werror
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
+
+BASE_CFLAGS := -std=gnu11 $(WARN) $(OPT) -g -pthread $(SANFLAGS) -D_GNU_SOURCE \
+  -DCURL_DISABLE_TYPECHECK $(CURL_CFLAGS)
+SHIM_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden
+TEST_CFLAGS := $(BASE_CFLAGS) -Ishim $(CHECK_CFLAGS)
+
+SHIM_SRC := $(sort $(wildcard shim/*.c))
+SHIM_OBJ := $(SHIM_SRC:shim/%.c=$(B)/shim/%.o)
+SHIM_HDR := $(wildcard shim/*.h)
+LIB := $(B)/libsfshim.so
+
+# The singleflight core and its support code, linked into unit tests
+# without any preloading.
+CORE_SRC := shim/sf_flight.c shim/sf_config.c shim/sf_log.c shim/sf_stats.c \
+  shim/sf_stream.c shim/sf_addrinfo.c
+CORE_OBJ := $(patsubst shim/%.c,$(B)/shim/%.o,$(filter $(SHIM_SRC),$(CORE_SRC)))
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+PRELOAD_TESTS := $(patsubst tests/preload/%.c,$(B)/tests/%,$(wildcard tests/preload/test_*.c))
+FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/tests/%,$(filter-out tests/fixtures/lib%,$(wildcard tests/fixtures/*.c)))
+FIXTURE_LIBS := $(patsubst tests/fixtures/lib%.c,$(B)/tests/lib%.so,$(wildcard tests/fixtures/lib*.c))
+
+.PHONY: all check check-unit check-integration check-asan check-tsan check-all \
+  install uninstall clean bench demo
+.DELETE_ON_ERROR:
+
+all: $(LIB)
+
+$(B)/shim/%.o: shim/%.c $(SHIM_HDR) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(SHIM_CFLAGS) -c $< -o $@
+
+# Only libc (and libdl/libpthread where older glibc keeps them apart):
+# never libcurl.  -z defs: nothing may stay unresolved at link time.
+$(LIB): $(SHIM_OBJ) shim/sfshim.map
+	$(CC) $(SHIM_CFLAGS) -shared -Wl,-z,defs -Wl,--version-script=shim/sfshim.map \
+	  -o $@ $(SHIM_OBJ) -ldl -lpthread
+
+$(B)/tests/test_%: tests/unit/test_%.c $(CORE_OBJ) $(wildcard tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(CORE_OBJ) $(CHECK_LIBS) -ldl
+
+$(B)/tests/test_%: tests/preload/test_%.c $(wildcard tests/preload/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(CHECK_LIBS) $(CURL_LIBS) -ldl
+
+$(B)/tests/%: tests/fixtures/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -o $@ $< $(CURL_LIBS) -ldl
+
+$(B)/tests/lib%.so: tests/fixtures/lib%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+tests-build: $(LIB) $(UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
+.PHONY: tests-build
+
+check: check-unit check-integration
+
+check-unit: $(UNIT_TESTS)
+	@B=$(B) tests/run-unit.sh $(UNIT_TESTS)
+
+check-integration: tests-build
+	@B=$(B) SAN=$(SAN) SAN_RUNTIME="$(SAN_RUNTIME)" tests/run-integration.sh
+
+check-asan:
+	$(MAKE) SAN=asan check
+
+check-tsan:
+	$(MAKE) SAN=tsan check
+
+check-all: check check-asan check-tsan
+
+bench: $(LIB) $(FIXTURES) $(FIXTURE_LIBS)
+	B=$(B) scripts/bench.sh
+
+demo: $(LIB) $(FIXTURES)
+	B=$(B) scripts/demo.sh
+
+install: $(LIB)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/libsfshim.so
+	sed 's|^SFSHIM_LIB_DEFAULT=.*|SFSHIM_LIB_DEFAULT="$(LIBDIR)/libsfshim.so"|' \
+	  scripts/sfshim > $(DESTDIR)$(BINDIR)/sfshim
+	chmod 0755 $(DESTDIR)$(BINDIR)/sfshim
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libsfshim.so $(DESTDIR)$(BINDIR)/sfshim
+
+clean:
+	rm -rf build build-asan build-tsan

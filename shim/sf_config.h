@@ -1,0 +1,48 @@
+/* sf_config.h - configuration from the environment, read once.
+ *
+ * Every variable is optional; a malformed value gets one line on stderr
+ * naming the variable, the value and what is assumed instead. */
+#ifndef SF_CONFIG_H
+#define SF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Comma-separated, case-insensitive globs (`*`, `?`).  A subject passes when
+ * no exclude pattern matches and the include list is empty or one of its
+ * patterns matches: exclude wins. */
+struct sf_filter {
+	char **include;
+	size_t n_include;
+	char **exclude;
+	size_t n_exclude;
+};
+
+struct sf_config {
+	bool dns;                  /* SFSHIM_DNS */
+	struct sf_filter hosts;    /* SFSHIM_DNS_INCLUDE / SFSHIM_DNS_EXCLUDE */
+	bool curl;                 /* SFSHIM_CURL */
+	struct sf_filter urls;     /* SFSHIM_URL_INCLUDE / SFSHIM_URL_EXCLUDE */
+	uint64_t wait_ns;          /* SFSHIM_WAIT_MS, 0: wait as long as the leader */
+	bool retry_errors;         /* SFSHIM_RETRY_ERRORS */
+	size_t spill_bytes;        /* SFSHIM_SPILL */
+	int log_level;             /* SFSHIM_LOG */
+	char *stats;               /* SFSHIM_STATS: NULL, "stderr" or a path */
+};
+
+#define SF_DEFAULT_WAIT_MS 30000u
+#define SF_DEFAULT_SPILL (1u << 20)
+
+/* The process configuration, loaded on first use with secure_getenv. */
+const struct sf_config *sf_config(void);
+
+/* Fills c from get(name) (NULL: unset); warnings go to the log.  Tests call
+ * it with their own lookup.  sf_config_free releases what load allocated. */
+void sf_config_load(struct sf_config *c, const char *(*get)(const char *));
+void sf_config_free(struct sf_config *c);
+
+bool sf_filter_allows(const struct sf_filter *f, const char *subject);
+bool sf_glob_match(const char *pattern, const char *subject);
+
+#endif

@@ -1,0 +1,470 @@
+/* sf_flight.c - the singleflight core: a sharded table of running flights.
+ *
+ * Locking: each shard has a mutex that guards its chain, membership
+ * (joining, leaving before the end, sealing) and nothing else.  No code runs
+ * under it but list and counter updates, so a hook never calls out of the
+ * shim with a lock held.  Results are published with a release store to the
+ * flight's state word and read after an acquire load of it, so that after
+ * the wake-up followers read the result without any lock. */
+#include "sf_flight.h"
+
+#include "sf_futex.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SF_SHARDS 64 /* power of two */
+
+/* The state word: phase in the low two bits, an event count above them.
+ * Every publication adds SF_EVENT so that a follower sleeping on an older
+ * value is never left asleep by a change it did not see. */
+#define SF_PHASE_MASK 3u
+#define SF_RUNNING 0u
+#define SF_DONE 1u
+#define SF_LEADERLESS 2u
+#define SF_EVENT 4u
+
+struct sf_shard {
+	pthread_mutex_t lock;
+	struct sf_flight *head;
+} __attribute__((aligned(64)));
+
+struct sf_group {
+	struct sf_shard shards[SF_SHARDS];
+	struct sf_group *next; /* every group, for the fork handler */
+};
+
+struct sf_flight {
+	_Atomic uint32_t word;  /* futex word: phase | events */
+	_Atomic uint32_t refs;  /* leader + followers still attached */
+	_Atomic uint32_t followers;
+	_Atomic uint32_t promotions;
+	struct sf_flight *next; /* shard chain, under the shard lock */
+	struct sf_shard *shard;
+	void *result;
+	void (*dtor)(void *);
+	uint64_t hash;
+	size_t keylen;
+	unsigned char user[SF_USER_SIZE] __attribute__((aligned(16)));
+	unsigned char key[];
+};
+
+/* ---- fork handling: the child starts with empty groups ---------------- */
+
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sf_group *groups;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* Only the forking thread lives on in the child.  Flights that other
+ * threads led or waited for will never end there, so the child forgets them
+ * all (their memory belonged to threads that do not exist) and re-creates
+ * every lock, which may have been held at the moment of the fork.  A flight
+ * the forking thread itself takes part in stays valid: unregistering it finds
+ * nothing to unlink. */
+static void atfork_child(void)
+{
+	pthread_mutex_init(&groups_lock, NULL);
+	for (struct sf_group *g = groups; g; g = g->next) {
+		for (int i = 0; i < SF_SHARDS; i++) {
+			pthread_mutex_init(&g->shards[i].lock, NULL);
+			g->shards[i].head = NULL;
+		}
+	}
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+sf_group *sf_group_new(void)
+{
+	pthread_once(&atfork_once, register_atfork);
+	sf_group *g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	for (int i = 0; i < SF_SHARDS; i++)
+		pthread_mutex_init(&g->shards[i].lock, NULL);
+	pthread_mutex_lock(&groups_lock);
+	g->next = groups;
+	groups = g;
+	pthread_mutex_unlock(&groups_lock);
+	return g;
+}
+
+void sf_group_free(sf_group *g)
+{
+	if (!g)
+		return;
+	pthread_mutex_lock(&groups_lock);
+	for (struct sf_group **p = &groups; *p; p = &(*p)->next) {
+		if (*p == g) {
+			*p = g->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&groups_lock);
+	for (int i = 0; i < SF_SHARDS; i++)
+		pthread_mutex_destroy(&g->shards[i].lock);
+	free(g);
+}
+
+/* ---- the table --------------------------------------------------------- */
+
+/* FNV-1a with a final mix: keys are short, and the shard index takes the
+ * high bits, which FNV alone spreads poorly. */
+static uint64_t key_hash(const unsigned char *k, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ k[i]) * 0x100000001b3u;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdu;
+	h ^= h >> 33;
+	return h;
+}
+
+static struct sf_shard *shard_of(sf_group *g, uint64_t h)
+{
+	return &g->shards[h >> 58 & (SF_SHARDS - 1)];
+}
+
+/* Caller holds the shard lock.  Unlinking a flight that is not in the chain
+ * (forgotten, or dropped by the fork handler) does nothing. */
+static void unlink_locked(sf_flight *f)
+{
+	for (sf_flight **p = &f->shard->head; *p; p = &(*p)->next) {
+		if (*p == f) {
+			*p = f->next;
+			f->next = NULL;
+			return;
+		}
+	}
+}
+
+static void flight_free(sf_flight *f)
+{
+	if (f->dtor && f->result)
+		f->dtor(f->result);
+	free(f);
+}
+
+static void unref(sf_flight *f)
+{
+	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+		flight_free(f);
+}
+
+static bool try_promote(sf_flight *f, uint32_t w)
+{
+	uint32_t next = (w & ~SF_PHASE_MASK) + SF_EVENT;
+	if (!atomic_compare_exchange_strong_explicit(
+	            &f->word, &w, next, memory_order_acq_rel, memory_order_acquire))
+		return false;
+	atomic_fetch_add_explicit(&f->promotions, 1, memory_order_relaxed);
+	return true;
+}
+
+sf_flight *sf_join(sf_group *g, const void *key, size_t keylen, bool *leader)
+{
+	if (!g || keylen > SF_KEY_MAX)
+		return NULL;
+	uint64_t h = key_hash(key, keylen);
+	struct sf_shard *s = shard_of(g, h);
+
+	pthread_mutex_lock(&s->lock);
+	for (sf_flight *f = s->head; f; f = f->next) {
+		if (f->hash != h || f->keylen != keylen ||
+		    memcmp(f->key, key, keylen) != 0)
+			continue;
+		atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+		uint32_t w = atomic_load_explicit(&f->word, memory_order_acquire);
+		/* Nobody leads it: the newcomer takes it over, unless a woken
+		 * follower promoted itself first (hence the CAS). */
+		if ((w & SF_PHASE_MASK) == SF_LEADERLESS && try_promote(f, w)) {
+			pthread_mutex_unlock(&s->lock);
+			*leader = true;
+			return f;
+		}
+		atomic_fetch_add_explicit(&f->followers, 1, memory_order_relaxed);
+		pthread_mutex_unlock(&s->lock);
+		*leader = false;
+		return f;
+	}
+	/* calloc under the lock keeps join atomic; it only happens once per
+	 * flight, never per follower. */
+	sf_flight *f = calloc(1, sizeof(*f) + keylen);
+	if (f) {
+		atomic_init(&f->refs, 1);
+		f->shard = s;
+		f->hash = h;
+		f->keylen = keylen;
+		memcpy(f->key, key, keylen);
+		f->next = s->head;
+		s->head = f;
+	}
+	pthread_mutex_unlock(&s->lock);
+	*leader = true;
+	return f;
+}
+
+void sf_forget(sf_group *g, const void *key, size_t keylen)
+{
+	if (!g || keylen > SF_KEY_MAX)
+		return;
+	uint64_t h = key_hash(key, keylen);
+	struct sf_shard *s = shard_of(g, h);
+	pthread_mutex_lock(&s->lock);
+	for (sf_flight **p = &s->head; *p; p = &(*p)->next) {
+		sf_flight *f = *p;
+		if (f->hash == h && f->keylen == keylen &&
+		    memcmp(f->key, key, keylen) == 0) {
+			*p = f->next;
+			f->next = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+unsigned sf_flight_seal(sf_flight *f)
+{
+	pthread_mutex_lock(&f->shard->lock);
+	unlink_locked(f);
+	pthread_mutex_unlock(&f->shard->lock);
+	return atomic_load_explicit(&f->followers, memory_order_relaxed);
+}
+
+/* ---- leader side ------------------------------------------------------- */
+
+void sf_flight_notify(sf_flight *f)
+{
+	atomic_fetch_add_explicit(&f->word, SF_EVENT, memory_order_release);
+	sf_futex_wake_all(&f->word);
+}
+
+void sf_flight_finish(sf_flight *f, void *result, void (*dtor)(void *))
+{
+	unsigned followers = sf_flight_seal(f);
+	f->result = result;
+	f->dtor = dtor;
+	uint32_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
+	atomic_store_explicit(&f->word, ((w & ~SF_PHASE_MASK) + SF_EVENT) | SF_DONE,
+	                      memory_order_release);
+	/* Sealed: the follower count is final, and without followers nobody
+	 * can be asleep on the word. */
+	if (followers)
+		sf_futex_wake_all(&f->word);
+	unref(f);
+}
+
+void sf_flight_abandon(sf_flight *f)
+{
+	struct sf_shard *s = f->shard;
+	pthread_mutex_lock(&s->lock);
+	if (atomic_load_explicit(&f->refs, memory_order_relaxed) == 1) {
+		/* Nobody waits: forget the key so the next caller starts anew. */
+		unlink_locked(f);
+		pthread_mutex_unlock(&s->lock);
+		unref(f);
+		return;
+	}
+	uint32_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
+	atomic_store_explicit(&f->word,
+	                      ((w & ~SF_PHASE_MASK) + SF_EVENT) | SF_LEADERLESS,
+	                      memory_order_release);
+	atomic_fetch_sub_explicit(&f->refs, 1, memory_order_relaxed);
+	/* Wake under the lock: once it is released the last follower may
+	 * leave and free the flight. */
+	sf_futex_wake_all(&f->word);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- follower side ----------------------------------------------------- */
+
+/* A follower's reference is dropped under the shard lock while the flight
+ * is not done, so that the last waiter of a leaderless flight unregisters
+ * it (no stranded entry); after DONE the flight is out of the table and an
+ * atomic decrement is enough, so followers leaving after the wake-up never
+ * meet on a lock. */
+void sf_flight_leave(sf_flight *f)
+{
+	if ((atomic_load_explicit(&f->word, memory_order_acquire) &
+	     SF_PHASE_MASK) == SF_DONE) {
+		unref(f);
+		return;
+	}
+	struct sf_shard *s = f->shard;
+	pthread_mutex_lock(&s->lock);
+	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+		unlink_locked(f);
+		pthread_mutex_unlock(&s->lock);
+		flight_free(f);
+		return;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Waiting is a cancellation point, as the call the follower replaces would
+ * have been (getaddrinfo is one).  The raw futex system call is not, so
+ * cancellation is made asynchronous around that one instruction sequence,
+ * which holds no lock and touches no memory: the way glibc made its own
+ * blocking calls cancellable before 2.34.  The cleanup handler is the
+ * caller's: sf_do() leaves the flight. */
+static int wait_cancellable(_Atomic uint32_t *word, uint32_t expected,
+                            const struct timespec *abs_deadline)
+{
+	int oldtype;
+	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &oldtype);
+	int r = sf_futex_wait(word, expected, abs_deadline);
+	pthread_setcanceltype(oldtype, NULL);
+	return r;
+}
+
+enum sf_wait sf_flight_wait(sf_flight *f, uint32_t *cursor,
+                            const struct timespec *abs_deadline)
+{
+	for (;;) {
+		uint32_t w = atomic_load_explicit(&f->word, memory_order_acquire);
+		switch (w & SF_PHASE_MASK) {
+		case SF_DONE:
+			*cursor = w;
+			return SF_WAIT_DONE;
+		case SF_LEADERLESS:
+			if (try_promote(f, w)) {
+				*cursor = w + SF_EVENT;
+				return SF_WAIT_PROMOTED;
+			}
+			continue;
+		default:
+			if (w != *cursor) {
+				*cursor = w;
+				return SF_WAIT_PROGRESS;
+			}
+		}
+		if (wait_cancellable(&f->word, w, abs_deadline) == ETIMEDOUT &&
+		    atomic_load_explicit(&f->word, memory_order_acquire) == w)
+			return SF_WAIT_TIMEOUT;
+	}
+}
+
+void *sf_flight_result(const sf_flight *f)
+{
+	return f->result;
+}
+
+unsigned sf_flight_followers(const sf_flight *f)
+{
+	return atomic_load_explicit(&f->followers, memory_order_relaxed);
+}
+
+unsigned sf_flight_promotions(const sf_flight *f)
+{
+	return atomic_load_explicit(&f->promotions, memory_order_relaxed);
+}
+
+void *sf_flight_user(sf_flight *f)
+{
+	return f->user;
+}
+
+const void *sf_flight_key(const sf_flight *f, size_t *keylen)
+{
+	*keylen = f->keylen;
+	return f->key;
+}
+
+/* ---- Do ---------------------------------------------------------------- */
+
+struct lead_ctx {
+	sf_flight *f;
+	bool done;
+};
+
+/* Runs if the leader's thread is cancelled inside call(). */
+static void lead_cleanup(void *p)
+{
+	struct lead_ctx *c = p;
+	if (!c->done)
+		sf_flight_abandon(c->f);
+}
+
+static void follow_cleanup(void *p)
+{
+	sf_flight_leave(p);
+}
+
+/* The leader's call, abandoning the flight if its thread is cancelled.
+ * Kept apart from sf_do(): pthread_cleanup_push may be setjmp-based, and
+ * sf_do's locals must not live across it. */
+static void lead(sf_flight *f, const struct sf_do_ops *ops, void *arg, void *out)
+{
+	struct lead_ctx ctx = { .f = f, .done = false };
+	pthread_cleanup_push(lead_cleanup, &ctx);
+	ops->call(arg, out);
+	ctx.done = true;
+	pthread_cleanup_pop(0);
+}
+
+/* Waits until the flight is done, the caller is promoted or the deadline
+ * passes.  A follower cancelled while waiting leaves the flight. */
+static enum sf_wait follow(sf_flight *f, const struct timespec *abs_deadline)
+{
+	uint32_t cursor = 0;
+	enum sf_wait r;
+	pthread_cleanup_push(follow_cleanup, f);
+	do
+		r = sf_flight_wait(f, &cursor, abs_deadline);
+	while (r == SF_WAIT_PROGRESS);
+	pthread_cleanup_pop(0);
+	return r;
+}
+
+enum sf_do_path sf_do(sf_group *g, const void *key, size_t keylen,
+                      const struct sf_do_ops *ops, void *arg, void *out,
+                      const struct timespec *abs_deadline,
+                      struct sf_do_info *info)
+{
+	bool leader, promoted = false;
+	struct sf_do_info dummy;
+	if (!info)
+		info = &dummy;
+	info->shared = false;
+	info->followers = 0;
+	sf_flight *f = sf_join(g, key, keylen, &leader);
+	if (!f) {
+		ops->call(arg, out);
+		return SF_DO_ALONE;
+	}
+	if (!leader) {
+		switch (follow(f, abs_deadline)) {
+		case SF_WAIT_DONE:
+			if (sf_flight_result(f)) {
+				ops->take(sf_flight_result(f), out);
+				sf_flight_leave(f);
+				info->shared = true;
+				return SF_DO_FOLLOWER;
+			}
+			/* The leader could not build a shared answer. */
+			sf_flight_leave(f);
+			ops->call(arg, out);
+			return SF_DO_ALONE;
+		case SF_WAIT_PROMOTED:
+			promoted = true;
+			break;
+		default: /* SF_WAIT_TIMEOUT */
+			sf_flight_leave(f);
+			ops->call(arg, out);
+			return SF_DO_EXPIRED;
+		}
+	}
+
+	lead(f, ops, arg, out);
+	unsigned followers = sf_flight_seal(f);
+	void *result = followers ? ops->share(out) : NULL;
+	info->shared = followers > 0 || promoted;
+	info->followers = followers;
+	sf_flight_finish(f, result, ops->dtor);
+	return promoted ? SF_DO_PROMOTED : SF_DO_LEADER;
+}

@@ -1,0 +1,248 @@
+/* sf_hook_getaddrinfo.c - coalesces concurrent identical getaddrinfo calls.
+ *
+ * The leader's caller gets the real result itself; when followers joined,
+ * the leader also leaves one shared copy from which each follower takes its
+ * own (sf_addrinfo.c), so every caller frees its list with the real
+ * freeaddrinfo, independently of the others. */
+#include "sf_addrinfo.h"
+#include "sf_clock.h"
+#include "sf_config.h"
+#include "sf_export.h"
+#include "sf_flight.h"
+#include "sf_guard.h"
+#include "sf_log.h"
+#include "sf_real.h"
+#include "sf_stats.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the call and its shared answer ------------------------------------ */
+
+struct gai_call {
+	sf_getaddrinfo_fn *real;
+	const char *node, *service;
+	const struct addrinfo *hints;
+};
+
+struct gai_answer {
+	int rc;
+	int err; /* errno after the call: EAI_SYSTEM's detail */
+	struct addrinfo *list;
+};
+
+static void guard_cleanup(void *unused)
+{
+	(void)unused;
+	sf_guard_leave();
+}
+
+static void gai_call(void *arg, void *out)
+{
+	struct gai_call *c = arg;
+	struct gai_answer *a = out;
+	a->list = NULL;
+	sf_guard_enter();
+	/* getaddrinfo may be a cancellation point: never leave the guard up. */
+	pthread_cleanup_push(guard_cleanup, NULL);
+	a->rc = c->real(c->node, c->service, c->hints, &a->list);
+	a->err = errno;
+	pthread_cleanup_pop(1);
+	if (a->rc != 0)
+		a->list = NULL; /* glibc leaves *res alone on failure */
+}
+
+static void *gai_share(const void *out)
+{
+	const struct gai_answer *a = out;
+	struct gai_answer *s = malloc(sizeof(*s));
+	if (!s)
+		return NULL;
+	*s = *a;
+	s->list = NULL;
+	if (a->rc == 0 && a->list && !(s->list = sf_addrinfo_copy(a->list))) {
+		free(s);
+		return NULL; /* followers will make their own calls */
+	}
+	return s;
+}
+
+static void gai_take(const void *result, void *out)
+{
+	const struct gai_answer *s = result;
+	struct gai_answer *a = out;
+	*a = *s;
+	a->list = NULL;
+	if (s->rc == 0 && s->list && !(a->list = sf_addrinfo_copy(s->list))) {
+		a->rc = EAI_MEMORY; /* what getaddrinfo itself says when short */
+		a->err = ENOMEM;
+	}
+}
+
+static void gai_dtor(void *result)
+{
+	struct gai_answer *s = result;
+	sf_addrinfo_free(s->list);
+	free(s);
+}
+
+static const struct sf_do_ops gai_ops = {
+	.call = gai_call,
+	.share = gai_share,
+	.take = gai_take,
+	.dtor = gai_dtor,
+};
+
+/* ---- what may coalesce ------------------------------------------------- */
+
+static sf_group *group;
+static pthread_once_t group_once = PTHREAD_ONCE_INIT;
+
+static void make_group(void)
+{
+	group = sf_group_new();
+}
+
+/* Hosts that are already addresses resolve without the network: glibc
+ * accepts inet_aton's forms ("127.1", "0x7f.0.0.1") and IPv6 literals,
+ * possibly with a %scope, which no host name contains. */
+static int is_numeric_host(const char *node)
+{
+	struct in_addr a4;
+	return strchr(node, ':') != NULL || inet_aton(node, &a4) != 0;
+}
+
+/* Host filters see the name without its final dot, as users write it. */
+static int host_allowed(const struct sf_filter *f, const char *node)
+{
+	size_t n = strlen(node);
+	if (n < 2 || node[n - 1] != '.')
+		return sf_filter_allows(f, node);
+	char name[1025];
+	if (n > sizeof(name))
+		return sf_filter_allows(f, node);
+	memcpy(name, node, n - 1);
+	name[n - 1] = '\0';
+	return sf_filter_allows(f, name);
+}
+
+/* Returns SF_PASS_COUNT when the call may coalesce, else why it may not. */
+static enum sf_pass classify(const struct sf_config *c, const char *node,
+                             const struct addrinfo *hints,
+                             struct addrinfo **res)
+{
+	if (!c->dns)
+		return SF_PASS_DISABLED;
+	if (!node || !res || !sf_real_libc_is_glibc())
+		return SF_PASS_UNSUPPORTED;
+	if (!host_allowed(&c->hosts, node))
+		return SF_PASS_FILTERED;
+	if (hints && (hints->ai_flags & AI_NUMERICHOST))
+		return SF_PASS_NUMERIC;
+	/* POSIX wants these zero; whatever the libc makes of other values is
+	 * its business, not something to share. */
+	if (hints && (hints->ai_addrlen || hints->ai_addr ||
+	              hints->ai_canonname || hints->ai_next))
+		return SF_PASS_UNSUPPORTED;
+	if (is_numeric_host(node))
+		return SF_PASS_NUMERIC;
+	return SF_PASS_COUNT;
+}
+
+/* The key: every hints field that changes the answer, then node and
+ * service, each with a presence byte so that NULL differs from "". */
+static size_t build_key(unsigned char *k, size_t cap, const char *node,
+                        const char *service, const struct addrinfo *hints)
+{
+	int32_t h[5] = { hints != NULL, 0, 0, 0, 0 };
+	if (hints) {
+		h[1] = hints->ai_flags;
+		h[2] = hints->ai_family;
+		h[3] = hints->ai_socktype;
+		h[4] = hints->ai_protocol;
+	}
+	size_t nl = strlen(node) + 1;
+	size_t sl = service ? strlen(service) + 1 : 0;
+	size_t len = sizeof(h) + nl + 1 + sl;
+	if (len > cap)
+		return 0;
+	memcpy(k, h, sizeof(h));
+	memcpy(k + sizeof(h), node, nl);
+	k[sizeof(h) + nl] = service != NULL;
+	if (sl)
+		memcpy(k + sizeof(h) + nl + 1, service, sl);
+	return len;
+}
+
+static void count_path(enum sf_do_path path)
+{
+	switch (path) {
+	case SF_DO_LEADER: sf_count(SF_API_DNS, SF_STAT_LEADERS); break;
+	case SF_DO_PROMOTED:
+		sf_count(SF_API_DNS, SF_STAT_PROMOTIONS);
+		sf_count(SF_API_DNS, SF_STAT_LEADERS);
+		break;
+	case SF_DO_FOLLOWER: sf_count(SF_API_DNS, SF_STAT_FOLLOWERS); break;
+	case SF_DO_EXPIRED: sf_count(SF_API_DNS, SF_STAT_EXPIRED); break;
+	case SF_DO_ALONE:
+		sf_count_pass(SF_API_DNS, SF_PASS_NOFLIGHT);
+		return; /* counted as a call there */
+	}
+	sf_count(SF_API_DNS, SF_STAT_CALLS);
+}
+
+SF_EXPORT int getaddrinfo(const char *node, const char *service,
+                          const struct addrinfo *hints, struct addrinfo **res)
+{
+	sf_getaddrinfo_fn *real = sf_real_getaddrinfo();
+	if (__builtin_expect(!real, 0)) {
+		errno = ENOSYS; /* fail as getaddrinfo fails, never crash */
+		return EAI_SYSTEM;
+	}
+	if (sf_guard_active()) {
+		sf_count_pass(SF_API_DNS, SF_PASS_REENTRANT);
+		return real(node, service, hints, res);
+	}
+	enum sf_pass why = classify(sf_config(), node, hints, res);
+	if (why != SF_PASS_COUNT) {
+		sf_count_pass(SF_API_DNS, why);
+		return real(node, service, hints, res);
+	}
+	pthread_once(&group_once, make_group);
+	unsigned char key[SF_KEY_MAX];
+	size_t keylen = build_key(key, sizeof(key), node, service, hints);
+	if (!group || !keylen) {
+		sf_count_pass(SF_API_DNS, SF_PASS_NOFLIGHT);
+		return real(node, service, hints, res);
+	}
+
+	const struct sf_config *c = sf_config();
+	struct timespec deadline, *dl = NULL;
+	if (c->wait_ns) {
+		deadline = sf_ns_to_timespec(sf_now_ns() + c->wait_ns);
+		dl = &deadline;
+	}
+	struct gai_call call = { real, node, service, hints };
+	struct gai_answer ans = { 0 };
+	struct sf_do_info info;
+	enum sf_do_path path =
+	        sf_do(group, key, keylen, &gai_ops, &call, &ans, dl, &info);
+	count_path(path);
+	if (path == SF_DO_FOLLOWER)
+		sf_log(SF_LOG_DEBUG, "getaddrinfo %s: shared (rc=%d)", node, ans.rc);
+	else if (path == SF_DO_EXPIRED)
+		sf_log(SF_LOG_INFO, "getaddrinfo %s: waited past SFSHIM_WAIT_MS, "
+		       "looked up alone", node);
+	else if (path == SF_DO_PROMOTED)
+		sf_log(SF_LOG_INFO, "getaddrinfo %s: leader gone, took over", node);
+	if (info.followers)
+		sf_stats_flight(SF_API_DNS, node, info.followers);
+	if (ans.rc == 0)
+		*res = ans.list;
+	errno = ans.err;
+	return ans.rc;
+}

@@ -1,0 +1,149 @@
+/* sf_stats.c - counters, the busiest keys, and the exit summary. */
+#include "sf_stats.h"
+
+#include "sf_config.h"
+#include "sf_log.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct sf_stats sf_stats;
+
+/* Busiest keys: a small table updated only when a flight that had
+ * followers ends, so its lock is off every hot path.  When full, the entry
+ * with the fewest followers gives way (space-saving heavy hitters). */
+#define BUSY_SLOTS 16
+#define BUSY_SHOWN 5
+#define LABEL_MAX 160
+
+struct busy {
+	char label[LABEL_MAX];
+	enum sf_api api;
+	unsigned long flights, followers;
+};
+static struct busy busiest[BUSY_SLOTS];
+static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const api_names[SF_API_COUNT] = { "dns", "curl" };
+
+void sf_stats_flight(enum sf_api api, const char *label, unsigned followers)
+{
+	if (!followers || !label)
+		return;
+	pthread_mutex_lock(&busy_lock);
+	struct busy *slot = NULL, *least = &busiest[0];
+	for (int i = 0; i < BUSY_SLOTS; i++) {
+		struct busy *b = &busiest[i];
+		if (b->flights && b->api == api &&
+		    strncmp(b->label, label, LABEL_MAX - 1) == 0) {
+			slot = b;
+			break;
+		}
+		if (b->followers < least->followers)
+			least = b;
+	}
+	if (!slot) {
+		slot = least;
+		unsigned long base = slot->followers; /* space-saving overestimate */
+		memset(slot, 0, sizeof(*slot));
+		snprintf(slot->label, LABEL_MAX, "%s", label);
+		slot->api = api;
+		slot->followers = base;
+	}
+	slot->flights++;
+	slot->followers += followers;
+	pthread_mutex_unlock(&busy_lock);
+}
+
+static void put(int fd, const char *line, int n)
+{
+	if (n <= 0)
+		return;
+	ssize_t w = write(fd, line, (size_t)n);
+	(void)w;
+}
+
+void sf_stats_report(int fd)
+{
+	char line[512];
+	int pid = (int)getpid();
+	for (int a = 0; a < SF_API_COUNT; a++) {
+		unsigned long s[SF_STAT_COUNT], p[SF_PASS_COUNT], pass = 0;
+		for (int i = 0; i < SF_STAT_COUNT; i++)
+			s[i] = atomic_load(&sf_stats.stat[a][i]);
+		for (int i = 0; i < SF_PASS_COUNT; i++)
+			pass += p[i] = atomic_load(&sf_stats.pass[a][i]);
+		unsigned long joined = s[SF_STAT_LEADERS] + s[SF_STAT_FOLLOWERS];
+		double ratio = joined ? 100.0 * (double)s[SF_STAT_FOLLOWERS] /
+		                                (double)joined
+		                      : 0.0;
+		int n = snprintf(line, sizeof(line),
+		                 "sfshim[%d]: %s: calls=%lu leaders=%lu followers=%lu "
+		                 "promotions=%lu expired=%lu retried=%lu "
+		                 "passthrough=%lu (disabled=%lu filtered=%lu "
+		                 "numeric=%lu unsupported=%lu reentrant=%lu "
+		                 "noflight=%lu) saved=%lu dedup=%.1f%%\n",
+		                 pid, api_names[a], s[SF_STAT_CALLS],
+		                 s[SF_STAT_LEADERS], s[SF_STAT_FOLLOWERS],
+		                 s[SF_STAT_PROMOTIONS], s[SF_STAT_EXPIRED],
+		                 s[SF_STAT_RETRIED], pass, p[SF_PASS_DISABLED],
+		                 p[SF_PASS_FILTERED], p[SF_PASS_NUMERIC],
+		                 p[SF_PASS_UNSUPPORTED], p[SF_PASS_REENTRANT],
+		                 p[SF_PASS_NOFLIGHT], s[SF_STAT_FOLLOWERS], ratio);
+		put(fd, line, n);
+	}
+	struct busy top[BUSY_SLOTS];
+	pthread_mutex_lock(&busy_lock);
+	memcpy(top, busiest, sizeof(top));
+	pthread_mutex_unlock(&busy_lock);
+	for (int shown = 0; shown < BUSY_SHOWN; shown++) {
+		struct busy *best = NULL;
+		for (int i = 0; i < BUSY_SLOTS; i++)
+			if (top[i].flights && (!best || top[i].followers > best->followers))
+				best = &top[i];
+		if (!best)
+			break;
+		int n = snprintf(line, sizeof(line),
+		                 "sfshim[%d]: busiest %s %s: flights=%lu followers=%lu\n",
+		                 pid, api_names[best->api], best->label,
+		                 best->flights, best->followers);
+		put(fd, line, n);
+		best->flights = 0;
+	}
+}
+
+/* ---- process life ------------------------------------------------------ */
+
+/* A child reports what it did itself, and may not inherit a held lock. */
+static void atfork_child(void)
+{
+	memset(&sf_stats, 0, sizeof(sf_stats));
+	memset(busiest, 0, sizeof(busiest));
+	pthread_mutex_init(&busy_lock, NULL);
+}
+
+__attribute__((constructor)) static void stats_init(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+__attribute__((destructor)) static void stats_at_exit(void)
+{
+	const struct sf_config *c = sf_config();
+	if (!c->stats)
+		return;
+	if (strcmp(c->stats, "stderr") == 0) {
+		sf_stats_report(STDERR_FILENO);
+		return;
+	}
+	int fd = open(c->stats, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		sf_log(SF_LOG_ERROR, "cannot write stats to %s: %m", c->stats);
+		return;
+	}
+	sf_stats_report(fd);
+	close(fd);
+}

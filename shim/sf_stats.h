@@ -1,0 +1,58 @@
+/* sf_stats.h - what the shim did and saved, summarised at exit.
+ *
+ * Counters are relaxed atomics bumped on every hooked call; the summary
+ * (SFSHIM_STATS) is written at exit to stderr or appended to a file. */
+#ifndef SF_STATS_H
+#define SF_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+enum sf_api { SF_API_DNS, SF_API_CURL, SF_API_COUNT };
+
+/* Why a call went straight to the real function. */
+enum sf_pass {
+	SF_PASS_DISABLED,    /* switched off in the environment */
+	SF_PASS_FILTERED,    /* host or URL excluded / not included */
+	SF_PASS_NUMERIC,     /* numeric host: nothing to look up */
+	SF_PASS_UNSUPPORTED, /* arguments or options the shim does not coalesce */
+	SF_PASS_REENTRANT,   /* made from inside the shim's own work */
+	SF_PASS_NOFLIGHT,    /* no flight could be made (memory, key size) */
+	SF_PASS_COUNT
+};
+
+enum sf_stat {
+	SF_STAT_CALLS,      /* every hooked call */
+	SF_STAT_LEADERS,    /* real calls made on behalf of a flight */
+	SF_STAT_FOLLOWERS,  /* calls answered from another caller's flight */
+	SF_STAT_PROMOTIONS, /* followers that took over from a failed leader */
+	SF_STAT_EXPIRED,    /* followers that waited past the deadline */
+	SF_STAT_RETRIED,    /* followers that made their own call after an error */
+	SF_STAT_COUNT
+};
+
+struct sf_stats {
+	_Atomic unsigned long stat[SF_API_COUNT][SF_STAT_COUNT];
+	_Atomic unsigned long pass[SF_API_COUNT][SF_PASS_COUNT];
+};
+extern struct sf_stats sf_stats;
+
+static inline void sf_count(enum sf_api api, enum sf_stat s)
+{
+	atomic_fetch_add_explicit(&sf_stats.stat[api][s], 1, memory_order_relaxed);
+}
+
+static inline void sf_count_pass(enum sf_api api, enum sf_pass why)
+{
+	atomic_fetch_add_explicit(&sf_stats.pass[api][why], 1, memory_order_relaxed);
+	sf_count(api, SF_STAT_CALLS);
+}
+
+/* A finished flight that had followers: feeds the busiest-keys table.
+ * label is shown as is (a host name, a URL). */
+void sf_stats_flight(enum sf_api api, const char *label, unsigned followers);
+
+/* Writes the summary to fd: at exit when SFSHIM_STATS asks, and in tests. */
+void sf_stats_report(int fd);
+
+#endif
