@@ -228,6 +228,22 @@ void sf_forget(sf_group *g, const void *key, size_t keylen)
 	pthread_mutex_unlock(&s->lock);
 }
 
+unsigned sf_group_followers(sf_group *g, const void *key, size_t keylen)
+{
+	if (!g || keylen > SF_KEY_MAX)
+		return 0;
+	uint64_t h = key_hash(key, keylen);
+	struct sf_shard *s = shard_of(g, h);
+	unsigned n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (sf_flight *f = s->head; f; f = f->next)
+		if (f->hash == h && f->keylen == keylen &&
+		    memcmp(f->key, key, keylen) == 0)
+			n = atomic_load_explicit(&f->followers, memory_order_relaxed);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 unsigned sf_flight_seal(sf_flight *f)
 {
 	pthread_mutex_lock(&f->shard->lock);
@@ -438,6 +454,8 @@ enum sf_do_path sf_do(sf_group *g, const void *key, size_t keylen,
 		return SF_DO_ALONE;
 	}
 	if (!leader) {
+		if (ops->on_follow)
+			ops->on_follow(arg);
 		switch (follow(f, abs_deadline)) {
 		case SF_WAIT_DONE:
 			if (sf_flight_result(f)) {

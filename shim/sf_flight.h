@@ -90,6 +90,10 @@ unsigned sf_flight_promotions(const sf_flight *f);
 /* Hook-owned scratch space of SF_USER_SIZE bytes, zero at creation. */
 void *sf_flight_user(sf_flight *f);
 
+/* Followers of the flight now registered for key (0 if none): lets tests
+ * and diagnostics see who is waiting. */
+unsigned sf_group_followers(sf_group *g, const void *key, size_t keylen);
+
 /* The key as joined. */
 const void *sf_flight_key(const sf_flight *f, size_t *keylen);
 
@@ -111,6 +115,7 @@ unsigned sf_flight_seal(sf_flight *f);
  * (Go's `shared`) and, for a leader, how many followers it had. */
 struct sf_do_ops {
 	void (*call)(void *arg, void *out);
+	void (*on_follow)(void *arg); /* optional: joined as a follower */
 	void *(*share)(const void *out);
 	void (*take)(const void *result, void *out);
 	void (*dtor)(void *result);
