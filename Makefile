@@ -32,7 +32,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 
 BASE_CFLAGS := -std=gnu11 $(WARN) $(OPT) -g -pthread $(SANFLAGS) -D_GNU_SOURCE \
-  -DCURL_DISABLE_TYPECHECK $(CURL_CFLAGS)
+  -DCURL_DISABLE_TYPECHECK -DCURL_DISABLE_DEPRECATION $(CURL_CFLAGS)
 SHIM_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden
 TEST_CFLAGS := $(BASE_CFLAGS) -Ishim $(CHECK_CFLAGS)
 

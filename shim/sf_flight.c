@@ -44,6 +44,7 @@ struct sf_flight {
 	struct sf_shard *shard;
 	void *result;
 	void (*dtor)(void *);
+	void (*user_cleanup)(void *);
 	uint64_t hash;
 	size_t keylen;
 	unsigned char user[SF_USER_SIZE] __attribute__((aligned(16)));
@@ -147,6 +148,8 @@ static void flight_free(sf_flight *f)
 {
 	if (f->dtor && f->result)
 		f->dtor(f->result);
+	if (f->user_cleanup)
+		f->user_cleanup(f->user);
 	free(f);
 }
 
@@ -383,6 +386,11 @@ unsigned sf_flight_promotions(const sf_flight *f)
 void *sf_flight_user(sf_flight *f)
 {
 	return f->user;
+}
+
+void sf_flight_set_cleanup(sf_flight *f, void (*fn)(void *user))
+{
+	f->user_cleanup = fn;
 }
 
 const void *sf_flight_key(const sf_flight *f, size_t *keylen)

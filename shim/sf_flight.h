@@ -29,8 +29,9 @@ typedef struct sf_group sf_group;
 typedef struct sf_flight sf_flight;
 
 /* Largest key the core accepts; longer keys make sf_join() return NULL and
- * the caller pass its call through. */
-#define SF_KEY_MAX 4096
+ * the caller pass its call through.  (An HTTP request's key holds its URL
+ * and headers.) */
+#define SF_KEY_MAX (64 * 1024)
 
 /* Bytes of per-flight scratch space a hook may use through sf_flight_user().
  * Zero-filled when the flight is created. */
@@ -89,6 +90,10 @@ unsigned sf_flight_promotions(const sf_flight *f);
 
 /* Hook-owned scratch space of SF_USER_SIZE bytes, zero at creation. */
 void *sf_flight_user(sf_flight *f);
+
+/* Leader: fn(user) runs when the flight is freed, to release what the
+ * scratch space holds. */
+void sf_flight_set_cleanup(sf_flight *f, void (*fn)(void *user));
 
 /* Followers of the flight now registered for key (0 if none): lets tests
  * and diagnostics see who is waiting. */

@@ -162,6 +162,10 @@ static enum sf_pass classify(const struct sf_config *c, const char *node,
 	return SF_PASS_COUNT;
 }
 
+/* Host names are at most 1025 bytes (NI_MAXHOST); the rest is hints and a
+ * service name.  Longer keys pass through. */
+#define GAI_KEY_MAX 2048
+
 /* The key: every hints field that changes the answer, then node and
  * service, each with a presence byte so that NULL differs from "". */
 static size_t build_key(unsigned char *k, size_t cap, const char *node,
@@ -222,7 +226,7 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 		return real(node, service, hints, res);
 	}
 	pthread_once(&group_once, make_group);
-	unsigned char key[SF_KEY_MAX];
+	unsigned char key[GAI_KEY_MAX];
 	size_t keylen = build_key(key, sizeof(key), node, service, hints);
 	if (!group || !keylen) {
 		sf_count_pass(SF_API_DNS, SF_PASS_NOFLIGHT);

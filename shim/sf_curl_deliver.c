@@ -1,0 +1,150 @@
+/* sf_curl_deliver.c - libcurl's callback rules, replayed. */
+#include "sf_curl_deliver.h"
+
+#include "sf_curl_opts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const union sf_curl_optval *val(const struct sf_curl_handle *h,
+                                       CURLoption id)
+{
+	const struct sf_curl_opt *o = sf_curl_handle_get(h, id);
+	return o ? &o->v : NULL;
+}
+
+void sf_delivery_init(struct sf_delivery *d, const struct sf_curl_handle *h)
+{
+	const union sf_curl_optval *v;
+	memset(d, 0, sizeof(*d));
+	d->content_length = -1;
+	d->noprogress = true;
+	if ((v = val(h, CURLOPT_WRITEFUNCTION)))
+		d->write_fn = (curl_write_callback)v->p;
+	d->write_data = (v = val(h, CURLOPT_WRITEDATA)) ? v->p : stdout;
+	if ((v = val(h, CURLOPT_HEADERFUNCTION)))
+		d->header_fn = (curl_write_callback)v->p;
+	if ((v = val(h, CURLOPT_HEADERDATA)))
+		d->header_data = v->p;
+	if ((v = val(h, CURLOPT_HEADER)))
+		d->include_header = v->l != 0;
+	if ((v = val(h, CURLOPT_NOPROGRESS)))
+		d->noprogress = v->l != 0;
+	if ((v = val(h, CURLOPT_XFERINFOFUNCTION)))
+		d->xferinfo = (curl_xferinfo_callback)v->p;
+	if ((v = val(h, CURLOPT_PROGRESSFUNCTION)))
+		d->progress = (curl_progress_callback)v->p;
+	if ((v = val(h, CURLOPT_XFERINFODATA))) /* same id as PROGRESSDATA */
+		d->progress_data = v->p;
+	if ((v = val(h, CURLOPT_ERRORBUFFER)))
+		d->errbuf = v->p;
+	/* TIMEOUT and TIMEOUT_MS set one field in libcurl: the later wins. */
+	const struct sf_curl_opt *s = sf_curl_handle_get(h, CURLOPT_TIMEOUT);
+	const struct sf_curl_opt *ms = sf_curl_handle_get(h, CURLOPT_TIMEOUT_MS);
+	if (ms)
+		d->timeout_ms = ms->v.l;
+	else if (s)
+		d->timeout_ms = s->v.l * 1000;
+}
+
+static size_t call_write(curl_write_callback fn, const char *p, size_t n,
+                         void *data)
+{
+	if (fn)
+		return fn((char *)p, 1, n, data);
+	return fwrite(p, 1, n, data);
+}
+
+static CURLcode written(struct sf_delivery *d, size_t got, size_t want,
+                        const char *msg)
+{
+	if (got == want)
+		return CURLE_OK;
+	d->paused = got == CURL_WRITEFUNC_PAUSE;
+	d->failure = msg;
+	return CURLE_WRITE_ERROR;
+}
+
+/* "Content-Length: 123" in the latest response feeds progress totals. */
+static void track_length(struct sf_delivery *d, const char *line, size_t len)
+{
+	static const char cl[] = "content-length:";
+	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0)
+		d->content_length = -1;
+	else if (len > sizeof(cl) - 1 && strncasecmp(line, cl, sizeof(cl) - 1) == 0)
+		d->content_length = strtoll(line + sizeof(cl) - 1, NULL, 10);
+}
+
+CURLcode sf_deliver_header(struct sf_delivery *d, const char *line, size_t len)
+{
+	d->headers_done++;
+	if (d->skip_headers) {
+		d->skip_headers--;
+		return CURLE_OK;
+	}
+	track_length(d, line, len);
+	CURLcode rc = CURLE_OK;
+	/* libcurl splits long header data like body data. */
+	for (size_t off = 0; off < len && rc == CURLE_OK;) {
+		size_t n = len - off > CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE
+		                                           : len - off;
+		if (d->include_header)
+			rc = written(d, call_write(d->write_fn, line + off, n,
+			                           d->write_data),
+			             n, "Failure writing output to destination");
+		if (rc == CURLE_OK && d->header_fn)
+			rc = written(d, d->header_fn((char *)line + off, 1, n,
+			                             d->header_data),
+			             n, "Failed writing header");
+		else if (rc == CURLE_OK && d->header_data)
+			rc = written(d, call_write(d->write_fn, line + off, n,
+			                           d->header_data),
+			             n, "Failed writing header");
+		off += n;
+	}
+	return rc;
+}
+
+CURLcode sf_deliver_body(struct sf_delivery *d, const char *data, size_t len)
+{
+	if (d->skip_body) {
+		size_t k = len < d->skip_body ? len : d->skip_body;
+		d->skip_body -= k;
+		d->body_done += k;
+		data += k;
+		len -= k;
+	}
+	while (len) {
+		size_t n = len > CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : len;
+		CURLcode rc = written(d, call_write(d->write_fn, data, n,
+		                                    d->write_data),
+		                      n, "Failure writing output to destination");
+		if (rc != CURLE_OK)
+			return rc;
+		d->body_done += n;
+		data += n;
+		len -= n;
+	}
+	return CURLE_OK;
+}
+
+int sf_deliver_progress(struct sf_delivery *d, curl_off_t dltotal,
+                        curl_off_t dlnow)
+{
+	if (d->noprogress)
+		return 0;
+	if (d->xferinfo)
+		return d->xferinfo(d->progress_data, dltotal, dlnow, 0, 0);
+	if (d->progress)
+		return d->progress(d->progress_data, (double)dltotal,
+		                   (double)dlnow, 0, 0);
+	return 0;
+}
+
+void sf_delivery_error(struct sf_delivery *d, const char *msg)
+{
+	if (d->errbuf)
+		snprintf(d->errbuf, CURL_ERROR_SIZE, "%s", msg);
+}

@@ -1,0 +1,53 @@
+/* sf_curl_deliver.h - hands header lines and body data to a handle's own
+ * callbacks, following libcurl's rules, and keeps the counts needed to
+ * resume a delivery when a flight changes leader.
+ *
+ * libcurl's rules (NOTES.md): the body goes to WRITEFUNCTION, or fwrite to
+ * WRITEDATA (stdout when unset), at most CURL_MAX_WRITE_SIZE bytes a call;
+ * a header line goes first to the write callback when CURLOPT_HEADER is 1,
+ * then to HEADERFUNCTION, or, when only HEADERDATA is set, to the write
+ * function with HEADERDATA. */
+#ifndef SF_CURL_DELIVER_H
+#define SF_CURL_DELIVER_H
+
+#include "sf_curl_handle.h"
+
+#include <stdbool.h>
+
+struct sf_delivery {
+	curl_write_callback write_fn; /* NULL: fwrite */
+	void *write_data;
+	curl_write_callback header_fn;
+	void *header_data;
+	bool include_header;
+	bool noprogress;
+	curl_xferinfo_callback xferinfo;
+	curl_progress_callback progress;
+	void *progress_data;
+	char *errbuf;
+	long timeout_ms; /* 0: none */
+
+	/* What a restarted transfer must not hand over twice. */
+	size_t skip_headers, skip_body;
+	size_t headers_done, body_done; /* delivered, skipped ones included */
+	curl_off_t content_length;       /* of the latest response, -1 unknown */
+	bool paused;                     /* a callback returned PAUSE */
+	const char *failure;             /* libcurl's text for the failure */
+};
+
+/* Decodes the handle's recorded delivery options. */
+void sf_delivery_init(struct sf_delivery *d, const struct sf_curl_handle *h);
+
+/* Returns CURLE_OK, or CURLE_WRITE_ERROR with d->failure set (d->paused
+ * when the callback asked to pause). */
+CURLcode sf_deliver_header(struct sf_delivery *d, const char *line, size_t len);
+CURLcode sf_deliver_body(struct sf_delivery *d, const char *data, size_t len);
+
+/* The progress callback, if the handle asked for one: non-zero aborts. */
+int sf_deliver_progress(struct sf_delivery *d, curl_off_t dltotal,
+                        curl_off_t dlnow);
+
+/* Writes libcurl's message for code into the handle's ERRORBUFFER. */
+void sf_delivery_error(struct sf_delivery *d, const char *msg);
+
+#endif

@@ -1,0 +1,78 @@
+/* sf_curl_handle.h - what the shim knows about each easy handle it saw
+ * created.
+ *
+ * libcurl has no API to read options back, so every curl_easy_setopt on a
+ * known handle is recorded here (latest value per option, sorted by id),
+ * and reset, duphandle and cleanup are mirrored.  Handles the shim did not
+ * see created (libcurl's internal ones) have no record and pass through.
+ * A handle is used by one thread at a time (libcurl's rule), so a record
+ * needs no lock of its own; only the table does. */
+#ifndef SF_CURL_HANDLE_H
+#define SF_CURL_HANDLE_H
+
+#include "sf_real.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sf_curl_reply;
+
+union sf_curl_optval {
+	long l;
+	char *s;    /* owned copy (NULL allowed) */
+	void *p;    /* slist, object or function pointer, kept as is */
+	curl_off_t o;
+	struct {
+		void *data; /* owned copy; NULL when the blob pointer was NULL */
+		size_t len;
+	} blob;
+};
+
+struct sf_curl_opt {
+	CURLoption id;
+	unsigned char kind; /* enum sf_curl_optkind */
+	union sf_curl_optval v;
+};
+
+struct sf_curl_handle {
+	CURL *easy;
+	const struct sf_curl_real *api; /* the library that created it */
+	struct sf_curl_opt *opts;       /* sorted by id */
+	size_t nopts, cap;
+	bool unrecorded; /* an option could not be recorded: never coalesce */
+
+	/* After a perform answered from another transfer, getinfo and the
+	 * header API answer from this reply, until the next perform, reset or
+	 * cleanup. */
+	struct sf_curl_reply *reply;
+	uint64_t total_ns, first_byte_ns; /* this handle's own times */
+	long size_download;
+	struct curl_header hout[2]; /* curl_easy_header, curl_easy_nextheader */
+
+	struct sf_curl_handle *next; /* table chain */
+};
+
+/* The record of easy, or NULL when the shim did not see it created. */
+struct sf_curl_handle *sf_curl_handle_find(CURL *easy);
+/* Adds a record; NULL when memory is short (the handle then passes
+ * through for good). */
+struct sf_curl_handle *sf_curl_handle_add(CURL *easy,
+                                          const struct sf_curl_real *api);
+/* Forgets easy and frees its record. */
+void sf_curl_handle_remove(CURL *easy);
+
+/* Records one setopt; kind as decoded by sf_curl_opt_kind_of. */
+void sf_curl_handle_set(struct sf_curl_handle *r, CURLoption id,
+                        unsigned char kind, union sf_curl_optval v);
+/* The recorded option, or NULL when never set since creation/reset. */
+const struct sf_curl_opt *sf_curl_handle_get(const struct sf_curl_handle *r,
+                                             CURLoption id);
+/* Back to a fresh handle's state (curl_easy_reset). */
+void sf_curl_handle_clear(struct sf_curl_handle *r);
+/* dst gets src's options (curl_easy_duphandle). */
+void sf_curl_handle_copy_opts(struct sf_curl_handle *dst,
+                              const struct sf_curl_handle *src);
+/* Drops the answers of the last followed perform. */
+void sf_curl_handle_forget_reply(struct sf_curl_handle *r);
+
+#endif

@@ -1,0 +1,563 @@
+/* test_dns_fake.c - the getaddrinfo hook against a stand-in resolver.
+ *
+ * Run by tests/integration/10-dns-fake.sh as
+ *     LD_PRELOAD="[sanitizer runtime] libsfshim.so libsf_fakeres.so"
+ * in a private mount namespace whose /etc/hosts holds the names below, so
+ * that the fake's real glibc answers are known and rich (several addresses
+ * of both families, a canonical name).
+ *
+ * Determinism without sleeping: the fake holds calls on a gate and reports
+ * how many are parked there, and the shim (SFSHIM_LOG=debug, fd 2 captured)
+ * prints "joined flight" once per registered follower.  A burst opens the
+ * gate only when every thread is either parked in the fake or registered
+ * as a follower, so the counts asserted below are exact.
+ *
+ * The shim reads its configuration once per process.  Check runs each test
+ * in a fresh fork of a runner that never calls getaddrinfo (fork mode is
+ * forced in main), so a test sets SFSHIM_* before its first call. */
+#define SF_FAKE_LOADER
+#include "../fixtures/sf_fakeres.h"
+#include "sf_preload_util.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#define N_BURST 50
+#define LIMIT_MS SF_WAIT_LIMIT_MS
+
+static struct sf_fake_api fake;
+static sf_gai_fn *libc_gai;
+
+/* ---- fixture ----------------------------------------------------------- */
+
+static void setup(void)
+{
+	ck_assert_msg(sf_fake_load(&fake) == 0,
+	              "libsf_fakeres.so is not preloaded (see 10-dns-fake.sh)");
+	/* Callers' threads call the shim directly (see shim_getaddrinfo);
+	 * the test before main goes the ordinary way. */
+	sf_default_gai = shim_getaddrinfo();
+	ck_assert_msg(sf_default_gai != NULL,
+	              "libsfshim.so is not preloaded (see 10-dns-fake.sh)");
+	fake.sf_fake_reset();
+	setenv("SFSHIM_LOG", "debug", 1);
+	unsetenv("SFSHIM_DNS");
+	unsetenv("SFSHIM_DNS_INCLUDE");
+	unsetenv("SFSHIM_DNS_EXCLUDE");
+	unsetenv("SFSHIM_WAIT_MS");
+	logcap_start();
+	libc_gai = libc_getaddrinfo();
+}
+
+static void teardown(void)
+{
+	fake.sf_fake_gate_open();
+	logcap_stop();
+}
+
+/* ---- bursts ------------------------------------------------------------ */
+
+/* n callers of one (node, service, hints); coalesce: whether the shim is
+ * expected to merge them into one call. */
+struct group {
+	const char *node, *service;
+	const struct addrinfo *hints;
+	unsigned n;
+	bool coalesce;
+	struct sf_call *calls;
+	char *ref; /* glibc's own answer, taken before the burst */
+};
+#define G(node_, service_, hints_, n_, coalesce_)                               \
+	((struct group){ .node = (node_), .service = (service_),               \
+	                 .hints = (hints_), .n = (n_), .coalesce = (coalesce_) })
+
+/* Starts every caller with the gate closed, waits until each is parked in
+ * the fake or registered as a follower, opens the gate, joins them all.
+ * Asserts the number of upstream calls and of followers. */
+static void burst(struct group *g, size_t ng)
+{
+	unsigned parked = 0, joined = 0;
+	unsigned long before = fake.sf_fake_calls();
+	unsigned joined_before = logcap_get(&logcap.joined);
+	for (size_t i = 0; i < ng; i++) {
+		g[i].ref = sf_lookup_text(libc_gai, g[i].node, g[i].service, g[i].hints);
+		g[i].calls = calloc(g[i].n, sizeof(struct sf_call));
+		ck_assert_ptr_nonnull(g[i].calls);
+		parked += g[i].coalesce ? 1 : g[i].n;
+		joined += g[i].coalesce ? g[i].n - 1 : 0;
+	}
+	fake.sf_fake_gate_close();
+	for (size_t i = 0; i < ng; i++) {
+		for (unsigned j = 0; j < g[i].n; j++) {
+			struct sf_call *c = &g[i].calls[j];
+			c->node = g[i].node;
+			c->service = g[i].service;
+			c->hints = g[i].hints;
+			sf_call_start(c);
+		}
+	}
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(parked, LIMIT_MS), parked);
+	ck_assert_uint_eq(logcap_wait_joined(joined_before + joined),
+	                  joined_before + joined);
+	fake.sf_fake_gate_open();
+	for (size_t i = 0; i < ng; i++)
+		for (unsigned j = 0; j < g[i].n; j++)
+			sf_call_join(&g[i].calls[j]);
+	ck_assert_uint_eq(fake.sf_fake_calls() - before, parked);
+	ck_assert_uint_eq(logcap_get(&logcap.joined) - joined_before, joined);
+}
+
+static void groups_free(struct group *g, size_t ng)
+{
+	for (size_t i = 0; i < ng; i++) {
+		sf_call_free(g[i].calls, g[i].n);
+		free(g[i].calls);
+		free(g[i].ref);
+	}
+}
+
+/* Every caller got glibc's answer, byte for byte. */
+static void assert_answers_are_ref(const struct group *g, size_t ng)
+{
+	for (size_t i = 0; i < ng; i++)
+		for (unsigned j = 0; j < g[i].n; j++)
+			ck_assert_msg(strcmp(g[i].calls[j].text, g[i].ref) == 0,
+			              "%s/%s caller %u:\n got %s\nwant %s", g[i].node,
+			              g[i].service ? g[i].service : "(null)", j,
+			              g[i].calls[j].text, g[i].ref);
+}
+
+/* ---- coalescing -------------------------------------------------------- */
+
+static const struct addrinfo h_canon = { .ai_family = AF_UNSPEC,
+                                         .ai_flags = AI_CANONNAME };
+
+START_TEST(same_name_50_threads_one_call)
+{
+	/* The reference really is rich: both families, several addresses,
+	 * three socket types, a canonical name on the first node. */
+	struct group g = G("multi.test", NULL, &h_canon, N_BURST, true);
+	burst(&g, 1);
+	ck_assert_ptr_nonnull(strstr(g.ref, ",multi.test}"));
+	ck_assert_ptr_nonnull(strstr(g.ref, "{2,10,"));
+	ck_assert_ptr_nonnull(strstr(g.ref, "{2,2,"));
+	ck_assert_uint_eq(fake.sf_fake_calls_for("multi.test"), 1);
+	assert_answers_are_ref(&g, 1);
+	/* Every list was released by glibc's own freeaddrinfo (in
+	 * sf_call_main): the shim does not interpose it. */
+	void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+	ck_assert_ptr_eq(dlsym(RTLD_DEFAULT, "freeaddrinfo"), dlsym(libc, "freeaddrinfo"));
+	dlclose(libc);
+	groups_free(&g, 1);
+}
+END_TEST
+
+START_TEST(same_name_null_hints_one_call)
+{
+	struct group g = G("multi.test", "443", NULL, N_BURST, true);
+	burst(&g, 1);
+	assert_answers_are_ref(&g, 1);
+	groups_free(&g, 1);
+}
+END_TEST
+
+/* Same node, hints that differ in one field each: one call per hints,
+ * shared only by callers with equal hints. */
+START_TEST(different_hints_are_separate_calls)
+{
+	static const struct addrinfo h[] = {
+		{ .ai_family = AF_UNSPEC },
+		{ .ai_family = AF_INET },
+		{ .ai_family = AF_INET6 },
+		{ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM },
+		{ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM },
+		{ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+		  .ai_protocol = IPPROTO_TCP },
+		{ .ai_family = AF_UNSPEC, .ai_flags = AI_CANONNAME },
+		{ .ai_family = AF_UNSPEC, .ai_flags = AI_ADDRCONFIG },
+		{ .ai_family = AF_INET6, .ai_flags = AI_V4MAPPED | AI_ALL },
+	};
+	struct group g[10];
+	size_t ng = 0;
+	for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
+		g[ng++] = G("multi.test", NULL, &h[i], 3, true);
+	g[ng++] = G("multi.test", NULL, NULL, 3, true);
+	burst(g, ng);
+	ck_assert_uint_eq(fake.sf_fake_calls_for("multi.test"), ng);
+	assert_answers_are_ref(g, ng);
+	groups_free(g, ng);
+}
+END_TEST
+
+START_TEST(null_and_empty_service_are_distinct)
+{
+	static const struct addrinfo h = { .ai_family = AF_INET,
+	                                   .ai_socktype = SOCK_STREAM };
+	struct group g[] = {
+		G("multi.test", NULL, &h, 4, true),
+		G("multi.test", "", &h, 4, true),
+		G("multi.test", "80", &h, 4, true),
+		G("multi.test", "http", &h, 4, true),
+	};
+	burst(g, 4);
+	assert_answers_are_ref(g, 4);
+	groups_free(g, 4);
+}
+END_TEST
+
+/* Names that differ only in case or a final dot are other keys: their
+ * canonical names may differ. */
+START_TEST(distinct_names_one_call_each)
+{
+	struct group g[] = {
+		G("multi.test", NULL, &h_canon, 5, true),
+		G("multi.test.", NULL, &h_canon, 5, true),
+		G("MULTI.test", NULL, &h_canon, 5, true),
+		G("other.test", NULL, &h_canon, 5, true),
+		G("nosuch.test", NULL, &h_canon, 5, true), /* an error */
+	};
+	burst(g, 5);
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_uint_eq(fake.sf_fake_calls_for(g[i].node), 1);
+	ck_assert_str_ne(g[4].ref, "rc=0"); /* EAI_NONAME, or EAI_AGAIN: no DNS */
+	assert_answers_are_ref(g, 5);
+	groups_free(g, 5);
+}
+END_TEST
+
+/* ---- pass-through ------------------------------------------------------ */
+
+START_TEST(numeric_hosts_pass_through)
+{
+	static const struct addrinfo h_num = { .ai_family = AF_UNSPEC,
+	                                       .ai_flags = AI_NUMERICHOST };
+	struct group g[] = {
+		G("192.0.2.1", NULL, &h_canon, 6, false),
+		G("127.1", NULL, NULL, 6, false),      /* inet_aton forms */
+		G("0x7f.0.0.1", "80", NULL, 6, false),
+		G("::1", NULL, &h_canon, 6, false),
+		G("fe80::1%lo", NULL, NULL, 6, false),
+		G("192.0.2.1", NULL, &h_num, 6, false),
+		G("multi.test", NULL, &h_num, 6, false), /* EAI_NONAME */
+	};
+	burst(g, 7);
+	ck_assert_str_eq(g[6].ref, "rc=-2");
+	assert_answers_are_ref(g, 7);
+	groups_free(g, 7);
+}
+END_TEST
+
+START_TEST(disabled_passes_everything_through)
+{
+	setenv("SFSHIM_DNS", "0", 1);
+	struct group g = G("multi.test", NULL, &h_canon, 20, false);
+	burst(&g, 1);
+	assert_answers_are_ref(&g, 1);
+	groups_free(&g, 1);
+}
+END_TEST
+
+START_TEST(excluded_hosts_pass_through)
+{
+	setenv("SFSHIM_DNS_EXCLUDE", " excl.* ,nothing", 1);
+	struct group g[] = {
+		G("excl.test", NULL, &h_canon, 10, false),
+		G("EXCL.Test.", NULL, &h_canon, 10, false), /* case, final dot */
+		G("multi.test", NULL, &h_canon, 10, true),
+	};
+	burst(g, 3);
+	assert_answers_are_ref(g, 3);
+	groups_free(g, 3);
+}
+END_TEST
+
+START_TEST(include_list_limits_coalescing)
+{
+	setenv("SFSHIM_DNS_INCLUDE", "*.example", 1);
+	struct group g[] = {
+		G("incl.example", NULL, &h_canon, 10, true),
+		G("multi.test", NULL, &h_canon, 10, false),
+	};
+	burst(g, 2);
+	assert_answers_are_ref(g, 2);
+	groups_free(g, 2);
+}
+END_TEST
+
+START_TEST(exclude_wins_over_include)
+{
+	setenv("SFSHIM_DNS_INCLUDE", "*.example,*.test", 1);
+	setenv("SFSHIM_DNS_EXCLUDE", "incl.ex?mple", 1);
+	struct group g[] = {
+		G("incl.example", NULL, &h_canon, 10, false),
+		G("other.test", NULL, &h_canon, 10, true),
+	};
+	burst(g, 2);
+	assert_answers_are_ref(g, 2);
+	groups_free(g, 2);
+}
+END_TEST
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void error_burst(int eai, int err)
+{
+	fake.sf_fake_set_error(eai, err);
+	struct group g = G("multi.test", NULL, &h_canon, N_BURST, true);
+	burst(&g, 1);
+	for (unsigned j = 0; j < g.n; j++) {
+		ck_assert_int_eq(g.calls[j].rc, eai);
+		if (eai == EAI_SYSTEM)
+			ck_assert_int_eq(g.calls[j].err, err);
+	}
+	groups_free(&g, 1);
+}
+
+START_TEST(eai_again_is_shared)
+{
+	error_burst(EAI_AGAIN, 0);
+}
+END_TEST
+
+START_TEST(eai_noname_is_shared)
+{
+	error_burst(EAI_NONAME, 0);
+}
+END_TEST
+
+START_TEST(eai_system_shares_errno)
+{
+	error_burst(EAI_SYSTEM, ETIMEDOUT);
+}
+END_TEST
+
+/* ---- leaders that do not come back ------------------------------------- */
+
+/* A follower waits SFSHIM_WAIT_MS for a stuck leader, then looks up alone;
+ * nobody fails. */
+START_TEST(follower_deadline_makes_own_call)
+{
+	setenv("SFSHIM_WAIT_MS", "50", 1);
+	char *ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	struct sf_call c[2] = {
+		{ .node = "multi.test", .hints = &h_canon },
+		{ .node = "multi.test", .hints = &h_canon },
+	};
+	fake.sf_fake_gate_close();
+	sf_call_start(&c[0]);
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	sf_call_start(&c[1]);
+	ck_assert_uint_eq(logcap_wait_joined(1), 1);
+	/* Past its deadline the follower calls the fake itself. */
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(2, LIMIT_MS), 2);
+	fake.sf_fake_gate_open();
+	sf_call_join(&c[0]);
+	sf_call_join(&c[1]);
+	ck_assert_uint_eq(logcap_wait_expired(1), 1); /* logged on return */
+	ck_assert_uint_eq(fake.sf_fake_calls(), 2);
+	ck_assert_str_eq(c[0].text, ref);
+	ck_assert_str_eq(c[1].text, ref);
+	sf_call_free(c, 2);
+	free(ref);
+}
+END_TEST
+
+/* The leader's thread is cancelled inside the real call: exactly one
+ * follower takes over, the others get its answer. */
+START_TEST(cancelled_leader_promotes_one_follower)
+{
+	enum { N = 10 };
+	char *ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	struct sf_call c[N] = { 0 };
+	fake.sf_fake_gate_close();
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		sf_call_start(&c[i]);
+	}
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	ck_assert_uint_eq(logcap_wait_joined(N - 1), N - 1);
+	pthread_t leader;
+	ck_assert_uint_eq(fake.sf_fake_parked_threads(&leader, 1), 1);
+	int li = -1;
+	for (int i = 0; i < N; i++)
+		if (pthread_equal(c[i].tid, leader))
+			li = i;
+	ck_assert_int_ge(li, 0);
+	ck_assert_int_eq(pthread_cancel(leader), 0);
+	void *ret;
+	ck_assert_int_eq(pthread_join(leader, &ret), 0);
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+	/* The promoted follower is now the one parked in the fake. */
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	pthread_t next;
+	ck_assert_uint_eq(fake.sf_fake_parked_threads(&next, 1), 1);
+	ck_assert(!pthread_equal(next, leader));
+	fake.sf_fake_gate_open();
+	for (int i = 0; i < N; i++) {
+		if (i == li)
+			continue;
+		sf_call_join(&c[i]);
+		ck_assert_str_eq(c[i].text, ref);
+	}
+	ck_assert_uint_eq(fake.sf_fake_calls(), 2);
+	ck_assert_uint_eq(logcap_get(&logcap.took_over), 1);
+	ck_assert_uint_eq(logcap_get(&logcap.joined), N - 1);
+	sf_call_free(c, N);
+	free(ref);
+}
+END_TEST
+
+/* fork() while a flight is in progress: the child must not join a flight
+ * whose leader does not exist there.  SFSHIM_WAIT_MS=0 (no deadline) turns
+ * a wrong join into a hang, which the child's alarm turns into a failure. */
+START_TEST(fork_during_flight_child_resolves_at_once)
+{
+	enum { N = 5 };
+	setenv("SFSHIM_WAIT_MS", "0", 1);
+	char *ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	struct sf_call c[N];
+	fake.sf_fake_gate_close();
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		sf_call_start(&c[i]);
+	}
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	ck_assert_uint_eq(logcap_wait_joined(N - 1), N - 1);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* Only this thread exists here; the fake starts afresh.  _exit:
+		 * the parent's flights are unreachable here by design, and a
+		 * leak check at exit would only report them. */
+		alarm(20);
+		struct sf_call k = { .node = "multi.test", .hints = &h_canon };
+		sf_call_main(&k);
+		int ok = strcmp(k.text, ref) == 0 ? 0 : 10;
+		if (fake.sf_fake_calls() != 1)
+			ok |= 20;
+		_exit(ok);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st), "child died of signal %d (joined a dead flight?)",
+	              WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	ck_assert_uint_eq(fake.sf_fake_parked(), 1);
+	fake.sf_fake_gate_open();
+	for (int i = 0; i < N; i++) {
+		sf_call_join(&c[i]);
+		ck_assert_str_eq(c[i].text, ref);
+	}
+	ck_assert_uint_eq(fake.sf_fake_calls(), 1);
+	sf_call_free(c, N);
+	free(ref);
+}
+END_TEST
+
+/* ---- before main -------------------------------------------------------- */
+
+/* With SF_TEST_CTOR set, this constructor runs a coalesced burst before
+ * main; main then exits with its verdict.  The test re-executes this
+ * binary that way (same LD_PRELOAD). */
+enum { CTOR_N = 4 };
+static int ctor_status = -1;
+
+static int ctor_burst(void)
+{
+	struct sf_fake_api f;
+	if (sf_fake_load(&f) != 0)
+		return 2;
+	sf_gai_fn *lg = (sf_gai_fn *)dlsym(dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY),
+	                                   "getaddrinfo");
+	if (!lg)
+		return 3;
+	struct sf_call ref = { .node = "multi.test", .hints = &h_canon, .fn = lg };
+	sf_call_main(&ref);
+	if (logcap_try_start() != 0)
+		return 4;
+	struct sf_call c[CTOR_N];
+	f.sf_fake_gate_close();
+	for (int i = 0; i < CTOR_N; i++) {
+		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		if (pthread_create(&c[i].tid, NULL, sf_call_main, &c[i]) != 0)
+			return 5;
+	}
+	int rc = 0;
+	if (f.sf_fake_wait_parked(1, LIMIT_MS) != 1 ||
+	    logcap_wait_joined(CTOR_N - 1) != CTOR_N - 1)
+		rc = 6;
+	f.sf_fake_gate_open();
+	for (int i = 0; i < CTOR_N; i++) {
+		pthread_join(c[i].tid, NULL);
+		if (strcmp(c[i].text, ref.text) != 0)
+			rc = 7;
+		free(c[i].text);
+	}
+	if (f.sf_fake_calls() != 1)
+		rc = 8;
+	logcap_stop();
+	free(ref.text);
+	return rc;
+}
+
+__attribute__((constructor)) static void before_main(void)
+{
+	if (getenv("SF_TEST_CTOR"))
+		ctor_status = ctor_burst();
+}
+
+START_TEST(calls_before_main_work)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setenv("SF_TEST_CTOR", "1", 1);
+		execl("/proc/self/exe", "test_dns_fake", (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	ck_assert_msg(WEXITSTATUS(st) == 0, "constructor burst failed: step %d",
+	              WEXITSTATUS(st));
+}
+END_TEST
+
+/* ---- runner ------------------------------------------------------------ */
+
+int main(void)
+{
+	if (getenv("SF_TEST_CTOR"))
+		return ctor_status;
+	Suite *s = suite_create("dns_fake");
+	TCase *tc = tcase_create("dns_fake");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	/* Configuration tests first: had the runner's configuration leaked
+	 * into the forks, the coalescing tests after them would fail. */
+	tcase_add_test(tc, disabled_passes_everything_through);
+	tcase_add_test(tc, excluded_hosts_pass_through);
+	tcase_add_test(tc, include_list_limits_coalescing);
+	tcase_add_test(tc, exclude_wins_over_include);
+	tcase_add_test(tc, same_name_50_threads_one_call);
+	tcase_add_test(tc, same_name_null_hints_one_call);
+	tcase_add_test(tc, different_hints_are_separate_calls);
+	tcase_add_test(tc, null_and_empty_service_are_distinct);
+	tcase_add_test(tc, distinct_names_one_call_each);
+	tcase_add_test(tc, numeric_hosts_pass_through);
+	tcase_add_test(tc, eai_again_is_shared);
+	tcase_add_test(tc, eai_noname_is_shared);
+	tcase_add_test(tc, eai_system_shares_errno);
+	tcase_add_test(tc, follower_deadline_makes_own_call);
+	tcase_add_test(tc, cancelled_leader_promotes_one_follower);
+	tcase_add_test(tc, fork_during_flight_child_resolves_at_once);
+	tcase_add_test(tc, calls_before_main_work);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_FORK); /* a fresh shim per test */
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
