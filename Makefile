@@ -106,7 +106,7 @@ check-all: check check-asan check-tsan
 bench: $(LIB) $(FIXTURES) $(FIXTURE_LIBS)
 	B=$(B) scripts/bench.sh
 
-demo: $(LIB) $(FIXTURES)
+demo: $(LIB) $(B)/tests/sf_dnsd
 	B=$(B) scripts/demo.sh
 
 install: $(LIB)

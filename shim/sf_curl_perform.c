@@ -92,6 +92,7 @@ struct lead {
 	struct sf_curl_reply *reply; /* what this leader records into */
 	bool own_failure;            /* the program's callback refused */
 	bool abandoned;
+	bool sealed;                 /* no one may join any more */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -107,10 +108,29 @@ static void detach(struct lead *l)
 	l->f = NULL;
 }
 
+/* A transfer nobody has joined by the time its reply outgrows
+ * SFSHIM_SPILL stops being stored: a lone large download must not be
+ * copied to a temporary file.  Callers arriving later start a flight of
+ * their own.  Once someone follows, the reply is kept whole for them. */
+static bool worth_storing(struct lead *l, size_t n)
+{
+	if (l->sealed || sf_stream_length(l->reply->stream) + n <=
+	                         l->p->cfg->spill_bytes ||
+	    sf_flight_followers(l->f))
+		return true;
+	l->sealed = true;
+	if (sf_flight_seal(l->f))
+		return true; /* one joined just now */
+	detach(l);
+	sf_curl_reply_unref(l->reply);
+	l->reply = NULL;
+	return false;
+}
+
 static void record(struct lead *l, enum sf_curl_rec type, const char *p,
                    size_t n)
 {
-	if (!l->f)
+	if (!l->f || !worth_storing(l, SF_REC_HDRLEN + n))
 		return;
 	if (sf_curl_reply_append(l->reply, type, p, n) < 0) {
 		sf_log(SF_LOG_ERROR, "cannot store the response of %s (%m); "

@@ -7,9 +7,13 @@
  *  - glibc's own getaddrinfo, reached behind the shim for reference answers;
  *  - a canonical text form of a getaddrinfo answer, so that answers can be
  *    compared byte for byte (and across processes);
- *  - threads that each make one getaddrinfo call. */
+ *  - threads that each make one getaddrinfo call, and bursts of them held
+ *    on libsf_fakeres.so's gate until every follower has joined. */
 #ifndef SF_PRELOAD_UTIL_H
 #define SF_PRELOAD_UTIL_H
+
+#define SF_FAKE_LOADER
+#include "../fixtures/sf_fakeres.h"
 
 #include <check.h>
 #include <dlfcn.h>
@@ -336,6 +340,85 @@ static inline char *sf_lookup_text(sf_gai_fn *fn, const char *node, const char *
 	                     .fn = fn };
 	sf_call_main(&c);
 	return c.text;
+}
+
+/* ---- bursts against the stand-in resolver ------------------------------ */
+
+static struct sf_fake_api fake __attribute__((unused));
+static sf_gai_fn *libc_gai __attribute__((unused));
+
+/* ---- bursts ------------------------------------------------------------ */
+
+/* n callers of one (node, service, hints); coalesce: whether the shim is
+ * expected to merge them into one call. */
+struct group {
+	const char *node, *service;
+	const struct addrinfo *hints;
+	unsigned n;
+	bool coalesce;
+	struct sf_call *calls;
+	char *ref; /* glibc's own answer (malloc'd), NULL: burst() takes it */
+};
+#define G(node_, service_, hints_, n_, coalesce_)                               \
+	((struct group){ .node = (node_), .service = (service_),               \
+	                 .hints = (hints_), .n = (n_), .coalesce = (coalesce_) })
+
+/* Starts every caller with the gate closed, waits until each is parked in
+ * the fake or registered as a follower, opens the gate, joins them all.
+ * Asserts the number of upstream calls and of followers. */
+static inline void burst(struct group *g, size_t ng)
+{
+	unsigned parked = 0, joined = 0;
+	unsigned long before = fake.sf_fake_calls();
+	unsigned joined_before = logcap_get(&logcap.joined);
+	for (size_t i = 0; i < ng; i++) {
+		if (!g[i].ref) /* glibc's answer, in this process */
+			g[i].ref = sf_lookup_text(libc_gai, g[i].node, g[i].service,
+			                          g[i].hints);
+		g[i].calls = calloc(g[i].n, sizeof(struct sf_call));
+		ck_assert_ptr_nonnull(g[i].calls);
+		parked += g[i].coalesce ? 1 : g[i].n;
+		joined += g[i].coalesce ? g[i].n - 1 : 0;
+	}
+	fake.sf_fake_gate_close();
+	for (size_t i = 0; i < ng; i++) {
+		for (unsigned j = 0; j < g[i].n; j++) {
+			struct sf_call *c = &g[i].calls[j];
+			c->node = g[i].node;
+			c->service = g[i].service;
+			c->hints = g[i].hints;
+			sf_call_start(c);
+		}
+	}
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(parked, SF_WAIT_LIMIT_MS), parked);
+	ck_assert_uint_eq(logcap_wait_joined(joined_before + joined),
+	                  joined_before + joined);
+	fake.sf_fake_gate_open();
+	for (size_t i = 0; i < ng; i++)
+		for (unsigned j = 0; j < g[i].n; j++)
+			sf_call_join(&g[i].calls[j]);
+	ck_assert_uint_eq(fake.sf_fake_calls() - before, parked);
+	ck_assert_uint_eq(logcap_get(&logcap.joined) - joined_before, joined);
+}
+
+static inline void groups_free(struct group *g, size_t ng)
+{
+	for (size_t i = 0; i < ng; i++) {
+		sf_call_free(g[i].calls, g[i].n);
+		free(g[i].calls);
+		free(g[i].ref);
+	}
+}
+
+/* Every caller got glibc's answer, byte for byte. */
+static inline void assert_answers_are_ref(const struct group *g, size_t ng)
+{
+	for (size_t i = 0; i < ng; i++)
+		for (unsigned j = 0; j < g[i].n; j++)
+			ck_assert_msg(strcmp(g[i].calls[j].text, g[i].ref) == 0,
+			              "%s/%s caller %u:\n got %s\nwant %s", g[i].node,
+			              g[i].service ? g[i].service : "(null)", j,
+			              g[i].calls[j].text, g[i].ref);
 }
 
 #endif

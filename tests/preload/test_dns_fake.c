@@ -15,8 +15,6 @@
  * The shim reads its configuration once per process.  Check runs each test
  * in a fresh fork of a runner that never calls getaddrinfo (fork mode is
  * forced in main), so a test sets SFSHIM_* before its first call. */
-#define SF_FAKE_LOADER
-#include "../fixtures/sf_fakeres.h"
 #include "sf_preload_util.h"
 
 #include <arpa/inet.h>
@@ -25,9 +23,6 @@
 
 #define N_BURST 50
 #define LIMIT_MS SF_WAIT_LIMIT_MS
-
-static struct sf_fake_api fake;
-static sf_gai_fn *libc_gai;
 
 /* ---- fixture ----------------------------------------------------------- */
 
@@ -54,78 +49,6 @@ static void teardown(void)
 {
 	fake.sf_fake_gate_open();
 	logcap_stop();
-}
-
-/* ---- bursts ------------------------------------------------------------ */
-
-/* n callers of one (node, service, hints); coalesce: whether the shim is
- * expected to merge them into one call. */
-struct group {
-	const char *node, *service;
-	const struct addrinfo *hints;
-	unsigned n;
-	bool coalesce;
-	struct sf_call *calls;
-	char *ref; /* glibc's own answer, taken before the burst */
-};
-#define G(node_, service_, hints_, n_, coalesce_)                               \
-	((struct group){ .node = (node_), .service = (service_),               \
-	                 .hints = (hints_), .n = (n_), .coalesce = (coalesce_) })
-
-/* Starts every caller with the gate closed, waits until each is parked in
- * the fake or registered as a follower, opens the gate, joins them all.
- * Asserts the number of upstream calls and of followers. */
-static void burst(struct group *g, size_t ng)
-{
-	unsigned parked = 0, joined = 0;
-	unsigned long before = fake.sf_fake_calls();
-	unsigned joined_before = logcap_get(&logcap.joined);
-	for (size_t i = 0; i < ng; i++) {
-		g[i].ref = sf_lookup_text(libc_gai, g[i].node, g[i].service, g[i].hints);
-		g[i].calls = calloc(g[i].n, sizeof(struct sf_call));
-		ck_assert_ptr_nonnull(g[i].calls);
-		parked += g[i].coalesce ? 1 : g[i].n;
-		joined += g[i].coalesce ? g[i].n - 1 : 0;
-	}
-	fake.sf_fake_gate_close();
-	for (size_t i = 0; i < ng; i++) {
-		for (unsigned j = 0; j < g[i].n; j++) {
-			struct sf_call *c = &g[i].calls[j];
-			c->node = g[i].node;
-			c->service = g[i].service;
-			c->hints = g[i].hints;
-			sf_call_start(c);
-		}
-	}
-	ck_assert_uint_eq(fake.sf_fake_wait_parked(parked, LIMIT_MS), parked);
-	ck_assert_uint_eq(logcap_wait_joined(joined_before + joined),
-	                  joined_before + joined);
-	fake.sf_fake_gate_open();
-	for (size_t i = 0; i < ng; i++)
-		for (unsigned j = 0; j < g[i].n; j++)
-			sf_call_join(&g[i].calls[j]);
-	ck_assert_uint_eq(fake.sf_fake_calls() - before, parked);
-	ck_assert_uint_eq(logcap_get(&logcap.joined) - joined_before, joined);
-}
-
-static void groups_free(struct group *g, size_t ng)
-{
-	for (size_t i = 0; i < ng; i++) {
-		sf_call_free(g[i].calls, g[i].n);
-		free(g[i].calls);
-		free(g[i].ref);
-	}
-}
-
-/* Every caller got glibc's answer, byte for byte. */
-static void assert_answers_are_ref(const struct group *g, size_t ng)
-{
-	for (size_t i = 0; i < ng; i++)
-		for (unsigned j = 0; j < g[i].n; j++)
-			ck_assert_msg(strcmp(g[i].calls[j].text, g[i].ref) == 0,
-			              "%s/%s caller %u:\n got %s\nwant %s", g[i].node,
-			              g[i].service ? g[i].service : "(null)", j,
-			              g[i].calls[j].text, g[i].ref);
 }
 
 /* ---- coalescing -------------------------------------------------------- */

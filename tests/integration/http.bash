@@ -1,0 +1,64 @@
+# http.bash - HTTP helpers for tests/integration/4x/5x-curl-*.sh (sourced
+# after common.bash, inside sf_private_world; not a test itself).
+#
+#   sf_start_httpd LOG        starts tests/fixtures/sf_httpd on 127.0.0.1 and
+#                             sets SF_HTTP_PORT and SF_HTTP (base URL)
+#   sf_wait_count N CMD...    polls until CMD prints a number >= N (30 s, or
+#                             SF_WAIT_SECS); fails with a message otherwise
+#   sf_log_count LOG          lines in an origin log (0 if missing)
+#   sf_grep_count PAT FILE    lines of FILE matching the fixed string PAT
+#   sf_open_gate NAME         releases requests held by gate=NAME
+#   sf_san_cflags             the compiler flags of the $SAN variant
+
+sf_start_httpd() {
+	local log=$1 i
+	rm -f "$SF_TMP/httpd.ready"
+	"$SF_ROOT/$B/tests/sf_httpd" -l "$log" -a 127.0.0.1 -r "$SF_TMP/httpd.ready" &
+	SF_PIDS+=($!)
+	for i in $(seq 1 200); do
+		if [ -s "$SF_TMP/httpd.ready" ]; then
+			SF_HTTP_PORT=$(cat "$SF_TMP/httpd.ready")
+			SF_HTTP="http://127.0.0.1:$SF_HTTP_PORT"
+			export SF_HTTP_PORT SF_HTTP
+			return 0
+		fi
+		kill -0 "${SF_PIDS[-1]}" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "sf_httpd did not start" >&2
+	return 1
+}
+
+sf_log_count() {
+	if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
+}
+
+sf_grep_count() {
+	if [ -f "$2" ]; then grep -cF -- "$1" "$2" || true; else echo 0; fi
+}
+
+sf_wait_count() {
+	local want=$1 n i
+	shift
+	for i in $(seq 1 $(( ${SF_WAIT_SECS:-30} * 20 ))); do
+		n=$("$@")
+		[ "$n" -ge "$want" ] && return 0
+		sleep 0.05
+	done
+	echo "timed out waiting for $want from '$*' (last: $n)" >&2
+	return 1
+}
+
+# The control request goes out without the shim (LD_PRELOAD is never
+# exported by these scripts) and is not logged by the origin.
+sf_open_gate() {
+	env -u LD_PRELOAD /usr/bin/curl -sf -o /dev/null "$SF_HTTP/_open?gate=$1"
+}
+
+sf_san_cflags() {
+	case $SAN in
+	asan) echo "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" ;;
+	tsan) echo "-fsanitize=thread -fno-omit-frame-pointer" ;;
+	*) echo "" ;;
+	esac
+}
