@@ -82,6 +82,7 @@ struct perform {
 	const struct sf_config *cfg;
 	struct sf_curl_key key;
 	struct sf_delivery d; /* the program's own callbacks */
+	bool promoted;        /* joined as a follower, now leads */
 	uint64_t start_ns;
 };
 
@@ -261,7 +262,7 @@ static CURLcode lead(struct perform *p, sf_flight *f)
 		memcpy(l.reply->errmsg, l.errbuf, CURL_ERROR_SIZE);
 		l.reply->retry = code != CURLE_OK && p->cfg->retry_errors;
 		sf_curl_reply_snapshot(l.reply, p->api, p->h->easy);
-		unsigned followers = sf_flight_seal(f);
+		unsigned followers = sf_flight_seal(f) - p->promoted;
 		if (followers)
 			sf_stats_flight(SF_API_CURL, p->key.url, followers);
 		/* The flight's own reference keeps the reply alive. */
@@ -511,6 +512,7 @@ static CURLcode follow(struct perform *p, sf_flight *f)
 	case PROMOTED:
 		sf_count(SF_API_CURL, SF_STAT_PROMOTIONS);
 		sf_log(SF_LOG_INFO, "%s: leader gone, taking over", p->key.url);
+		p->promoted = true;
 		return lead(p, f);
 	case ALONE_EXPIRED:
 		sf_count(SF_API_CURL, SF_STAT_EXPIRED);

@@ -487,7 +487,8 @@ enum sf_do_path sf_do(sf_group *g, const void *key, size_t keylen,
 	}
 
 	lead(f, ops, arg, out);
-	unsigned followers = sf_flight_seal(f);
+	/* A promoted caller joined as a follower: it is not its own. */
+	unsigned followers = sf_flight_seal(f) - promoted;
 	void *result = followers ? ops->share(out) : NULL;
 	info->shared = followers > 0 || promoted;
 	info->followers = followers;

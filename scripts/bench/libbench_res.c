@@ -19,7 +19,7 @@
 static unsigned delay_ms;
 static _Atomic unsigned long calls;
 static _Atomic uint64_t returned_ns[RETURNS];
-static __thread unsigned long calls_here;
+static __thread unsigned long calls_here __attribute__((tls_model("initial-exec")));
 
 __attribute__((constructor)) static void init(void)
 {

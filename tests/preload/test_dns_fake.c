@@ -331,6 +331,42 @@ START_TEST(cancelled_leader_promotes_one_follower)
 }
 END_TEST
 
+/* A follower cancelled while it waits leaves the flight; the leader and
+ * the other followers are unaffected. */
+START_TEST(cancelled_follower_leaves_cleanly)
+{
+	enum { N = 6 };
+	char *ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	struct sf_call c[N];
+	fake.sf_fake_gate_close();
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		sf_call_start(&c[i]);
+	}
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	ck_assert_uint_eq(logcap_wait_joined(N - 1), N - 1);
+	pthread_t leader;
+	ck_assert_uint_eq(fake.sf_fake_parked_threads(&leader, 1), 1);
+	int victim = pthread_equal(c[0].tid, leader) ? 1 : 0;
+	ck_assert_int_eq(pthread_cancel(c[victim].tid), 0);
+	void *ret;
+	ck_assert_int_eq(pthread_join(c[victim].tid, &ret), 0);
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+	ck_assert_uint_eq(fake.sf_fake_parked(), 1); /* the leader still waits */
+	fake.sf_fake_gate_open();
+	for (int i = 0; i < N; i++) {
+		if (i == victim)
+			continue;
+		sf_call_join(&c[i]);
+		ck_assert_str_eq(c[i].text, ref);
+	}
+	ck_assert_uint_eq(fake.sf_fake_calls(), 1);
+	ck_assert_uint_eq(logcap_get(&logcap.took_over), 0);
+	sf_call_free(c, N);
+	free(ref);
+}
+END_TEST
+
 /* fork() while a flight is in progress: the child must not join a flight
  * whose leader does not exist there.  SFSHIM_WAIT_MS=0 (no deadline) turns
  * a wrong join into a hang, which the child's alarm turns into a failure. */
@@ -474,6 +510,7 @@ int main(void)
 	tcase_add_test(tc, eai_system_shares_errno);
 	tcase_add_test(tc, follower_deadline_makes_own_call);
 	tcase_add_test(tc, cancelled_leader_promotes_one_follower);
+	tcase_add_test(tc, cancelled_follower_leaves_cleanly);
 	tcase_add_test(tc, fork_during_flight_child_resolves_at_once);
 	tcase_add_test(tc, calls_before_main_work);
 	suite_add_tcase(s, tc);

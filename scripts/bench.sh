@@ -1,0 +1,88 @@
+#!/bin/bash
+# scripts/bench.sh - what the DNS hook costs, side by side, from one run.
+#
+#   B=build scripts/bench.sh          (or: make bench)
+#
+# Builds scripts/bench/bench_dns.c and the stand-in resolver
+# scripts/bench/libbench_res.c into $B/bench with the Makefile's flags, then:
+#  1. leader path: one thread, no contention, a zero-latency stand-in that
+#     returns one malloc'd glibc-layout node.  ns per getaddrinfo+freeaddrinfo
+#     with "shim + stand-in" preloaded minus "stand-in" alone = what the shim
+#     adds.  Filtered path: the same with SFSHIM_DNS_EXCLUDE matching the name.
+#     Process runs alternate (base, shim, filtered) RUNS times; each run
+#     reports the median of its rounds; the table shows the smallest median.
+#  2. burst: THREADS threads on one name, a stand-in that takes DELAY_MS;
+#     upstream calls, and how long after the leader's call returned the
+#     followers were back from getaddrinfo (median, slowest), next to the
+#     floor: as many threads parked on one futex and woken by one
+#     FUTEX_WAKE broadcast.  REPS repetitions, medians over them.
+# Targets: leader <= 60 ns added, filtered <= 30 ns added, slowest follower
+# <= 1.3 x the floor's slowest.  Exit status 0 even when a target is missed:
+# this is a measurement, not a test.
+set -eu
+cd "$(dirname "$0")/.."
+B=${B:-build}
+RUNS=${RUNS:-5} ROUNDS=${ROUNDS:-15} ITERS=${ITERS:-200000}
+THREADS=${THREADS:-1000} DELAY_MS=${DELAY_MS:-20} REPS=${REPS:-21}
+NAME=api.example.com
+EXCLUDE='*.example.com'
+CC=${CC:-cc}
+CFLAGS="-std=gnu11 -Wall -Wextra -Werror -O2 -g -pthread -D_GNU_SOURCE"
+
+[ -f "$B/libsfshim.so" ] || make -s B="$B" "$B/libsfshim.so"
+case $B in build) ;; *) echo "note: $B is a sanitizer build; figures are not representative" >&2 ;; esac
+mkdir -p "$B/bench"
+$CC $CFLAGS -o "$B/bench/bench_dns" scripts/bench/bench_dns.c -ldl
+$CC $CFLAGS -fPIC -shared -o "$B/bench/libbench_res.so" scripts/bench/libbench_res.c
+
+shim=$(realpath "$B/libsfshim.so")
+res=$(realpath "$B/bench/libbench_res.so")
+bench=$B/bench/bench_dns
+unset SFSHIM_DNS SFSHIM_DNS_INCLUDE SFSHIM_DNS_EXCLUDE SFSHIM_LOG SFSHIM_STATS SFSHIM_WAIT_MS
+
+lat() { # label, then env assignments; prints the run's median ns/call
+	"$@" "$bench" latency "$NAME" "$ROUNDS" "$ITERS" | awk '{print $2}'
+}
+base=() with=() filt=()
+for r in $(seq "$RUNS"); do
+	base+=("$(lat env LD_PRELOAD="$res")")
+	with+=("$(lat env LD_PRELOAD="$shim $res")")
+	filt+=("$(lat env LD_PRELOAD="$shim $res" SFSHIM_DNS_EXCLUDE="$EXCLUDE")")
+done
+min() { printf '%s\n' "$@" | sort -g | head -1; }
+b=$(min "${base[@]}") w=$(min "${with[@]}") f=$(min "${filt[@]}")
+
+burst=$(BENCH_RES_DELAY_MS=$DELAY_MS LD_PRELOAD="$shim $res" \
+	"$bench" burst "$THREADS" "$DELAY_MS" "$REPS")
+med() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+col() { echo "$burst" | awk -v w="$1" -v f="$2" '$1==w {for (i=1;i<NF;i++) if ($i==f) print $(i+1)}'; }
+fl_med=$(col floor median_us | med) fl_max=$(col floor slowest_us | med)
+sh_med=$(col shim median_us | med) sh_max=$(col shim slowest_us | med)
+ratios=$(paste <(col floor slowest_us) <(col shim slowest_us) | awk '{printf "%.2f\n", $2/$1}' | sort -g)
+r_min=$(echo "$ratios" | head -1) r_max=$(echo "$ratios" | tail -1) r_med=$(echo "$ratios" | med)
+up=$(col shim upstream | sort -n | uniq -c | awk '{printf "%s%s run(s): %s", (NR>1?", ":""), $1, $2}')
+
+echo
+echo "sfshim DNS benchmark  ($(nproc) CPUs, $(uname -r), B=$B)"
+echo
+echo "Per call, one thread (getaddrinfo + freeaddrinfo, zero-latency stand-in;"
+echo "smallest of $RUNS per-process medians of $ROUNDS x $ITERS calls):"
+printf '  %-28s %10s %10s %10s %8s\n' "" "no shim" "shim" "added" "target"
+awk -v b="$b" -v w="$w" -v f="$f" 'BEGIN {
+	printf "  %-28s %8.1f ns %7.1f ns %7.1f ns %5s ns %s\n", "leader path", b, w, w-b, "60", (w-b<=60?"met":"MISSED")
+	printf "  %-28s %8.1f ns %7.1f ns %7.1f ns %5s ns %s\n", "filtered (EXCLUDE matches)", b, f, f-b, "30", (f-b<=30?"met":"MISSED")
+}'
+echo "  all runs (ns/call): no shim ${base[*]}; shim ${with[*]}; filtered ${filt[*]}"
+echo
+echo "Burst: $THREADS threads, one name, ${DELAY_MS} ms stand-in; medians over $REPS repetitions:"
+echo "  upstream calls per burst: $up"
+printf '  %-34s %12s %12s %8s\n' "wake-up after the release" "floor" "followers" "ratio"
+awk -v a="$fl_med" -v b="$sh_med" 'BEGIN {printf "  %-34s %9.0f us %9.0f us %7.2fx\n", "median thread", a, b, b/a}'
+awk -v a="$fl_max" -v b="$sh_max" 'BEGIN {printf "  %-34s %9.0f us %9.0f us %7.2fx  target <= 1.30x %s\n", "slowest thread", a, b, b/a, (b/a<=1.3?"met":"MISSED")}'
+echo "  per-repetition ratio of the slowest: median ${r_med}x, range ${r_min}x .. ${r_max}x"
+echo "  (floor: one FUTEX_WAKE to $THREADS parked threads, timed from the broadcast;"
+echo "   followers: timed from the moment the stand-in's leader call returned;"
+echo "   threads stay alive until all are timed, so exits do not disturb either)"
+echo
+echo "raw burst lines:"
+echo "$burst" | sed 's/^/  /'

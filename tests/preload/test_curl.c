@@ -1,0 +1,1563 @@
+/* test_curl.c - the libcurl hook against the HTTP fixture, under LD_PRELOAD.
+ *
+ * Run by tests/integration/30-curl.sh as
+ *     SF_HTTPD_PORT=... SF_HTTPD_LOG=... LD_PRELOAD="[sanitizer runtime] libsfshim.so"
+ * with tests/fixtures/sf_httpd listening on 127.0.0.1.  The fixture appends
+ * one "METHOD TARGET" line per request to SF_HTTPD_LOG, so the number of
+ * requests that reached the origin is the number of lines naming a burst's
+ * unique id.
+ *
+ * Determinism without sleeping:
+ *  - every URL carries gate=NAME: the origin holds its response until
+ *    GET /_open?gate=NAME, which the test sends on a raw socket (libcurl
+ *    itself is intercepted);
+ *  - the shim runs with SFSHIM_LOG=debug and fd 2 is captured through a
+ *    pipe (sf_preload_util.h): it prints "URL: joined flight" once per
+ *    registered follower, so the test opens the gate only when all the
+ *    followers it expects are waiting, and the counts asserted are exact;
+ *  - "this thread is the leader" is arranged by starting it alone and
+ *    waiting (inotify, no polling) until its request is in the origin's log:
+ *    the shim joins the flight before making the request.
+ *
+ * The shim reads its configuration once per process.  Check runs each test
+ * in a fresh fork (CK_FORK, forced in main) of a runner that never calls
+ * libcurl's easy API, so a test that setenv()s SFSHIM_* before its first
+ * curl_easy_init gets that configuration; env_is_read_per_test checks it.
+ *
+ * Timeouts: CK_DEFAULT_TIMEOUT is set by the script (sanitizers are slow). */
+#include "sf_preload_util.h"
+
+#include <curl/curl.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
+#define N_SAME 20                          /* the main coalescing burst */
+#define N 8                                /* the other bursts */
+#define N_BIG_FOLLOWERS (SANITIZED ? 10 : 50)
+
+/* /bytes/N bodies from sf_httpd: byte i is ALPHABET[i % 36]. */
+static const char ALPHABET[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+static int srv_port;
+static const char *srv_log;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- growing buffers ------------------------------------------------------ */
+
+struct sbuf {
+	char *p; /* NUL-terminated */
+	size_t len, cap;
+};
+
+static void sbuf_add(struct sbuf *b, const void *data, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->p = realloc(b->p, cap);
+		sf_must(b->p != NULL);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sbuf_printf(struct sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void sbuf_printf(struct sbuf *b, const char *fmt, ...)
+{
+	char *s;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	sf_must(n >= 0);
+	sbuf_add(b, s, (size_t)n);
+	free(s);
+}
+
+static const char *sbuf_str(const struct sbuf *b)
+{
+	return b->p ? b->p : "";
+}
+
+/* ---- the origin --------------------------------------------------------- */
+
+/* "http://127.0.0.1:PORT" + the formatted path; free() it. */
+static char *url(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *url(const char *fmt, ...)
+{
+	struct sbuf b = { 0 };
+	char *path;
+	va_list ap;
+	va_start(ap, fmt);
+	sf_must(vasprintf(&path, fmt, ap) >= 0);
+	va_end(ap);
+	sbuf_printf(&b, "http://127.0.0.1:%d%s", srv_port, path);
+	free(path);
+	return b.p;
+}
+
+/* A name unique to this burst of this test: used both as the gate name and
+ * as the id=... that marks the burst's requests in the origin's log.  Fixed
+ * width, so that no id is a prefix of another. */
+static char *new_id(void)
+{
+	static unsigned seq;
+	char *s;
+	sf_must(asprintf(&s, "p%d-%03u", (int)getpid(), ++seq) >= 0);
+	return s;
+}
+
+/* Lines of the origin's log containing needle (e.g. "id=p123-001"). */
+static unsigned count_requests(const char *needle)
+{
+	FILE *f = fopen(srv_log, "r");
+	ck_assert_msg(f != NULL, "cannot read %s", srv_log);
+	char line[8192];
+	unsigned n = 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Waits (inotify on the log, no polling) until at least n requests contain
+ * needle; returns how many there are (fewer only past SF_WAIT_LIMIT_MS). */
+static unsigned wait_requests(const char *needle, unsigned n)
+{
+	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_ge(inotify_add_watch(fd, srv_log, IN_MODIFY), 0);
+	uint64_t limit = now_ns() + (uint64_t)SF_WAIT_LIMIT_MS * 1000000u;
+	unsigned got;
+	while ((got = count_requests(needle)) < n) {
+		uint64_t t = now_ns();
+		if (t >= limit)
+			break;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		poll(&p, 1, (int)((limit - t) / 1000000u) + 1);
+		char ev[4096];
+		while (read(fd, ev, sizeof(ev)) > 0)
+			;
+	}
+	close(fd);
+	return got;
+}
+
+/* GET /_open?gate=NAME on a raw socket: libcurl is the code under test. */
+static void open_gate(const char *name)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)srv_port),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	char req[256];
+	int n = snprintf(req, sizeof(req),
+	                 "GET /_open?gate=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	                 "Connection: close\r\n\r\n", name);
+	ck_assert_int_eq(write(fd, req, (size_t)n), n);
+	char resp[1024];
+	size_t got = 0;
+	ssize_t r;
+	while (got < sizeof(resp) - 1 &&
+	       (r = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
+		got += (size_t)r;
+	resp[got] = '\0';
+	close(fd);
+	ck_assert_msg(strncmp(resp, "HTTP/1.1 200 ", 13) == 0,
+	              "opening gate %s: %s", name, resp);
+}
+
+/* A port on 127.0.0.1 where nothing listens. */
+static int closed_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* ---- one transfer on its own thread ------------------------------------ */
+
+struct xfer;
+/* Where a callback's data goes when the same function serves WRITEDATA and
+ * HEADERDATA (see header_data_goes_to_write_function). */
+struct sink {
+	struct xfer *x;
+	bool header;
+};
+
+struct xfer {
+	/* What to do, set before the thread starts. */
+	const char *url;
+	void (*configure)(struct xfer *x, CURL *h); /* more options, or NULL */
+	const char *arg;        /* for configure: a header, a cookie... */
+	size_t fail_after;      /* the write callback refuses past this many
+	                           body bytes (0: never) */
+	bool pattern;           /* the body is /bytes/N: check it, keep a hash */
+	bool plain;             /* no WRITEFUNCTION/HEADERFUNCTION of ours */
+	bool spill_probe;       /* look for the shim's spill file mid-body */
+	pthread_barrier_t *barrier;
+
+	/* What happened. */
+	pthread_t tid;
+	CURL *h;
+	CURLcode rc;
+	char errbuf[CURL_ERROR_SIZE];
+	struct sbuf hdr;        /* header lines as the header callback got them */
+	unsigned nhdr;          /* header callback calls */
+	struct sbuf body;       /* unless pattern */
+	size_t body_len, bad_bytes, max_write;
+	uint64_t hash;          /* FNV-1a of the body */
+	uint64_t t_start, t_first_body, t_end;
+	int progress_calls;
+	bool saw_spill;
+
+	/* Answers read on the thread right after perform. */
+	char *info;             /* getinfo answers that every sharer must share */
+	char *hapi;             /* the header API's view of the response */
+	char *xfixture;         /* curl_easy_header(X-Fixture) value */
+	double total_time;
+	void *priv;             /* CURLINFO_PRIVATE */
+
+	/* For configure functions. */
+	struct curl_slist *slist;
+	CURLSH *share;
+	FILE *wfile, *hfile;
+	size_t put_off;
+	struct sink sink_body, sink_hdr;
+};
+
+static uint64_t fnv(uint64_t h, const char *p, size_t n)
+{
+	if (!h)
+		h = 14695981039346656037u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211u;
+	return h;
+}
+
+/* Is the shim's spill file (an unlinked file in our TMPDIR) open? */
+static bool spill_file_open(void)
+{
+	const char *dir = getenv("TMPDIR");
+	DIR *d = opendir("/proc/self/fd");
+	bool found = false;
+	struct dirent *e;
+	while (dir && d && !found && (e = readdir(d))) {
+		char link[300], target[PATH_MAX];
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		found = strncmp(target, dir, strlen(dir)) == 0 &&
+		        strstr(target, "(deleted)") != NULL;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void take_body(struct xfer *x, const char *p, size_t len)
+{
+	if (x->pattern) {
+		for (size_t i = 0; i < len; i++)
+			x->bad_bytes += p[i] != ALPHABET[(x->body_len + i) % 36];
+	} else {
+		sbuf_add(&x->body, p, len);
+	}
+	x->hash = fnv(x->hash, p, len);
+	x->body_len += len;
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t len = size * nmemb;
+	if (!x->t_first_body && len)
+		x->t_first_body = now_ns();
+	if (len > x->max_write)
+		x->max_write = len;
+	if (x->fail_after && x->body_len + len > x->fail_after)
+		return len - 1; /* short: libcurl's CURLE_WRITE_ERROR */
+	if (x->spill_probe && x->body_len < (2u << 20) &&
+	    x->body_len + len >= (2u << 20))
+		x->saw_spill = spill_file_open();
+	take_body(x, p, len);
+	return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	x->nhdr++;
+	sbuf_add(&x->hdr, p, size * nmemb);
+	return size * nmemb;
+}
+
+/* The getinfo answers that a follower must share with its leader, as text:
+ * equal strings mean equal answers. */
+static char *info_text(CURL *h)
+{
+	long code = -1, hsize = -1, redirs = -1, version = -1, port = -1;
+	char *ctype = NULL, *eurl = NULL, *method = NULL, *ip = NULL, *scheme = NULL;
+	curl_off_t size = -2, clen = -2;
+	int rc[12] = {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code),
+		curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype),
+		curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &eurl),
+		curl_easy_getinfo(h, CURLINFO_EFFECTIVE_METHOD, &method),
+		curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &size),
+		curl_easy_getinfo(h, CURLINFO_HEADER_SIZE, &hsize),
+		curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &redirs),
+		curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version),
+		curl_easy_getinfo(h, CURLINFO_PRIMARY_IP, &ip),
+		curl_easy_getinfo(h, CURLINFO_PRIMARY_PORT, &port),
+		curl_easy_getinfo(h, CURLINFO_SCHEME, &scheme),
+		curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen),
+	};
+	struct sbuf b = { 0 };
+	sbuf_printf(&b, "rcs=");
+	for (int i = 0; i < 12; i++)
+		sbuf_printf(&b, "%d,", rc[i]);
+	sbuf_printf(&b, " code=%ld type=%s url=%s method=%s size=%" PRId64
+	            " header_size=%ld redirects=%ld version=%ld ip=%s port=%ld"
+	            " scheme=%s length=%" PRId64,
+	            code, ctype ? ctype : "(null)", eurl ? eurl : "(null)",
+	            method ? method : "(null)", (int64_t)size, hsize, redirs,
+	            version, ip ? ip : "(null)", port, scheme ? scheme : "(null)",
+	            (int64_t)clen);
+	return b.p;
+}
+
+/* What curl_easy_header / curl_easy_nextheader say, for every request of
+ * the transfer (one per redirect hop) and for the default (-1, the last). */
+static char *header_api_text(CURL *h, char **xfixture)
+{
+	struct sbuf b = { 0 };
+	struct curl_header *hh = NULL;
+	CURLHcode rc = curl_easy_header(h, "X-Fixture", 0, CURLH_HEADER, -1, &hh);
+	*xfixture = strdup(rc == CURLHE_OK && hh ? hh->value : "(missing)");
+	sbuf_printf(&b, "X-Fixture: rc=%d\n", (int)rc);
+	long redirs = 0;
+	curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &redirs);
+	for (int req = -1; req <= redirs; req++) {
+		for (struct curl_header *p = curl_easy_nextheader(h, CURLH_HEADER, req, NULL);
+		     p; p = curl_easy_nextheader(h, CURLH_HEADER, req, p))
+			sbuf_printf(&b, "[%d] %s: %s (%zu/%zu, %#x)\n", req, p->name,
+			            p->value, p->index, p->amount, p->origin);
+	}
+	return b.p;
+}
+
+static void *xfer_main(void *arg)
+{
+	struct xfer *x = arg;
+	/* Only the perform may be cancelled (leader_cancelled_promotes...). */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	CURL *h = x->h = curl_easy_init();
+	sf_must(h != NULL);
+	curl_easy_setopt(h, CURLOPT_URL, x->url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (!x->plain) {
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+	}
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+	if (x->configure)
+		x->configure(x, h);
+	if (x->barrier)
+		pthread_barrier_wait(x->barrier);
+
+	x->t_start = now_ns();
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	x->rc = curl_easy_perform(h);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	x->t_end = now_ns();
+
+	x->info = info_text(h);
+	x->hapi = header_api_text(h, &x->xfixture);
+	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &x->total_time);
+	curl_easy_getinfo(h, CURLINFO_PRIVATE, &x->priv);
+	return NULL;
+}
+
+static void start(struct xfer *x)
+{
+	ck_assert_int_eq(pthread_create(&x->tid, NULL, xfer_main, x), 0);
+}
+
+/* Starts n transfers that call curl_easy_perform at the same moment. */
+static void start_together(struct xfer *x, size_t n)
+{
+	pthread_barrier_t *b = malloc(sizeof(*b));
+	sf_must(b != NULL);
+	pthread_barrier_init(b, NULL, (unsigned)n);
+	for (size_t i = 0; i < n; i++) {
+		x[i].barrier = b;
+		start(&x[i]);
+	}
+}
+
+/* Starts x alone and returns once its request reached the origin: x is
+ * then the leader of the flight for its URL (the shim joins before making
+ * the request), and whoever starts later follows it. */
+static void start_leader(struct xfer *x, const char *id)
+{
+	start(x);
+	ck_assert_uint_eq(wait_requests(id, 1), 1);
+}
+
+static void join(struct xfer *x)
+{
+	void *ret;
+	ck_assert_int_eq(pthread_join(x->tid, &ret), 0);
+	ck_assert_ptr_eq(ret, NULL);
+}
+
+static void join_all(struct xfer *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		join(&x[i]);
+}
+
+static struct xfer *xfers(size_t n, const char *u)
+{
+	struct xfer *x = calloc(n, sizeof(*x));
+	sf_must(x != NULL);
+	for (size_t i = 0; i < n; i++)
+		x[i].url = u;
+	return x;
+}
+
+static void xfers_free(struct xfer *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (x[i].h)
+			curl_easy_cleanup(x[i].h);
+		if (x[i].share)
+			curl_share_cleanup(x[i].share);
+		curl_slist_free_all(x[i].slist);
+		if (x[i].wfile)
+			fclose(x[i].wfile);
+		if (x[i].hfile)
+			fclose(x[i].hfile);
+		if (x[i].barrier && (i == 0 || x[i].barrier != x[i - 1].barrier)) {
+			pthread_barrier_destroy(x[i].barrier);
+			free(x[i].barrier);
+		}
+		free(x[i].hdr.p);
+		free(x[i].body.p);
+		free(x[i].info);
+		free(x[i].hapi);
+		free(x[i].xfixture);
+	}
+	free(x);
+}
+
+/* ---- assertions ---------------------------------------------------------- */
+
+/* Followers joined so far in this test (every test is a fresh process). */
+static unsigned joined(void)
+{
+	return logcap_get(&logcap.joined);
+}
+
+static void wait_joined(unsigned n)
+{
+	ck_assert_uint_eq(logcap_wait_joined(n), n);
+}
+
+/* x[i] saw exactly what x[ref] saw: result, error text, every header line
+ * in order, the body, the getinfo answers and the header API. */
+static void assert_same_as(const struct xfer *x, size_t i, size_t ref)
+{
+	const struct xfer *a = &x[i], *r = &x[ref];
+	ck_assert_msg(a->rc == r->rc, "[%zu] rc %d, [%zu] rc %d", i, a->rc, ref, r->rc);
+	ck_assert_msg(strcmp(a->errbuf, r->errbuf) == 0, "[%zu] errbuf '%s', [%zu] '%s'",
+	              i, a->errbuf, ref, r->errbuf);
+	ck_assert_msg(a->nhdr == r->nhdr && a->hdr.len == r->hdr.len &&
+	                      memcmp(sbuf_str(&a->hdr), sbuf_str(&r->hdr), a->hdr.len) == 0,
+	              "[%zu] headers differ from [%zu]:\n%s---\n%s", i, ref,
+	              sbuf_str(&a->hdr), sbuf_str(&r->hdr));
+	ck_assert_msg(a->body_len == r->body_len && a->hash == r->hash &&
+	                      a->body.len == r->body.len &&
+	                      memcmp(sbuf_str(&a->body), sbuf_str(&r->body), a->body.len) == 0,
+	              "[%zu] body (%zu bytes) differs from [%zu] (%zu bytes)", i,
+	              a->body_len, ref, r->body_len);
+	ck_assert_msg(strcmp(a->info, r->info) == 0, "[%zu] getinfo: %s\n[%zu] getinfo: %s",
+	              i, a->info, ref, r->info);
+	ck_assert_msg(strcmp(a->hapi, r->hapi) == 0, "[%zu] header API:\n%s[%zu] header API:\n%s",
+	              i, a->hapi, ref, r->hapi);
+}
+
+/* What holds for every handle, leader or follower: its own PRIVATE, its
+ * own (non-zero) time, libcurl's write size limit. */
+static void assert_own(const struct xfer *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_msg(x[i].priv == &x[i], "[%zu] CURLINFO_PRIVATE is not its own", i);
+		ck_assert_msg(x[i].total_time > 0, "[%zu] TOTAL_TIME %f", i, x[i].total_time);
+		ck_assert_msg(x[i].max_write <= CURL_MAX_WRITE_SIZE,
+		              "[%zu] a write of %zu bytes", i, x[i].max_write);
+	}
+}
+
+static void assert_pattern_body(const struct xfer *x, size_t i, size_t len)
+{
+	ck_assert_msg(x[i].rc == CURLE_OK, "[%zu] rc %d (%s)", i, x[i].rc, x[i].errbuf);
+	ck_assert_msg(x[i].body_len == len, "[%zu] %zu body bytes, want %zu", i,
+	              x[i].body_len, len);
+	ck_assert_msg(x[i].bad_bytes == 0, "[%zu] %zu wrong body bytes", i, x[i].bad_bytes);
+}
+
+static void assert_info_has(const struct xfer *x, size_t i, const char *what)
+{
+	ck_assert_msg(strstr(x[i].info, what), "[%zu] getinfo lacks '%s': %s", i,
+	              what, x[i].info);
+}
+
+/* ---- fixture ------------------------------------------------------------- */
+
+static void setup(void)
+{
+	const char *port = getenv("SF_HTTPD_PORT");
+	srv_log = getenv("SF_HTTPD_LOG");
+	ck_assert_msg(port && srv_log, "SF_HTTPD_PORT / SF_HTTPD_LOG not set (see 30-curl.sh)");
+	srv_port = atoi(port);
+
+	/* The shim must be what the test's calls reach. */
+	Dl_info di;
+	void *perform = dlsym(RTLD_DEFAULT, "curl_easy_perform");
+	ck_assert_msg(perform && dladdr(perform, &di) && di.dli_fname &&
+	                      strstr(di.dli_fname, "libsfshim.so"),
+	              "libsfshim.so is not preloaded (see 30-curl.sh)");
+
+	/* Defaults for every test; a test may change them before its first
+	 * curl_easy_init (the shim reads them at that moment). */
+	setenv("SFSHIM_LOG", "debug", 1);
+	unsetenv("SFSHIM_CURL");
+	unsetenv("SFSHIM_URL_INCLUDE");
+	unsetenv("SFSHIM_URL_EXCLUDE");
+	unsetenv("SFSHIM_WAIT_MS");
+	unsetenv("SFSHIM_RETRY_ERRORS");
+	unsetenv("SFSHIM_SPILL");
+	unsetenv("SFSHIM_STATS");
+	logcap_start();
+}
+
+static void teardown(void)
+{
+	logcap_stop();
+}
+
+/* ---- coalescing ---------------------------------------------------------- */
+
+/* N_SAME threads, one URL: one request, and every handle looks as if it
+ * had made it. */
+START_TEST(same_url_one_request)
+{
+	char *id = new_id();
+	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N_SAME, u);
+	for (size_t i = 0; i < N_SAME; i++)
+		x[i].pattern = true;
+
+	start_together(x, N_SAME);
+	wait_joined(N_SAME - 1); /* everybody but the leader waits */
+	open_gate(id);
+	join_all(x, N_SAME);
+
+	ck_assert_uint_eq(count_requests(id), 1);
+	ck_assert_uint_eq(joined(), N_SAME - 1);
+	for (size_t i = 0; i < N_SAME; i++) {
+		assert_pattern_body(x, i, 100000);
+		assert_same_as(x, i, 0);
+		ck_assert_str_eq(x[i].xfixture, "sf_httpd");
+	}
+	assert_own(x, N_SAME);
+	/* ...and the shared answers are the right ones. */
+	ck_assert_uint_eq(x[0].nhdr, 5); /* status, 3 fields, blank line */
+	ck_assert_str_eq(x[0].hdr.p, "HTTP/1.1 200 OK\r\n"
+	                             "Content-Type: application/octet-stream\r\n"
+	                             "Content-Length: 100000\r\n"
+	                             "X-Fixture: sf_httpd\r\n\r\n");
+	assert_info_has(x, 0, " code=200 type=application/octet-stream url=http://127.0.0.1:");
+	assert_info_has(x, 0, " method=GET size=100000 ");
+	assert_info_has(x, 0, " redirects=0 version=2 ip=127.0.0.1 ");
+	assert_info_has(x, 0, " scheme=HTTP length=100000");
+	ck_assert_ptr_nonnull(strstr(x[0].hapi, "[-1] X-Fixture: sf_httpd"));
+	xfers_free(x, N_SAME);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* Four URLs, five threads each, all at once: one request per URL. */
+START_TEST(distinct_urls_one_request_each)
+{
+	enum { URLS = 4, PER = 5 };
+	char *gate = new_id(), *ids[URLS], *urls[URLS];
+	struct xfer *x = xfers(URLS * PER, NULL);
+	for (size_t k = 0; k < URLS; k++) {
+		ids[k] = new_id();
+		urls[k] = url("/bytes/%zu?id=%s&gate=%s", 1000 * (k + 1), ids[k], gate);
+		for (size_t j = 0; j < PER; j++) {
+			x[k * PER + j].url = urls[k];
+			x[k * PER + j].pattern = true;
+		}
+	}
+	start_together(x, URLS * PER);
+	wait_joined(URLS * (PER - 1));
+	open_gate(gate);
+	join_all(x, URLS * PER);
+
+	ck_assert_uint_eq(joined(), URLS * (PER - 1));
+	for (size_t k = 0; k < URLS; k++) {
+		ck_assert_uint_eq(count_requests(ids[k]), 1);
+		for (size_t j = 0; j < PER; j++) {
+			assert_pattern_body(x, k * PER + j, 1000 * (k + 1));
+			assert_same_as(x, k * PER + j, k * PER);
+		}
+		free(ids[k]);
+		free(urls[k]);
+	}
+	assert_own(x, URLS * PER);
+	xfers_free(x, URLS * PER);
+	free(gate);
+}
+END_TEST
+
+/* ---- what keeps requests apart -------------------------------------------- */
+
+static void opt_header(struct xfer *x, CURL *h)
+{
+	x->slist = curl_slist_append(NULL, x->arg);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->slist);
+}
+
+static void opt_cookie(struct xfer *x, CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_COOKIE, x->arg);
+}
+
+static void opt_userpwd(struct xfer *x, CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_USERPWD, x->arg);
+}
+
+/* Two groups that differ in one option: each group is one request, and
+ * /echo shows each thread what its own request carried. */
+static const struct split_case {
+	const char *name;
+	void (*configure)(struct xfer *, CURL *);
+	const char *arg[2];  /* the option's value per group */
+	const char *sent[2]; /* the request line /echo must show for it */
+} split_cases[] = {
+	{ "HTTPHEADER", opt_header,
+	  { "Authorization: Bearer token-a", "Authorization: Bearer token-b" },
+	  { "\r\nAuthorization: Bearer token-a\r\n", "\r\nAuthorization: Bearer token-b\r\n" } },
+	{ "COOKIE", opt_cookie, { "flavour=a", "flavour=b" },
+	  { "\r\nCookie: flavour=a\r\n", "\r\nCookie: flavour=b\r\n" } },
+	{ "USERPWD", opt_userpwd, { "alice:one", "bob:two" },
+	  { "\r\nAuthorization: Basic YWxpY2U6b25l\r\n", "\r\nAuthorization: Basic Ym9iOnR3bw==\r\n" } },
+};
+
+START_TEST(differing_option_splits_requests)
+{
+	const struct split_case *c = &split_cases[_i];
+	enum { PER = N / 2 };
+	char *id = new_id();
+	char *u = url("/echo?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(2 * PER, u);
+	for (size_t i = 0; i < 2 * PER; i++) {
+		x[i].configure = c->configure;
+		x[i].arg = c->arg[i / PER];
+	}
+	start_together(x, 2 * PER);
+	wait_joined(2 * (PER - 1));
+	open_gate(id);
+	join_all(x, 2 * PER);
+
+	ck_assert_msg(count_requests(id) == 2, "%s: %u requests", c->name, count_requests(id));
+	ck_assert_uint_eq(joined(), 2 * (PER - 1));
+	for (size_t i = 0; i < 2 * PER; i++) {
+		size_t g = i / PER;
+		ck_assert_msg(x[i].rc == CURLE_OK, "%s [%zu] rc %d", c->name, i, x[i].rc);
+		ck_assert_msg(strstr(sbuf_str(&x[i].body), c->sent[g]) &&
+		                      !strstr(sbuf_str(&x[i].body), c->sent[1 - g]),
+		              "%s [%zu] got another's response:\n%s", c->name, i,
+		              sbuf_str(&x[i].body));
+		assert_same_as(x, i, g * PER);
+	}
+	assert_own(x, 2 * PER);
+	xfers_free(x, 2 * PER);
+	free(u);
+	free(id);
+}
+END_TEST
+
+static void opt_post(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, "a=1");
+}
+
+static size_t read_put_body(char *buf, size_t size, size_t nmemb, void *arg)
+{
+	static const char data[] = "put body\n";
+	struct xfer *x = arg;
+	size_t n = sizeof(data) - 1 - x->put_off;
+	if (n > size * nmemb)
+		n = size * nmemb;
+	memcpy(buf, data + x->put_off, n);
+	x->put_off += n;
+	return n;
+}
+
+static void opt_put(struct xfer *x, CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(h, CURLOPT_READFUNCTION, read_put_body);
+	curl_easy_setopt(h, CURLOPT_READDATA, x);
+	curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)9);
+}
+
+static void opt_head(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+}
+
+static void opt_custom(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+}
+
+static void opt_cookie_engine(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_COOKIEFILE, "");
+}
+
+static void opt_share(struct xfer *x, CURL *h)
+{
+	/* One share per handle: nothing shared across threads, no locks needed. */
+	x->share = curl_share_init();
+	sf_must(x->share != NULL);
+	curl_share_setopt(x->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_easy_setopt(h, CURLOPT_SHARE, x->share);
+}
+
+/* Requests the shim must never merge: each of N concurrent ones reaches the
+ * origin.  All are held at the gate, so a merged pair would leave fewer
+ * than N requests waiting there. */
+static const struct pass_case {
+	const char *name, *method;
+	void (*configure)(struct xfer *, CURL *);
+} pass_cases[] = {
+	{ "POST", "POST", opt_post },
+	{ "PUT", "PUT", opt_put },
+	{ "HEAD", "HEAD", opt_head },
+	{ "CUSTOMREQUEST", "DELETE", opt_custom },
+	{ "COOKIEFILE \"\"", "GET", opt_cookie_engine },
+	{ "SHARE", "GET", opt_share },
+};
+
+START_TEST(passes_through)
+{
+	const struct pass_case *c = &pass_cases[_i];
+	char *id = new_id();
+	char *u = url("/text?id=%s&gate=%s", id, id);
+	char *line;
+	sf_must(asprintf(&line, "%s /text?id=%s&", c->method, id) >= 0);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].configure = c->configure;
+	start_together(x, N);
+	ck_assert_msg(wait_requests(line, N) == N, "%s: %u of %d requests reached the origin",
+	              c->name, count_requests(line), N);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_uint_eq(count_requests(id), N);
+	ck_assert_uint_eq(joined(), 0);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_msg(x[i].rc == CURLE_OK, "%s [%zu] rc %d (%s)", c->name, i,
+		              x[i].rc, x[i].errbuf);
+		assert_info_has(x, i, " code=200 ");
+		ck_assert_str_eq(sbuf_str(&x[i].body),
+		                 strcmp(c->method, "HEAD") ? "hello from sf_httpd\n" : "");
+	}
+	xfers_free(x, N);
+	free(line);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* ---- errors -------------------------------------------------------------- */
+
+static void opt_failonerror(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+}
+
+static const struct status_case {
+	int code;
+	bool failonerror;
+} status_cases[] = { { 404, false }, { 500, false }, { 404, true }, { 500, true } };
+
+/* An HTTP error is a response like any other: shared by every thread,
+ * with or without FAILONERROR. */
+START_TEST(http_errors_are_shared)
+{
+	const struct status_case *c = &status_cases[_i];
+	char *id = new_id();
+	char *u = url("/status/%d?id=%s&gate=%s", c->code, id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].configure = c->failonerror ? opt_failonerror : NULL;
+	start_together(x, N);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_uint_eq(count_requests(id), 1);
+	char want_err[64], want_body[64], want_code[32];
+	snprintf(want_err, sizeof(want_err), "The requested URL returned error: %d", c->code);
+	snprintf(want_body, sizeof(want_body), "status %d\n", c->code);
+	snprintf(want_code, sizeof(want_code), " code=%d ", c->code);
+	for (size_t i = 0; i < N; i++) {
+		if (c->failonerror) {
+			ck_assert_int_eq(x[i].rc, CURLE_HTTP_RETURNED_ERROR);
+			ck_assert_str_eq(x[i].errbuf, want_err);
+		} else {
+			ck_assert_int_eq(x[i].rc, CURLE_OK);
+			ck_assert_str_eq(x[i].errbuf, "");
+			ck_assert_str_eq(sbuf_str(&x[i].body), want_body);
+		}
+		assert_info_has(x, i, want_code);
+		assert_same_as(x, i, 0);
+	}
+	assert_own(x, N);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* The leader of the refused-connection burst holds in its progress callback
+ * (which libcurl calls before connecting) until every follower has joined:
+ * a refused connect is too quick for the followers to catch otherwise. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool entered, released;
+} hold = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false };
+
+static int hold_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                         curl_off_t un)
+{
+	(void)arg, (void)dt, (void)dn, (void)ut, (void)un;
+	pthread_mutex_lock(&hold.lock);
+	hold.entered = true;
+	pthread_cond_broadcast(&hold.cond);
+	while (!hold.released)
+		pthread_cond_wait(&hold.cond, &hold.lock);
+	pthread_mutex_unlock(&hold.lock);
+	return 0;
+}
+
+static void opt_hold(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, hold_progress);
+}
+
+START_TEST(connection_refused_is_shared)
+{
+	int port = closed_port();
+	struct sbuf u = { 0 };
+	sbuf_printf(&u, "http://127.0.0.1:%d/text", port);
+	struct xfer *x = xfers(N, u.p);
+	x[0].configure = opt_hold;
+	start(&x[0]);
+	pthread_mutex_lock(&hold.lock);
+	while (!hold.entered)
+		pthread_cond_wait(&hold.cond, &hold.lock);
+	pthread_mutex_unlock(&hold.lock);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	pthread_mutex_lock(&hold.lock);
+	hold.released = true;
+	pthread_cond_broadcast(&hold.cond);
+	pthread_mutex_unlock(&hold.lock);
+	join_all(x, N);
+
+	char want[96];
+	snprintf(want, sizeof(want), "Failed to connect to 127.0.0.1 port %d after ", port);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(x[i].rc, CURLE_COULDNT_CONNECT);
+		ck_assert_msg(strncmp(x[i].errbuf, want, strlen(want)) == 0,
+		              "[%zu] errbuf '%s'", i, x[i].errbuf);
+		assert_same_as(x, i, 0);
+	}
+	ck_assert_uint_eq(joined(), N - 1);
+	xfers_free(x, N);
+	free(u.p);
+}
+END_TEST
+
+static void opt_follow(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+}
+
+/* A redirect chain is one transfer: one request per hop in all, and every
+ * handle sees the headers of each response. */
+START_TEST(redirect_chain_is_shared)
+{
+	char *id = new_id();
+	char *u = url("/redirect/3?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].configure = opt_follow;
+	start_together(x, N);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_uint_eq(count_requests(id), 1);       /* /redirect/3 */
+	ck_assert_uint_eq(count_requests("GET /redirect/"), 4); /* 3, 2, 1, 0 */
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(x[i].rc, CURLE_OK);
+		ck_assert_str_eq(sbuf_str(&x[i].body), "redirected\n");
+		assert_info_has(x, i, " code=200 ");
+		assert_info_has(x, i, "/redirect/0 method=GET");
+		assert_info_has(x, i, " redirects=3 ");
+		assert_same_as(x, i, 0);
+	}
+	/* Four responses' headers: three 302s, then the 200. */
+	const char *p = sbuf_str(&x[0].hdr);
+	unsigned statuses = 0;
+	while ((p = strstr(p, "HTTP/1.1 "))) {
+		statuses++;
+		p++;
+	}
+	ck_assert_uint_eq(statuses, 4);
+	ck_assert_ptr_nonnull(strstr(x[0].hdr.p, "Location: /redirect/0\r\n"));
+	ck_assert_ptr_nonnull(strstr(x[0].hapi, "[0] Location: /redirect/2"));
+	ck_assert_ptr_nonnull(strstr(x[0].hapi, "[2] Location: /redirect/0"));
+	assert_own(x, N);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* ---- faults of one sharer -------------------------------------------------- */
+
+/* The leader's own write callback refuses mid-body: its failure is its
+ * own, a follower takes over (a second request), and every follower still
+ * gets the whole body, once. */
+START_TEST(leader_short_write_is_its_own)
+{
+	char *id = new_id();
+	char *u = url("/bytes/300000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	x[0].fail_after = 100000;
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_int_eq(x[0].rc, CURLE_WRITE_ERROR);
+	ck_assert_str_eq(x[0].errbuf, "Failure writing output to destination");
+	ck_assert_uint_le(x[0].body_len, 100000);
+	ck_assert_uint_eq(count_requests(id), 2);
+	for (size_t i = 1; i < N; i++) {
+		assert_pattern_body(x, i, 300000);
+		assert_same_as(x, i, 1);
+	}
+	assert_own(x, N);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* A follower's write callback refuses: that follower alone fails. */
+START_TEST(follower_short_write_is_its_own)
+{
+	char *id = new_id();
+	char *u = url("/bytes/300000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	x[1].fail_after = 100000;
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_int_eq(x[1].rc, CURLE_WRITE_ERROR);
+	ck_assert_str_eq(x[1].errbuf, "Failure writing output to destination");
+	ck_assert_uint_le(x[1].body_len, 100000);
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < N; i++) {
+		if (i == 1)
+			continue;
+		assert_pattern_body(x, i, 300000);
+		assert_same_as(x, i, 0);
+	}
+	/* x[1]'s getinfo: see follower_own_failure_answers_getinfo. */
+	assert_own(x, 1);
+	assert_own(x + 2, N - 2);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+static void opt_timeout_200ms(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 200L);
+}
+
+/* A follower's own CURLOPT_TIMEOUT_MS ends its wait, and only its own. */
+START_TEST(follower_timeout_is_its_own)
+{
+	char *id = new_id();
+	char *u = url("/bytes/50000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	x[1].configure = opt_timeout_200ms;
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	join(&x[1]); /* times out while the origin still holds the response */
+	open_gate(id);
+	for (size_t i = 0; i < N; i++)
+		if (i != 1)
+			join(&x[i]);
+
+	ck_assert_int_eq(x[1].rc, CURLE_OPERATION_TIMEDOUT);
+	ck_assert_msg(strncmp(x[1].errbuf, "Operation timed out after ", 26) == 0,
+	              "errbuf '%s'", x[1].errbuf);
+	ck_assert_uint_ge(x[1].t_end - x[1].t_start, 200000000u);
+	ck_assert_uint_eq(x[1].body_len, 0);
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < N; i++) {
+		if (i == 1)
+			continue;
+		assert_pattern_body(x, i, 50000);
+		assert_same_as(x, i, 0);
+	}
+	/* x[1]'s getinfo: see follower_own_failure_answers_getinfo. */
+	assert_own(x, 1);
+	assert_own(x + 2, N - 2);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* Aborts on its second call: proof that it is called again while the
+ * follower waits (libcurl calls it at least once a second). */
+static int abort_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                          curl_off_t un)
+{
+	(void)dt, (void)dn, (void)ut, (void)un;
+	struct xfer *x = arg;
+	return ++x->progress_calls >= 2;
+}
+
+static void opt_abort_progress(struct xfer *x, CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+}
+
+START_TEST(follower_progress_abort_is_its_own)
+{
+	char *id = new_id();
+	char *u = url("/bytes/50000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	x[1].configure = opt_abort_progress;
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	join(&x[1]); /* aborts while the origin still holds the response */
+	open_gate(id);
+	for (size_t i = 0; i < N; i++)
+		if (i != 1)
+			join(&x[i]);
+
+	ck_assert_int_eq(x[1].rc, CURLE_ABORTED_BY_CALLBACK);
+	ck_assert_str_eq(x[1].errbuf, "Callback aborted");
+	ck_assert_int_eq(x[1].progress_calls, 2);
+	ck_assert_uint_eq(x[1].body_len, 0);
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < N; i++) {
+		if (i == 1)
+			continue;
+		assert_pattern_body(x, i, 50000);
+		assert_same_as(x, i, 0);
+	}
+	/* x[1]'s getinfo: see follower_own_failure_answers_getinfo. */
+	assert_own(x, 1);
+	assert_own(x + 2, N - 2);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* A follower that fails on its own still answers getinfo about its own
+ * perform, as libcurl does for a transfer that timed out or whose write
+ * callback refused: its own TOTAL_TIME, its URL, and (after a refused
+ * write) the status of the response it was receiving.  Checked against
+ * libcurl 7.88 without the shim: rc=28 total=0.200 url=URL code=0, and
+ * rc=23 code=200 url=URL. */
+static const struct own_failure_case {
+	const char *name;
+	void (*configure)(struct xfer *, CURL *);
+	size_t fail_after;
+	CURLcode rc;
+	long code;
+} own_failure_cases[] = {
+	{ "TIMEOUT_MS=200", opt_timeout_200ms, 0, CURLE_OPERATION_TIMEDOUT, 0 },
+	{ "short write", NULL, 10000, CURLE_WRITE_ERROR, 200 },
+};
+
+START_TEST(follower_own_failure_answers_getinfo)
+{
+	const struct own_failure_case *c = &own_failure_cases[_i];
+	char *id = new_id();
+	char *u = url("/bytes/50000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(2, u);
+	x[1].configure = c->configure;
+	x[1].fail_after = c->fail_after;
+	start_leader(&x[0], id);
+	start(&x[1]);
+	wait_joined(1);
+	if (c->configure)
+		join(&x[1]); /* the timeout: while the response is held */
+	open_gate(id);
+	join(&x[0]);
+	if (!c->configure)
+		join(&x[1]);
+
+	ck_assert_int_eq(x[1].rc, c->rc);
+	char want[128];
+	snprintf(want, sizeof(want), " code=%ld ", c->code);
+	assert_info_has(x, 1, want);
+	snprintf(want, sizeof(want), " url=%s ", u);
+	assert_info_has(x, 1, want);
+	ck_assert_msg(x[1].total_time > 0, "%s: TOTAL_TIME %f", c->name, x[1].total_time);
+	xfers_free(x, 2);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* The leader's thread is cancelled while the origin holds the response: a
+ * follower is promoted and makes the request again (also held, so the
+ * promotion is seen at the origin before the gate opens); every other
+ * follower gets the full response from it. */
+START_TEST(leader_cancelled_promotes_a_follower)
+{
+	char *id = new_id();
+	char *u = url("/bytes/200000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	ck_assert_int_eq(pthread_cancel(x[0].tid), 0);
+	void *ret;
+	ck_assert_int_eq(pthread_join(x[0].tid, &ret), 0);
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+	ck_assert_uint_eq(wait_requests(id, 2), 2); /* the promoted follower's */
+	open_gate(id);
+	join_all(x + 1, N - 1);
+
+	ck_assert_uint_eq(count_requests(id), 2);
+	ck_assert_uint_eq(joined(), N - 1);
+	for (size_t i = 1; i < N; i++) {
+		assert_pattern_body(x, i, 200000);
+		assert_same_as(x, i, 1);
+	}
+	assert_own(x + 1, N - 1);
+	xfers_free(x, N); /* curl_easy_cleanup of the cancelled handle too */
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* SFSHIM_RETRY_ERRORS=1: an error result is not shared, every follower
+ * makes its own request. */
+START_TEST(retry_errors_makes_own_requests)
+{
+	setenv("SFSHIM_RETRY_ERRORS", "1", 1);
+	char *id = new_id();
+	char *u = url("/status/500?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].configure = opt_failonerror;
+	start_together(x, N);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_uint_eq(count_requests(id), N);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(x[i].rc, CURLE_HTTP_RETURNED_ERROR);
+		ck_assert_str_eq(x[i].errbuf, "The requested URL returned error: 500");
+		assert_info_has(x, i, " code=500 ");
+		assert_same_as(x, i, 0);
+	}
+	assert_own(x, N);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* ---- libcurl's default delivery ------------------------------------------ */
+
+static void slurp(FILE *f, struct sbuf *b)
+{
+	char buf[65536];
+	size_t n;
+	ck_assert_int_eq(fflush(f), 0);
+	rewind(f);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sbuf_add(b, buf, n);
+}
+
+static void opt_files(struct xfer *x, CURL *h)
+{
+	x->wfile = tmpfile();
+	x->hfile = tmpfile();
+	sf_must(x->wfile && x->hfile);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x->wfile);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, x->hfile);
+}
+
+/* No callbacks at all: the body is fwrite()n to WRITEDATA, the headers to
+ * HEADERDATA, for followers as for the leader. */
+START_TEST(default_fwrite_to_files)
+{
+	char *id = new_id();
+	char *u = url("/bytes/200000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++) {
+		x[i].plain = true;
+		x[i].configure = opt_files;
+	}
+	start_together(x, N);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < N; i++) {
+		slurp(x[i].wfile, &x[i].body);
+		slurp(x[i].hfile, &x[i].hdr);
+		x[i].body_len = x[i].body.len;
+		ck_assert_int_eq(x[i].rc, CURLE_OK);
+		ck_assert_uint_eq(x[i].body.len, 200000);
+		for (size_t k = 0; k < x[i].body.len; k++)
+			x[i].bad_bytes += x[i].body.p[k] != ALPHABET[k % 36];
+		ck_assert_uint_eq(x[i].bad_bytes, 0);
+		ck_assert_str_eq(x[i].hdr.p, "HTTP/1.1 200 OK\r\n"
+		                             "Content-Type: application/octet-stream\r\n"
+		                             "Content-Length: 200000\r\n"
+		                             "X-Fixture: sf_httpd\r\n\r\n");
+		assert_same_as(x, i, 0);
+	}
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+static size_t on_sink(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	if (s->header)
+		return on_header(p, size, nmemb, s->x);
+	return on_body(p, size, nmemb, s->x);
+}
+
+static void opt_sinks(struct xfer *x, CURL *h)
+{
+	x->sink_body = (struct sink){ x, false };
+	x->sink_hdr = (struct sink){ x, true };
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_sink);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x->sink_body);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x->sink_hdr);
+}
+
+/* HEADERDATA without HEADERFUNCTION: libcurl hands header lines to the
+ * WRITEFUNCTION, with HEADERDATA as its pointer. */
+START_TEST(header_data_goes_to_write_function)
+{
+	char *id = new_id();
+	char *u = url("/bytes/50000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++) {
+		x[i].plain = true;
+		x[i].pattern = true;
+		x[i].configure = opt_sinks;
+	}
+	start_together(x, N);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < N; i++) {
+		assert_pattern_body(x, i, 50000);
+		ck_assert_uint_eq(x[i].nhdr, 5);
+		ck_assert_str_eq(x[i].hdr.p, "HTTP/1.1 200 OK\r\n"
+		                             "Content-Type: application/octet-stream\r\n"
+		                             "Content-Length: 50000\r\n"
+		                             "X-Fixture: sf_httpd\r\n\r\n");
+		assert_same_as(x, i, 0);
+	}
+	assert_own(x, N);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+static void opt_include_header(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_HEADER, 1L);
+}
+
+/* CURLOPT_HEADER=1: the write callback gets the header lines, then the
+ * body; the header callback still gets the lines too. */
+START_TEST(include_header_in_body)
+{
+	char *id = new_id();
+	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].configure = opt_include_header;
+	start_together(x, N);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(x[i].rc, CURLE_OK);
+		size_t hl = x[i].hdr.len;
+		ck_assert_uint_eq(x[i].body.len, hl + 100000);
+		ck_assert_msg(memcmp(x[i].body.p, x[i].hdr.p, hl) == 0,
+		              "[%zu] the write callback did not start with the headers", i);
+		for (size_t k = 0; k < 100000; k++)
+			x[i].bad_bytes += x[i].body.p[hl + k] != ALPHABET[k % 36];
+		ck_assert_uint_eq(x[i].bad_bytes, 0);
+		assert_same_as(x, i, 0);
+	}
+	assert_own(x, N);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* ---- large and slow bodies ------------------------------------------------ */
+
+/* 10 MB to 1 + N_BIG_FOLLOWERS handles: one request, identical bodies; with
+ * SFSHIM_SPILL=256k most of the shared copy lives in the spill file. */
+START_TEST(big_body_spills_to_file)
+{
+	enum { LEN = 10 * 1024 * 1024, NT = 1 + N_BIG_FOLLOWERS };
+	char dir[] = "/tmp/sfshim-spill.XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	setenv("TMPDIR", dir, 1); /* where the shim makes its spill file */
+	setenv("SFSHIM_SPILL", "256k", 1);
+	char *id = new_id();
+	char *u = url("/bytes/%d?id=%s&gate=%s", LEN, id, id);
+	struct xfer *x = xfers(NT, u);
+	for (size_t i = 0; i < NT; i++)
+		x[i].pattern = true;
+	start_leader(&x[0], id);
+	x[1].spill_probe = true; /* a follower, 2 MB in */
+	start_together(x + 1, NT - 1);
+	wait_joined(NT - 1);
+	open_gate(id);
+	join_all(x, NT);
+
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < NT; i++) {
+		assert_pattern_body(x, i, LEN);
+		assert_same_as(x, i, 0);
+	}
+	ck_assert_msg(x[1].saw_spill, "no spill file in %s while followers read", dir);
+	assert_own(x, NT);
+	xfers_free(x, NT);
+	ck_assert_int_eq(rmdir(dir), 0); /* and nothing left behind */
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* A slow response (16 KiB every 20 ms): followers get body bytes while the
+ * leader is still downloading, not after. */
+START_TEST(followers_stream_before_leader_ends)
+{
+	char *id = new_id();
+	char *u = url("/bytes/1048576?id=%s&gate=%s&chunk=16384&interval=20", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < N; i++) {
+		assert_pattern_body(x, i, 1048576);
+		assert_same_as(x, i, 0);
+		ck_assert_msg(x[i].t_first_body < x[0].t_end,
+		              "[%zu] first byte %.3f s after the leader finished", i,
+		              (double)(x[i].t_first_body - x[0].t_end) / 1e9);
+	}
+	assert_own(x, N);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* ---- configuration ------------------------------------------------------ */
+
+/* SFSHIM_CURL=0 set by this test before its first libcurl call switches
+ * coalescing off for this test only: the same burst as same_url_one_request
+ * makes N requests.  (The tests after this one coalesce again: each runs in
+ * a new process, which reads the environment afresh.) */
+START_TEST(env_is_read_per_test)
+{
+	setenv("SFSHIM_CURL", "0", 1);
+	char *id = new_id();
+	char *u = url("/bytes/1000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	start_together(x, N);
+	ck_assert_uint_eq(wait_requests(id, N), N);
+	open_gate(id);
+	join_all(x, N);
+
+	ck_assert_uint_eq(count_requests(id), N);
+	ck_assert_uint_eq(joined(), 0);
+	for (size_t i = 0; i < N; i++) {
+		assert_pattern_body(x, i, 1000);
+		ck_assert_ptr_eq(x[i].priv, &x[i]);
+	}
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+int main(void)
+{
+	/* Before any fork: libcurl's global state, never the easy API (that
+	 * would make the shim read its configuration in the runner). */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return 2;
+	Suite *s = suite_create("curl");
+	TCase *tc = tcase_create("curl");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, same_url_one_request);
+	tcase_add_test(tc, distinct_urls_one_request_each);
+	tcase_add_loop_test(tc, differing_option_splits_requests, 0,
+	                    sizeof(split_cases) / sizeof(split_cases[0]));
+	tcase_add_loop_test(tc, passes_through, 0,
+	                    sizeof(pass_cases) / sizeof(pass_cases[0]));
+	tcase_add_loop_test(tc, http_errors_are_shared, 0,
+	                    sizeof(status_cases) / sizeof(status_cases[0]));
+	tcase_add_test(tc, connection_refused_is_shared);
+	tcase_add_test(tc, redirect_chain_is_shared);
+	tcase_add_test(tc, env_is_read_per_test);
+	tcase_add_test(tc, leader_short_write_is_its_own);
+	tcase_add_test(tc, follower_short_write_is_its_own);
+	tcase_add_test(tc, follower_timeout_is_its_own);
+	tcase_add_test(tc, follower_progress_abort_is_its_own);
+	tcase_add_loop_test(tc, follower_own_failure_answers_getinfo, 0,
+	                    sizeof(own_failure_cases) / sizeof(own_failure_cases[0]));
+	tcase_add_test(tc, leader_cancelled_promotes_a_follower);
+	tcase_add_test(tc, retry_errors_makes_own_requests);
+	tcase_add_test(tc, default_fwrite_to_files);
+	tcase_add_test(tc, header_data_goes_to_write_function);
+	tcase_add_test(tc, include_header_in_body);
+	tcase_add_test(tc, big_body_spills_to_file);
+	tcase_add_test(tc, followers_stream_before_leader_ends);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_FORK); /* a fresh shim per test */
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed ? 1 : 0;
+}
