@@ -67,14 +67,36 @@ static CURLcode written(struct sf_delivery *d, size_t got, size_t want,
 	return CURLE_WRITE_ERROR;
 }
 
-/* "Content-Length: 123" in the latest response feeds progress totals. */
+/* A decimal number at p; header data is not NUL-terminated. */
+static long long number_at(const char *p, size_t n)
+{
+	char digits[24];
+	size_t k = 0;
+	while (n && (*p == ' ' || *p == '\t'))
+		p++, n--;
+	while (k < n && k < sizeof(digits) - 1 && p[k] >= '0' && p[k] <= '9') {
+		digits[k] = p[k];
+		k++;
+	}
+	digits[k] = '\0';
+	return k ? strtoll(digits, NULL, 10) : -1;
+}
+
+/* The status line and "Content-Length: 123" of the latest response feed
+ * progress totals and a failed follower's getinfo. */
 static void track_length(struct sf_delivery *d, const char *line, size_t len)
 {
 	static const char cl[] = "content-length:";
-	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0)
+	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		const char *sp = memchr(line, ' ', len);
+		long long code = sp ? number_at(sp, len - (size_t)(sp - line)) : -1;
 		d->content_length = -1;
-	else if (len > sizeof(cl) - 1 && strncasecmp(line, cl, sizeof(cl) - 1) == 0)
-		d->content_length = strtoll(line + sizeof(cl) - 1, NULL, 10);
+		d->response_code = code > 0 ? (long)code : 0;
+	} else if (len > sizeof(cl) - 1 &&
+	           strncasecmp(line, cl, sizeof(cl) - 1) == 0) {
+		d->content_length = number_at(line + sizeof(cl) - 1,
+		                              len - (sizeof(cl) - 1));
+	}
 }
 
 CURLcode sf_deliver_header(struct sf_delivery *d, const char *line, size_t len)

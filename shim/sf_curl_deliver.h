@@ -31,6 +31,7 @@ struct sf_delivery {
 	size_t skip_headers, skip_body;
 	size_t headers_done, body_done; /* delivered, skipped ones included */
 	curl_off_t content_length;       /* of the latest response, -1 unknown */
+	long response_code;              /* of the latest status line */
 	bool paused;                     /* a callback returned PAUSE */
 	const char *failure;             /* libcurl's text for the failure */
 };

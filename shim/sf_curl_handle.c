@@ -188,6 +188,7 @@ void sf_curl_handle_forget_reply(struct sf_curl_handle *r)
 {
 	sf_curl_reply_unref(r->reply);
 	r->reply = NULL;
+	r->own_answers = false;
 	memset(r->hout, 0, sizeof(r->hout));
 }
 

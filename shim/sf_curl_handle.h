@@ -45,8 +45,10 @@ struct sf_curl_handle {
 	 * header API answer from this reply, until the next perform, reset or
 	 * cleanup. */
 	struct sf_curl_reply *reply;
+	bool own_answers;                 /* times/sizes below are valid */
 	uint64_t total_ns, first_byte_ns; /* this handle's own times */
 	long size_download;
+	long response_code; /* last status line it received (no reply) */
 	struct curl_header hout[2]; /* curl_easy_header, curl_easy_nextheader */
 
 	struct sf_curl_handle *next; /* table chain */

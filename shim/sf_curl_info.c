@@ -62,14 +62,35 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/* A follower that failed on its own has no reply: it answers what it saw
+ * itself, and libcurl's untouched handle the rest. */
+static bool own_answer(const struct sf_curl_handle *h, CURLINFO info, void *out)
+{
+	uint64_t start = h->first_byte_ns ? h->first_byte_ns : h->total_ns;
+	switch (info) {
+	case CURLINFO_RESPONSE_CODE: *(long *)out = h->response_code; return true;
+	case CURLINFO_SIZE_DOWNLOAD: *(double *)out = (double)h->size_download; return true;
+	case CURLINFO_SIZE_DOWNLOAD_T: *(curl_off_t *)out = h->size_download; return true;
+	case CURLINFO_TOTAL_TIME: *(double *)out = (double)h->total_ns / 1e9; return true;
+	case CURLINFO_TOTAL_TIME_T: *(curl_off_t *)out = (curl_off_t)(h->total_ns / 1000u); return true;
+	case CURLINFO_STARTTRANSFER_TIME: *(double *)out = (double)start / 1e9; return true;
+	case CURLINFO_STARTTRANSFER_TIME_T: *(curl_off_t *)out = (curl_off_t)(start / 1000u); return true;
+	default: return false;
+	}
+}
+
 bool sf_curl_info_answer(struct sf_curl_handle *h, CURLINFO info, void *out,
                          CURLcode *rc)
 {
 	const struct sf_curl_reply *r = h->reply;
 	int t = sf_curl_info_type(info);
 	int n = (int)(info & CURLINFO_MASK);
-	if (!r || !out || per_handle(info) || t < 0 || n >= SF_INFO_SLOTS)
+	if (!out || per_handle(info) || t < 0 || n >= SF_INFO_SLOTS)
 		return false;
+	if (!r) {
+		*rc = CURLE_OK;
+		return h->own_answers && own_answer(h, info, out);
+	}
 	if (!r->have[t][n]) {
 		*rc = CURLE_UNKNOWN_OPTION; /* what the leader's libcurl said */
 		return true;

@@ -211,6 +211,7 @@ static void lead_cleanup(void *arg)
 	detach(l);
 	restore(l->p);
 	sf_curl_reply_unref(l->reply);
+	sf_curl_key_free(&l->p->key);
 }
 
 static CURLcode real_perform(struct lead *l)
@@ -301,6 +302,7 @@ static void follow_cleanup(void *arg)
 	if (!w->left)
 		sf_flight_leave(w->f);
 	free(w->buf);
+	sf_curl_key_free(&w->p->key);
 }
 
 static void leave(struct follow *w)
@@ -523,8 +525,12 @@ static CURLcode follow(struct perform *p, sf_flight *f)
 		sf_count(SF_API_CURL, SF_STAT_RETRIED);
 		return alone(p);
 	default:
+		/* With no reply (this follower failed on its own), getinfo
+		 * answers what it saw itself: status, size and times. */
 		p->h->total_ns = sf_now_ns() - p->start_ns;
 		p->h->size_download = (long)p->d.body_done;
+		p->h->response_code = p->d.response_code;
+		p->h->own_answers = true;
 		return code;
 	}
 }

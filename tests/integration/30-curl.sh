@@ -1,30 +1,18 @@
 #!/bin/bash
-# The libcurl hook against the HTTP fixture: sf_httpd on 127.0.0.1 (an
-# ephemeral port, announced through its ready file), the test binary under
-# LD_PRELOAD with the shim.  See tests/preload/test_curl.c.
+# The libcurl hook under threads: tests/preload/test_curl.c, preloaded with
+# the shim, against tests/fixtures/sf_httpd on 127.0.0.1 in a private
+# network namespace (so that a port nobody listens on stays closed, and no
+# other test's origin is in the way).  The test reads the origin's port and
+# log from SF_HTTP_PORT and SF_HTTPD_LOG; sf_cleanup (trap) stops sf_httpd.
 set -eu
 . tests/integration/common.bash
+. tests/integration/http.bash
+sf_private_world "$0" "$@"
 
-SF_TMP=$(mktemp -d /tmp/sfshim-curl.XXXXXX)
-export SF_TMP
-trap 'sf_cleanup' EXIT # stops sf_httpd, removes SF_TMP
+export SF_HTTPD_LOG="$SF_TMP/origin.log"
+sf_start_httpd "$SF_HTTPD_LOG" # exports SF_HTTP_PORT
 
-"$SF_ROOT/$B/tests/sf_httpd" -l "$SF_TMP/httpd.log" -a 127.0.0.1 \
-	-r "$SF_TMP/httpd.ready" &
-SF_PIDS+=($!)
-for _ in $(seq 1 200); do
-	[ -s "$SF_TMP/httpd.ready" ] && break
-	kill -0 "${SF_PIDS[-1]}" 2>/dev/null || break
-	sleep 0.05
-done
-if [ ! -s "$SF_TMP/httpd.ready" ]; then
-	echo "30-curl: sf_httpd did not start" >&2
-	exit 1
-fi
-
-export SF_HTTPD_PORT="$(cat "$SF_TMP/httpd.ready")"
-export SF_HTTPD_LOG="$SF_TMP/httpd.log"
-# Per test; sanitizers make the 10 MB and cancellation tests much slower.
+# Per test; the sanitizers slow the 10 MB and the 1 s progress tests down.
 if [ -n "$SAN" ]; then
 	export CK_DEFAULT_TIMEOUT="${CK_DEFAULT_TIMEOUT:-240}"
 else
