@@ -1,0 +1,260 @@
+/* sf_curl_lead.c - the leader: performs the real transfer and records it.
+ *
+ * The shim's write and header callbacks stand in for the program's on the
+ * leader's handle during its perform: they append each piece to the
+ * flight's reply and then hand it to the program's own callbacks, so that
+ * program sees exactly what it would without the shim. */
+#include "sf_curl_xfer.h"
+
+#include "sf_curl_reply.h"
+#include "sf_guard.h"
+#include "sf_log.h"
+#include "sf_stats.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Replies of one flight, by generation: the flight keeps a reference to
+ * each until it is freed, so a follower can read any of them without a
+ * reference of its own.  A flight whose leaders fail more often than this
+ * stops publishing; its followers then fetch alone. */
+#define MAX_GENERATIONS 6
+
+struct flight_replies {
+	_Atomic(struct sf_curl_reply *) gen[MAX_GENERATIONS];
+	_Atomic unsigned count;
+};
+_Static_assert(sizeof(struct flight_replies) <= SF_USER_SIZE,
+               "flight scratch space too small");
+
+static void release_replies(void *user)
+{
+	struct flight_replies *fr = user;
+	unsigned n = atomic_load_explicit(&fr->count, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++)
+		sf_curl_reply_unref(atomic_load_explicit(&fr->gen[i],
+		                                         memory_order_relaxed));
+}
+
+/* Leader: makes r the flight's current reply.  False when the flight has
+ * had too many leaders already. */
+static bool publish_reply(sf_flight *f, struct sf_curl_reply *r)
+{
+	struct flight_replies *fr = sf_flight_user(f);
+	unsigned n = atomic_load_explicit(&fr->count, memory_order_relaxed);
+	if (n == MAX_GENERATIONS)
+		return false;
+	sf_curl_reply_ref(r);
+	atomic_store_explicit(&fr->gen[n], r, memory_order_relaxed);
+	atomic_store_explicit(&fr->count, n + 1, memory_order_release);
+	sf_flight_set_cleanup(f, release_replies);
+	sf_flight_notify(f);
+	return true;
+}
+
+struct sf_curl_reply *sf_curl_current_reply(sf_flight *f)
+{
+	struct flight_replies *fr = sf_flight_user(f);
+	unsigned n = atomic_load_explicit(&fr->count, memory_order_acquire);
+	return n ? atomic_load_explicit(&fr->gen[n - 1], memory_order_relaxed)
+	         : NULL;
+}
+
+/* The leader's side of a transfer, reached from libcurl's callbacks. */
+struct lead {
+	struct sf_curl_xfer *p;
+	sf_flight *f;                /* NULL once detached, or alone */
+	struct sf_curl_reply *reply; /* what this leader records into */
+	bool own_failure;            /* the program's callback refused */
+	bool abandoned;
+	bool sealed;                 /* no one may join any more */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* The leader stops sharing: followers get a new leader. */
+static void detach(struct lead *l)
+{
+	if (!l->f)
+		return;
+	if (!l->abandoned) {
+		sf_flight_abandon(l->f);
+		l->abandoned = true;
+	}
+	l->f = NULL;
+}
+
+/* A transfer nobody has joined by the time its reply outgrows
+ * SFSHIM_SPILL stops being stored: a lone large download must not be
+ * copied to a temporary file.  Callers arriving later start a flight of
+ * their own.  Once someone follows, the reply is kept whole for them. */
+static bool worth_storing(struct lead *l, size_t n)
+{
+	if (l->sealed || sf_stream_length(l->reply->stream) + n <=
+	                         l->p->cfg->spill_bytes ||
+	    sf_flight_followers(l->f))
+		return true;
+	l->sealed = true;
+	if (sf_flight_seal(l->f))
+		return true; /* one joined just now */
+	detach(l);
+	sf_curl_reply_unref(l->reply);
+	l->reply = NULL;
+	return false;
+}
+
+static void record(struct lead *l, enum sf_curl_rec type, const char *p,
+                   size_t n)
+{
+	if (!l->f || !worth_storing(l, SF_REC_HDRLEN + n))
+		return;
+	if (sf_curl_reply_append(l->reply, type, p, n) < 0) {
+		sf_log(SF_LOG_ERROR, "cannot store the response of %s (%m); "
+		       "its followers fetch it themselves", l->p->key.url);
+		detach(l);
+		return;
+	}
+	sf_flight_notify(l->f);
+}
+
+static size_t own_result(struct lead *l, CURLcode rc, size_t n)
+{
+	if (rc == CURLE_OK)
+		return n;
+	l->own_failure = true;
+	detach(l);
+	return l->p->d.paused ? CURL_WRITEFUNC_PAUSE : 0;
+}
+
+static size_t lead_write(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct lead *l = arg;
+	size_t n = size * nmemb;
+	record(l, SF_REC_BODY, ptr, n);
+	return own_result(l, sf_deliver_body(&l->p->d, ptr, n), n);
+}
+
+static size_t lead_header(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct lead *l = arg;
+	size_t n = size * nmemb;
+	record(l, SF_REC_HEADER, ptr, n);
+	return own_result(l, sf_deliver_header(&l->p->d, ptr, n), n);
+}
+
+static void set_ptr(const struct sf_curl_xfer *p, CURLoption opt, void *v)
+{
+	p->api->easy_setopt(p->h->easy, opt, v);
+}
+
+/* The shim's callbacks in place of the program's, for this perform only.
+ * CURLOPT_HEADER is turned off so that the write callback sees only body
+ * data; the shim hands header lines to the program's write callback
+ * itself, in libcurl's order. */
+static void install(struct lead *l)
+{
+	const struct sf_curl_xfer *p = l->p;
+	set_ptr(p, CURLOPT_WRITEFUNCTION, (void *)lead_write);
+	set_ptr(p, CURLOPT_WRITEDATA, l);
+	set_ptr(p, CURLOPT_HEADERFUNCTION, (void *)lead_header);
+	set_ptr(p, CURLOPT_HEADERDATA, l);
+	set_ptr(p, CURLOPT_ERRORBUFFER, l->errbuf);
+	p->api->easy_setopt(p->h->easy, CURLOPT_HEADER, 0L);
+}
+
+static void *recorded_ptr(const struct sf_curl_xfer *p, CURLoption opt, void *dflt)
+{
+	const struct sf_curl_opt *o = sf_curl_handle_get(p->h, opt);
+	return o ? o->v.p : dflt;
+}
+
+/* Puts back what the program set (or libcurl's defaults). */
+static void restore(const struct sf_curl_xfer *p)
+{
+	set_ptr(p, CURLOPT_WRITEFUNCTION, recorded_ptr(p, CURLOPT_WRITEFUNCTION, NULL));
+	set_ptr(p, CURLOPT_WRITEDATA, recorded_ptr(p, CURLOPT_WRITEDATA, stdout));
+	set_ptr(p, CURLOPT_HEADERFUNCTION, recorded_ptr(p, CURLOPT_HEADERFUNCTION, NULL));
+	set_ptr(p, CURLOPT_HEADERDATA, recorded_ptr(p, CURLOPT_HEADERDATA, NULL));
+	set_ptr(p, CURLOPT_ERRORBUFFER, recorded_ptr(p, CURLOPT_ERRORBUFFER, NULL));
+	p->api->easy_setopt(p->h->easy, CURLOPT_HEADER, p->d.include_header ? 1L : 0L);
+}
+
+static void lead_cleanup(void *arg)
+{
+	struct lead *l = arg;
+	sf_guard_leave();
+	detach(l);
+	restore(l->p);
+	sf_curl_reply_unref(l->reply);
+	sf_curl_key_free(&l->p->key);
+}
+
+static CURLcode real_perform(struct lead *l)
+{
+	CURLcode code;
+	install(l);
+	sf_guard_enter();
+	/* libcurl waits in poll(), a cancellation point. */
+	pthread_cleanup_push(lead_cleanup, l);
+	code = l->p->api->easy_perform(l->p->h->easy);
+	pthread_cleanup_pop(0);
+	sf_guard_leave();
+	restore(l->p);
+	return code;
+}
+
+/* Errors that belong to this leader alone, never shared. */
+static bool own_error(const struct lead *l, CURLcode code)
+{
+	return l->own_failure || code == CURLE_ABORTED_BY_CALLBACK ||
+	       code == CURLE_OPERATION_TIMEDOUT || code == CURLE_OUT_OF_MEMORY;
+}
+
+/* Performs the request for real.  With a flight, records the reply for its
+ * followers; without one (a follower fetching alone after partly
+ * delivering), only skips what the program already has. */
+CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
+{
+	struct lead l = { .p = p, .f = f };
+	if (f) {
+		l.reply = sf_curl_reply_new(p->cfg->spill_bytes);
+		if (!l.reply || !publish_reply(f, l.reply))
+			detach(&l);
+	}
+	if (p->d.errbuf)
+		p->d.errbuf[0] = '\0';
+	CURLcode code = real_perform(&l);
+	if (p->d.errbuf)
+		memcpy(p->d.errbuf, l.errbuf, CURL_ERROR_SIZE);
+	if (l.own_failure && p->d.failure)
+		sf_delivery_error(&p->d, p->d.failure);
+
+	if (l.f && own_error(&l, code)) {
+		sf_log(SF_LOG_INFO, "%s: leader failed on its own (%d), "
+		       "handing over", p->key.url, (int)code);
+		detach(&l);
+	} else if (l.f) {
+		l.reply->code = code;
+		memcpy(l.reply->errmsg, l.errbuf, CURL_ERROR_SIZE);
+		l.reply->retry = code != CURLE_OK && p->cfg->retry_errors;
+		sf_curl_reply_snapshot(l.reply, p->api, p->h->easy);
+		unsigned followers = sf_flight_seal(f) - p->promoted;
+		if (followers)
+			sf_stats_flight(SF_API_CURL, p->key.url, followers);
+		/* The flight's own reference keeps the reply alive. */
+		sf_flight_finish(f, l.reply, NULL);
+	}
+	sf_curl_reply_unref(l.reply);
+	return code;
+}
+
+/* A plain perform: the program's callbacks stay in place. */
+CURLcode sf_curl_alone(struct sf_curl_xfer *p)
+{
+	if (p->d.skip_headers || p->d.skip_body)
+		return sf_curl_lead(p, NULL);
+	sf_guard_enter();
+	CURLcode code = p->api->easy_perform(p->h->easy);
+	sf_guard_leave();
+	return code;
+}

@@ -1,0 +1,44 @@
+/* sf_curl_xfer.h - one curl_easy_perform on a known handle, and the
+ * pieces that carry it out: the leader (sf_curl_lead.c) performs and
+ * records, followers (sf_curl_follow.c) replay, sf_curl_perform.c decides.
+ *
+ * Failures that are the leader's own (its callback refused data or paused,
+ * its timeout, its progress callback, its thread cancelled) are never
+ * shared: the leader abandons the flight and a follower is promoted.  The
+ * promoted follower performs the request itself into a new reply; every
+ * follower resumes from that reply after what it already delivered. */
+#ifndef SF_CURL_XFER_H
+#define SF_CURL_XFER_H
+
+#include "sf_config.h"
+#include "sf_curl_deliver.h"
+#include "sf_curl_key.h"
+#include "sf_flight.h"
+
+struct sf_curl_xfer {
+	struct sf_curl_handle *h;
+	const struct sf_curl_real *api;
+	const struct sf_config *cfg;
+	struct sf_curl_key key;
+	struct sf_delivery d; /* the program's own callbacks */
+	bool promoted;        /* joined as a follower, now leads */
+	uint64_t start_ns;
+};
+
+/* Performs the request for real.  With a flight f, records the reply for
+ * its followers and finishes or abandons f; without one (a follower
+ * fetching alone after partly delivering), only skips what the program
+ * already has. */
+CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f);
+
+/* A perform outside any flight. */
+CURLcode sf_curl_alone(struct sf_curl_xfer *p);
+
+/* Follows flight f: replays its reply through the program's callbacks; may
+ * end up leading or fetching alone. */
+CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f);
+
+/* The reply of f's current leader, NULL before it published one. */
+struct sf_curl_reply *sf_curl_current_reply(sf_flight *f);
+
+#endif
