@@ -55,7 +55,8 @@ bool sf_filter_allows(const struct sf_filter *f, const char *subject)
 {
 	if (f->n_exclude && any_match(f->exclude, f->n_exclude, subject))
 		return false;
-	return f->n_include == 0 || any_match(f->include, f->n_include, subject);
+	return f->n_include == 0 ||
+	       any_match(f->include, f->n_include, subject);
 }
 
 /* Splits "a, b,,c" into trimmed, non-empty patterns. */
@@ -132,10 +133,17 @@ static bool parse_number(const char *v, bool suffixes, uint64_t *out)
 	unsigned shift = 0;
 	if (suffixes && *end) {
 		switch (fold((unsigned char)*end)) {
-		case 'k': shift = 10; break;
-		case 'm': shift = 20; break;
-		case 'g': shift = 30; break;
-		default: return false;
+		case 'k':
+			shift = 10;
+			break;
+		case 'm':
+			shift = 20;
+			break;
+		case 'g':
+			shift = 30;
+			break;
+		default:
+			return false;
 		}
 		end++;
 		if (fold((unsigned char)*end) == 'i') /* 8Mi, 8MiB */
@@ -213,17 +221,22 @@ void sf_config_load(struct sf_config *c, const char *(*get)(const char *))
 	sf_log_level = c->log_level;
 	c->dns = parse_bool("SFSHIM_DNS", get("SFSHIM_DNS"), true);
 	c->curl = parse_bool("SFSHIM_CURL", get("SFSHIM_CURL"), true);
-	c->retry_errors =
-	        parse_bool("SFSHIM_RETRY_ERRORS", get("SFSHIM_RETRY_ERRORS"), false);
+	c->retry_errors = parse_bool("SFSHIM_RETRY_ERRORS",
+	                             get("SFSHIM_RETRY_ERRORS"), false);
 	c->wait_ns = parse_ms("SFSHIM_WAIT_MS", get("SFSHIM_WAIT_MS"),
-	                      SF_DEFAULT_WAIT_MS) * 1000000u;
+	                      SF_DEFAULT_WAIT_MS) *
+	             1000000u;
 	c->spill_bytes = parse_size("SFSHIM_SPILL", get("SFSHIM_SPILL"),
 	                            SF_DEFAULT_SPILL);
 	c->stats = parse_stats(get("SFSHIM_STATS"));
-	parse_list(get("SFSHIM_DNS_INCLUDE"), &c->hosts.include, &c->hosts.n_include);
-	parse_list(get("SFSHIM_DNS_EXCLUDE"), &c->hosts.exclude, &c->hosts.n_exclude);
-	parse_list(get("SFSHIM_URL_INCLUDE"), &c->urls.include, &c->urls.n_include);
-	parse_list(get("SFSHIM_URL_EXCLUDE"), &c->urls.exclude, &c->urls.n_exclude);
+	parse_list(get("SFSHIM_DNS_INCLUDE"), &c->hosts.include,
+	           &c->hosts.n_include);
+	parse_list(get("SFSHIM_DNS_EXCLUDE"), &c->hosts.exclude,
+	           &c->hosts.n_exclude);
+	parse_list(get("SFSHIM_URL_INCLUDE"), &c->urls.include,
+	           &c->urls.n_include);
+	parse_list(get("SFSHIM_URL_EXCLUDE"), &c->urls.exclude,
+	           &c->urls.n_exclude);
 }
 
 void sf_config_free(struct sf_config *c)

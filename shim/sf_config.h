@@ -20,15 +20,15 @@ struct sf_filter {
 };
 
 struct sf_config {
-	bool dns;                  /* SFSHIM_DNS */
-	struct sf_filter hosts;    /* SFSHIM_DNS_INCLUDE / SFSHIM_DNS_EXCLUDE */
-	bool curl;                 /* SFSHIM_CURL */
-	struct sf_filter urls;     /* SFSHIM_URL_INCLUDE / SFSHIM_URL_EXCLUDE */
-	uint64_t wait_ns;          /* SFSHIM_WAIT_MS, 0: wait as long as the leader */
-	bool retry_errors;         /* SFSHIM_RETRY_ERRORS */
-	size_t spill_bytes;        /* SFSHIM_SPILL */
-	int log_level;             /* SFSHIM_LOG */
-	char *stats;               /* SFSHIM_STATS: NULL, "stderr" or a path */
+	bool dns;               /* SFSHIM_DNS */
+	struct sf_filter hosts; /* SFSHIM_DNS_INCLUDE / SFSHIM_DNS_EXCLUDE */
+	bool curl;              /* SFSHIM_CURL */
+	struct sf_filter urls;  /* SFSHIM_URL_INCLUDE / SFSHIM_URL_EXCLUDE */
+	uint64_t wait_ns;   /* SFSHIM_WAIT_MS, 0: wait as long as the leader */
+	bool retry_errors;  /* SFSHIM_RETRY_ERRORS */
+	size_t spill_bytes; /* SFSHIM_SPILL */
+	int log_level;      /* SFSHIM_LOG */
+	char *stats;        /* SFSHIM_STATS: NULL, "stderr" or a path */
 };
 
 #define SF_DEFAULT_WAIT_MS 30000u

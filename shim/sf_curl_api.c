@@ -155,9 +155,9 @@ static struct curl_header *do_nextheader(const struct sf_curl_real *api,
 		return sf_curl_reply_nextheader(h->reply, &h->hout[1], origin,
 		                                request, prev);
 	api = owner(h, api);
-	return api->easy_nextheader ? api->easy_nextheader(easy, origin, request,
-	                                                   prev)
-	                            : NULL;
+	return api->easy_nextheader
+	               ? api->easy_nextheader(easy, origin, request, prev)
+	               : NULL;
 }
 
 /* One exported set per flavour.  The wrappers' own names are made local
@@ -220,7 +220,8 @@ static struct curl_header *do_nextheader(const struct sf_curl_real *api,
 	SF_SYMVER(sf_##tag##_easy_perform, "curl_easy_perform" at_version);    \
 	SF_SYMVER(sf_##tag##_easy_getinfo, "curl_easy_getinfo" at_version);    \
 	SF_SYMVER(sf_##tag##_easy_reset, "curl_easy_reset" at_version);        \
-	SF_SYMVER(sf_##tag##_easy_duphandle, "curl_easy_duphandle" at_version); \
+	SF_SYMVER(sf_##tag##_easy_duphandle,                                   \
+	          "curl_easy_duphandle" at_version);                           \
 	SF_SYMVER(sf_##tag##_easy_cleanup, "curl_easy_cleanup" at_version);    \
 	SF_SYMVER(sf_##tag##_easy_header, "curl_easy_header" at_version);      \
 	SF_SYMVER(sf_##tag##_easy_nextheader, "curl_easy_nextheader" at_version)

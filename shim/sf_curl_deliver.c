@@ -42,7 +42,8 @@ void sf_delivery_init(struct sf_delivery *d, const struct sf_curl_handle *h)
 		d->errbuf = v->p;
 	/* TIMEOUT and TIMEOUT_MS set one field in libcurl: the later wins. */
 	const struct sf_curl_opt *s = sf_curl_handle_get(h, CURLOPT_TIMEOUT);
-	const struct sf_curl_opt *ms = sf_curl_handle_get(h, CURLOPT_TIMEOUT_MS);
+	const struct sf_curl_opt *ms =
+	        sf_curl_handle_get(h, CURLOPT_TIMEOUT_MS);
 	if (ms)
 		d->timeout_ms = ms->v.l;
 	else if (s)
@@ -89,7 +90,8 @@ static void track_length(struct sf_delivery *d, const char *line, size_t len)
 	static const char cl[] = "content-length:";
 	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		const char *sp = memchr(line, ' ', len);
-		long long code = sp ? number_at(sp, len - (size_t)(sp - line)) : -1;
+		long long code = sp ? number_at(sp, len - (size_t)(sp - line))
+		                    : -1;
 		d->content_length = -1;
 		d->response_code = code > 0 ? (long)code : 0;
 	} else if (len > sizeof(cl) - 1 &&
@@ -113,16 +115,20 @@ CURLcode sf_deliver_header(struct sf_delivery *d, const char *line, size_t len)
 		size_t n = len - off > CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE
 		                                           : len - off;
 		if (d->include_header)
-			rc = written(d, call_write(d->write_fn, line + off, n,
-			                           d->write_data),
-			             n, "Failure writing output to destination");
+			rc = written(d,
+			             call_write(d->write_fn, line + off, n,
+			                        d->write_data),
+			             n,
+			             "Failure writing output to destination");
 		if (rc == CURLE_OK && d->header_fn)
-			rc = written(d, d->header_fn((char *)line + off, 1, n,
-			                             d->header_data),
+			rc = written(d,
+			             d->header_fn((char *)line + off, 1, n,
+			                          d->header_data),
 			             n, "Failed writing header");
 		else if (rc == CURLE_OK && d->header_data)
-			rc = written(d, call_write(d->write_fn, line + off, n,
-			                           d->header_data),
+			rc = written(d,
+			             call_write(d->write_fn, line + off, n,
+			                        d->header_data),
 			             n, "Failed writing header");
 		off += n;
 	}
@@ -139,10 +145,11 @@ CURLcode sf_deliver_body(struct sf_delivery *d, const char *data, size_t len)
 		len -= k;
 	}
 	while (len) {
-		size_t n = len > CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : len;
-		CURLcode rc = written(d, call_write(d->write_fn, data, n,
-		                                    d->write_data),
-		                      n, "Failure writing output to destination");
+		size_t n = len > CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE
+		                                     : len;
+		CURLcode rc = written(
+		        d, call_write(d->write_fn, data, n, d->write_data), n,
+		        "Failure writing output to destination");
 		if (rc != CURLE_OK)
 			return rc;
 		d->body_done += n;

@@ -30,10 +30,10 @@ struct sf_delivery {
 	/* What a restarted transfer must not hand over twice. */
 	size_t skip_headers, skip_body;
 	size_t headers_done, body_done; /* delivered, skipped ones included */
-	curl_off_t content_length;       /* of the latest response, -1 unknown */
-	long response_code;              /* of the latest status line */
-	bool paused;                     /* a callback returned PAUSE */
-	const char *failure;             /* libcurl's text for the failure */
+	curl_off_t content_length;      /* of the latest response, -1 unknown */
+	long response_code;             /* of the latest status line */
+	bool paused;                    /* a callback returned PAUSE */
+	const char *failure;            /* libcurl's text for the failure */
 };
 
 /* Decodes the handle's recorded delivery options. */

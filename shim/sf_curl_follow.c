@@ -103,9 +103,10 @@ static CURLcode drain(struct follow *w, bool *delivered)
 		if (n && !read_exact(s, w->pos + SF_REC_HDRLEN, w->buf, n))
 			return CURLE_READ_ERROR;
 		w->pos += SF_REC_HDRLEN + n;
-		CURLcode rc = head[0] == SF_REC_HEADER
-		                      ? sf_deliver_header(&w->p->d, (char *)w->buf, n)
-		                      : sf_deliver_body(&w->p->d, (char *)w->buf, n);
+		CURLcode rc =
+		        head[0] == SF_REC_HEADER
+		                ? sf_deliver_header(&w->p->d, (char *)w->buf, n)
+		                : sf_deliver_body(&w->p->d, (char *)w->buf, n);
 		if (rc != CURLE_OK)
 			return rc;
 		if (!w->p->h->first_byte_ns)
@@ -125,15 +126,17 @@ static CURLcode timed_out(struct sf_curl_xfer *p, uint64_t now)
 	char msg[CURL_ERROR_SIZE];
 	long ms = (long)((now - p->start_ns) / 1000000u);
 	if (p->d.content_length >= 0)
-		snprintf(msg, sizeof(msg),
-		         "Operation timed out after %ld milliseconds with %zu out "
-		         "of %lld bytes received",
-		         ms, p->d.body_done, (long long)p->d.content_length);
+		snprintf(
+		        msg, sizeof(msg),
+		        "Operation timed out after %ld milliseconds with %zu out "
+		        "of %lld bytes received",
+		        ms, p->d.body_done, (long long)p->d.content_length);
 	else
-		snprintf(msg, sizeof(msg),
-		         "Operation timed out after %ld milliseconds with %zu bytes "
-		         "received",
-		         ms, p->d.body_done);
+		snprintf(
+		        msg, sizeof(msg),
+		        "Operation timed out after %ld milliseconds with %zu bytes "
+		        "received",
+		        ms, p->d.body_done);
 	return fail(p, CURLE_OPERATION_TIMEDOUT, msg);
 }
 
@@ -152,17 +155,24 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 	struct sf_delivery *d = &p->d;
 	uint32_t cursor = 0;
 	uint64_t stall = p->cfg->wait_ns ? p->start_ns + p->cfg->wait_ns : 0;
-	uint64_t own = d->timeout_ms > 0 ? p->start_ns + (uint64_t)d->timeout_ms * 1000000u : 0;
+	uint64_t own =
+	        d->timeout_ms > 0
+	                ? p->start_ns + (uint64_t)d->timeout_ms * 1000000u
+	                : 0;
 	bool progress = !d->noprogress;
 	uint64_t tick = 0;
 	for (;;) {
 		bool fresh = d->headers_done || d->body_done;
 		uint64_t now = sf_now_ns();
 		if (progress && (!tick || now >= tick)) {
-			tick = now + 1000000000u; /* libcurl calls it at least 1/s */
-			curl_off_t total = d->content_length > 0 ? d->content_length : 0;
-			if (sf_deliver_progress(d, total, (curl_off_t)d->body_done)) {
-				*code = fail(p, CURLE_ABORTED_BY_CALLBACK, "Callback aborted");
+			tick = now +
+			       1000000000u; /* libcurl calls it at least 1/s */
+			curl_off_t total =
+			        d->content_length > 0 ? d->content_length : 0;
+			if (sf_deliver_progress(d, total,
+			                        (curl_off_t)d->body_done)) {
+				*code = fail(p, CURLE_ABORTED_BY_CALLBACK,
+				             "Callback aborted");
 				return FOLLOWED;
 			}
 		}
@@ -174,7 +184,8 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 			return ALONE_EXPIRED;
 		uint64_t until = earliest(own, fresh ? 0 : stall);
 		until = earliest(until, progress ? tick : 0);
-		struct timespec ts = sf_ns_to_timespec(until), *dl = until ? &ts : NULL;
+		struct timespec ts = sf_ns_to_timespec(until),
+		                *dl = until ? &ts : NULL;
 
 		enum sf_wait ev = sf_flight_wait(w->f, &cursor, dl);
 		if (ev == SF_WAIT_PROMOTED)
@@ -183,8 +194,10 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 		bool delivered;
 		CURLcode rc = drain(w, &delivered);
 		if (rc != CURLE_OK) {
-			*code = rc == CURLE_WRITE_ERROR ? fail(p, rc, d->failure)
-			                                : fail(p, rc, "sfshim: cannot read the shared response");
+			*code = rc == CURLE_WRITE_ERROR
+			                ? fail(p, rc, d->failure)
+			                : fail(p, rc,
+			                       "sfshim: cannot read the shared response");
 			return FOLLOWED;
 		}
 		if (delivered && progress)
@@ -198,15 +211,17 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 		if (d->skip_headers || d->skip_body) {
 			/* A later leader got a shorter response than the one this
 			 * follower had started to deliver. */
-			*code = fail(p, CURLE_RECV_ERROR,
-			             "sfshim: the response changed between attempts");
+			*code = fail(
+			        p, CURLE_RECV_ERROR,
+			        "sfshim: the response changed between attempts");
 			return FOLLOWED;
 		}
 		*code = final->code;
 		if (final->code != CURLE_OK)
 			sf_delivery_error(d, final->errmsg);
 		sf_curl_reply_ref(final);
-		p->h->reply = final; /* getinfo and headers answer from it now */
+		p->h->reply =
+		        final; /* getinfo and headers answer from it now */
 		return FOLLOWED;
 	}
 }
@@ -245,7 +260,8 @@ CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f)
 		return sf_curl_lead(p, f);
 	case ALONE_EXPIRED:
 		sf_count(SF_API_CURL, SF_STAT_EXPIRED);
-		sf_log(SF_LOG_INFO, "%s: waited past SFSHIM_WAIT_MS, fetching alone",
+		sf_log(SF_LOG_INFO,
+		       "%s: waited past SFSHIM_WAIT_MS, fetching alone",
 		       p->key.url);
 		return sf_curl_alone(p);
 	case ALONE_RETRY:

@@ -179,7 +179,8 @@ void sf_curl_handle_set(struct sf_curl_handle *r, CURLoption id,
 		r->opts = n;
 		r->cap = cap;
 	}
-	memmove(&r->opts[i + 1], &r->opts[i], (r->nopts - i) * sizeof(r->opts[0]));
+	memmove(&r->opts[i + 1], &r->opts[i],
+	        (r->nopts - i) * sizeof(r->opts[0]));
 	r->opts[i] = (struct sf_curl_opt){ id, kind, copy };
 	r->nopts++;
 }

@@ -19,8 +19,8 @@ struct sf_curl_reply;
 
 union sf_curl_optval {
 	long l;
-	char *s;    /* owned copy (NULL allowed) */
-	void *p;    /* slist, object or function pointer, kept as is */
+	char *s; /* owned copy (NULL allowed) */
+	void *p; /* slist, object or function pointer, kept as is */
 	curl_off_t o;
 	struct {
 		void *data; /* owned copy; NULL when the blob pointer was NULL */

@@ -18,15 +18,29 @@ enum time_kind { T_NONE, T_TOTAL, T_START, T_PHASE, T_REDIRECT, T_SPEED };
 static enum time_kind time_kind(CURLINFO info)
 {
 	switch (info) {
-	case CURLINFO_TOTAL_TIME: case CURLINFO_TOTAL_TIME_T: return T_TOTAL;
-	case CURLINFO_STARTTRANSFER_TIME: case CURLINFO_STARTTRANSFER_TIME_T: return T_START;
-	case CURLINFO_NAMELOOKUP_TIME: case CURLINFO_NAMELOOKUP_TIME_T:
-	case CURLINFO_CONNECT_TIME: case CURLINFO_CONNECT_TIME_T:
-	case CURLINFO_APPCONNECT_TIME: case CURLINFO_APPCONNECT_TIME_T:
-	case CURLINFO_PRETRANSFER_TIME: case CURLINFO_PRETRANSFER_TIME_T: return T_PHASE;
-	case CURLINFO_REDIRECT_TIME: case CURLINFO_REDIRECT_TIME_T: return T_REDIRECT;
-	case CURLINFO_SPEED_DOWNLOAD: case CURLINFO_SPEED_DOWNLOAD_T: return T_SPEED;
-	default: return T_NONE;
+	case CURLINFO_TOTAL_TIME:
+	case CURLINFO_TOTAL_TIME_T:
+		return T_TOTAL;
+	case CURLINFO_STARTTRANSFER_TIME:
+	case CURLINFO_STARTTRANSFER_TIME_T:
+		return T_START;
+	case CURLINFO_NAMELOOKUP_TIME:
+	case CURLINFO_NAMELOOKUP_TIME_T:
+	case CURLINFO_CONNECT_TIME:
+	case CURLINFO_CONNECT_TIME_T:
+	case CURLINFO_APPCONNECT_TIME:
+	case CURLINFO_APPCONNECT_TIME_T:
+	case CURLINFO_PRETRANSFER_TIME:
+	case CURLINFO_PRETRANSFER_TIME_T:
+		return T_PHASE;
+	case CURLINFO_REDIRECT_TIME:
+	case CURLINFO_REDIRECT_TIME_T:
+		return T_REDIRECT;
+	case CURLINFO_SPEED_DOWNLOAD:
+	case CURLINFO_SPEED_DOWNLOAD_T:
+		return T_SPEED;
+	default:
+		return T_NONE;
 	}
 }
 
@@ -68,14 +82,29 @@ static bool own_answer(const struct sf_curl_handle *h, CURLINFO info, void *out)
 {
 	uint64_t start = h->first_byte_ns ? h->first_byte_ns : h->total_ns;
 	switch (info) {
-	case CURLINFO_RESPONSE_CODE: *(long *)out = h->response_code; return true;
-	case CURLINFO_SIZE_DOWNLOAD: *(double *)out = (double)h->size_download; return true;
-	case CURLINFO_SIZE_DOWNLOAD_T: *(curl_off_t *)out = h->size_download; return true;
-	case CURLINFO_TOTAL_TIME: *(double *)out = (double)h->total_ns / 1e9; return true;
-	case CURLINFO_TOTAL_TIME_T: *(curl_off_t *)out = (curl_off_t)(h->total_ns / 1000u); return true;
-	case CURLINFO_STARTTRANSFER_TIME: *(double *)out = (double)start / 1e9; return true;
-	case CURLINFO_STARTTRANSFER_TIME_T: *(curl_off_t *)out = (curl_off_t)(start / 1000u); return true;
-	default: return false;
+	case CURLINFO_RESPONSE_CODE:
+		*(long *)out = h->response_code;
+		return true;
+	case CURLINFO_SIZE_DOWNLOAD:
+		*(double *)out = (double)h->size_download;
+		return true;
+	case CURLINFO_SIZE_DOWNLOAD_T:
+		*(curl_off_t *)out = h->size_download;
+		return true;
+	case CURLINFO_TOTAL_TIME:
+		*(double *)out = (double)h->total_ns / 1e9;
+		return true;
+	case CURLINFO_TOTAL_TIME_T:
+		*(curl_off_t *)out = (curl_off_t)(h->total_ns / 1000u);
+		return true;
+	case CURLINFO_STARTTRANSFER_TIME:
+		*(double *)out = (double)start / 1e9;
+		return true;
+	case CURLINFO_STARTTRANSFER_TIME_T:
+		*(curl_off_t *)out = (curl_off_t)(start / 1000u);
+		return true;
+	default:
+		return false;
 	}
 }
 
@@ -101,17 +130,34 @@ bool sf_curl_info_answer(struct sf_curl_handle *h, CURLINFO info, void *out,
 	uint64_t ns = 0;
 	enum time_kind k = time_kind(info);
 	switch (k) {
-	case T_TOTAL: ns = total; break;
-	case T_START: ns = start; break;
-	case T_PHASE: ns = min_u64(leader_ns(r, t, n), start); break;
-	case T_REDIRECT: ns = min_u64(leader_ns(r, t, n), total); break;
-	case T_SPEED: break;
+	case T_TOTAL:
+		ns = total;
+		break;
+	case T_START:
+		ns = start;
+		break;
+	case T_PHASE:
+		ns = min_u64(leader_ns(r, t, n), start);
+		break;
+	case T_REDIRECT:
+		ns = min_u64(leader_ns(r, t, n), total);
+		break;
+	case T_SPEED:
+		break;
 	case T_NONE:
 		switch (t) {
-		case SF_INFO_STRING: *(char **)out = r->str[n]; break;
-		case SF_INFO_LONG: *(long *)out = r->lng[n]; break;
-		case SF_INFO_DOUBLE: *(double *)out = r->dbl[n]; break;
-		default: *(curl_off_t *)out = r->off[n]; break;
+		case SF_INFO_STRING:
+			*(char **)out = r->str[n];
+			break;
+		case SF_INFO_LONG:
+			*(long *)out = r->lng[n];
+			break;
+		case SF_INFO_DOUBLE:
+			*(double *)out = r->dbl[n];
+			break;
+		default:
+			*(curl_off_t *)out = r->off[n];
+			break;
 		}
 		return true;
 	}

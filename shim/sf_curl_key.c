@@ -48,8 +48,12 @@ static void put_value(struct buf *b, const struct sf_curl_opt *o)
 	unsigned char present;
 	put(b, &id, sizeof(id));
 	switch (o->kind) {
-	case SF_OPTK_LONG: put(b, &o->v.l, sizeof(o->v.l)); break;
-	case SF_OPTK_OFF: put(b, &o->v.o, sizeof(o->v.o)); break;
+	case SF_OPTK_LONG:
+		put(b, &o->v.l, sizeof(o->v.l));
+		break;
+	case SF_OPTK_OFF:
+		put(b, &o->v.o, sizeof(o->v.o));
+		break;
 	case SF_OPTK_STRING:
 		present = o->v.s != NULL;
 		put(b, &present, 1);
@@ -70,7 +74,8 @@ static void put_value(struct buf *b, const struct sf_curl_opt *o)
 			n++;
 		put(b, &n, sizeof(n));
 		for (const struct curl_slist *l = o->v.p; l; l = l->next)
-			put_bytes(b, l->data ? l->data : "", l->data ? strlen(l->data) : 0);
+			put_bytes(b, l->data ? l->data : "",
+			          l->data ? strlen(l->data) : 0);
 		break;
 	}
 	default: /* PTR and FUNC options never reach the key */
@@ -81,11 +86,16 @@ static void put_value(struct buf *b, const struct sf_curl_opt *o)
 static bool is_set(const struct sf_curl_opt *o)
 {
 	switch (o->kind) {
-	case SF_OPTK_LONG: return o->v.l != 0;
-	case SF_OPTK_OFF: return o->v.o != 0;
-	case SF_OPTK_STRING: return o->v.s != NULL;
-	case SF_OPTK_BLOB: return o->v.blob.data != NULL;
-	default: return o->v.p != NULL;
+	case SF_OPTK_LONG:
+		return o->v.l != 0;
+	case SF_OPTK_OFF:
+		return o->v.o != 0;
+	case SF_OPTK_STRING:
+		return o->v.s != NULL;
+	case SF_OPTK_BLOB:
+		return o->v.blob.data != NULL;
+	default:
+		return o->v.p != NULL;
 	}
 }
 
@@ -98,16 +108,29 @@ struct method {
 static void apply_method(struct method *m, const struct sf_curl_opt *o)
 {
 	switch (o->id) {
-	case CURLOPT_NOBODY: m->nobody = o->v.l != 0; break;
+	case CURLOPT_NOBODY:
+		m->nobody = o->v.l != 0;
+		break;
 	case CURLOPT_UPLOAD:
-	case CURLOPT_PUT: m->upload = o->v.l != 0; break;
-	case CURLOPT_POST: m->post = o->v.l != 0; break;
+	case CURLOPT_PUT:
+		m->upload = o->v.l != 0;
+		break;
+	case CURLOPT_POST:
+		m->post = o->v.l != 0;
+		break;
 	case CURLOPT_POSTFIELDS:
-	case CURLOPT_COPYPOSTFIELDS: m->post = true; break; /* even NULL */
+	case CURLOPT_COPYPOSTFIELDS:
+		m->post = true;
+		break; /* even NULL */
 	case CURLOPT_HTTPPOST:
-	case CURLOPT_MIMEPOST: m->post = o->v.p != NULL; break;
-	case CURLOPT_CUSTOMREQUEST: m->custom = o->v.s != NULL; break;
-	default: break;
+	case CURLOPT_MIMEPOST:
+		m->post = o->v.p != NULL;
+		break;
+	case CURLOPT_CUSTOMREQUEST:
+		m->custom = o->v.s != NULL;
+		break;
+	default:
+		break;
 	}
 }
 
@@ -154,12 +177,14 @@ enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
 	/* Delivery that cannot be replayed: libcurl's own progress meter, and
 	 * fwrite to a NULL stream. */
 	const struct sf_curl_opt *o;
-	bool progress = (o = sf_curl_handle_get(h, CURLOPT_NOPROGRESS)) && !o->v.l;
+	bool progress = (o = sf_curl_handle_get(h, CURLOPT_NOPROGRESS)) &&
+	                !o->v.l;
 	if (progress && !sf_curl_handle_get(h, CURLOPT_XFERINFOFUNCTION) &&
 	    !sf_curl_handle_get(h, CURLOPT_PROGRESSFUNCTION))
 		return SF_PASS_UNSUPPORTED;
 	o = sf_curl_handle_get(h, CURLOPT_WRITEDATA);
-	const struct sf_curl_opt *wf = sf_curl_handle_get(h, CURLOPT_WRITEFUNCTION);
+	const struct sf_curl_opt *wf =
+	        sf_curl_handle_get(h, CURLOPT_WRITEFUNCTION);
 	if (o && !o->v.p && (!wf || !wf->v.p))
 		return SF_PASS_UNSUPPORTED;
 
@@ -169,7 +194,8 @@ enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
 	put(&b, tag, sizeof(tag));
 	put(&b, &flavour, 1);
 	for (size_t i = 0; i < h->nopts; i++) {
-		const struct sf_curl_opt_info *info = sf_curl_opt_lookup(h->opts[i].id);
+		const struct sf_curl_opt_info *info =
+		        sf_curl_opt_lookup(h->opts[i].id);
 		if (info->cls == SF_OPTC_KEY)
 			put_value(&b, &h->opts[i]);
 	}

@@ -9,7 +9,7 @@
 struct sf_curl_key {
 	unsigned char *bytes; /* malloc'd */
 	size_t len;
-	const char *url;      /* the handle's recorded URL (for logs, stats) */
+	const char *url; /* the handle's recorded URL (for logs, stats) */
 };
 
 /* Returns SF_PASS_COUNT and fills key when the handle's perform may

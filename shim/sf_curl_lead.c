@@ -68,7 +68,7 @@ struct lead {
 	struct sf_curl_reply *reply; /* what this leader records into */
 	bool own_failure;            /* the program's callback refused */
 	bool abandoned;
-	bool sealed;                 /* no one may join any more */
+	bool sealed; /* no one may join any more */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -90,8 +90,8 @@ static void detach(struct lead *l)
  * their own.  Once someone follows, the reply is kept whole for them. */
 static bool worth_storing(struct lead *l, size_t n)
 {
-	if (l->sealed || sf_stream_length(l->reply->stream) + n <=
-	                         l->p->cfg->spill_bytes ||
+	if (l->sealed ||
+	    sf_stream_length(l->reply->stream) + n <= l->p->cfg->spill_bytes ||
 	    sf_flight_followers(l->f))
 		return true;
 	l->sealed = true;
@@ -109,8 +109,10 @@ static void record(struct lead *l, enum sf_curl_rec type, const char *p,
 	if (!l->f || !worth_storing(l, SF_REC_HDRLEN + n))
 		return;
 	if (sf_curl_reply_append(l->reply, type, p, n) < 0) {
-		sf_log(SF_LOG_ERROR, "cannot store the response of %s (%m); "
-		       "its followers fetch it themselves", l->p->key.url);
+		sf_log(SF_LOG_ERROR,
+		       "cannot store the response of %s (%m); "
+		       "its followers fetch it themselves",
+		       l->p->key.url);
 		detach(l);
 		return;
 	}
@@ -162,7 +164,8 @@ static void install(struct lead *l)
 	p->api->easy_setopt(p->h->easy, CURLOPT_HEADER, 0L);
 }
 
-static void *recorded_ptr(const struct sf_curl_xfer *p, CURLoption opt, void *dflt)
+static void *recorded_ptr(const struct sf_curl_xfer *p, CURLoption opt,
+                          void *dflt)
 {
 	const struct sf_curl_opt *o = sf_curl_handle_get(p->h, opt);
 	return o ? o->v.p : dflt;
@@ -171,12 +174,18 @@ static void *recorded_ptr(const struct sf_curl_xfer *p, CURLoption opt, void *df
 /* Puts back what the program set (or libcurl's defaults). */
 static void restore(const struct sf_curl_xfer *p)
 {
-	set_ptr(p, CURLOPT_WRITEFUNCTION, recorded_ptr(p, CURLOPT_WRITEFUNCTION, NULL));
-	set_ptr(p, CURLOPT_WRITEDATA, recorded_ptr(p, CURLOPT_WRITEDATA, stdout));
-	set_ptr(p, CURLOPT_HEADERFUNCTION, recorded_ptr(p, CURLOPT_HEADERFUNCTION, NULL));
-	set_ptr(p, CURLOPT_HEADERDATA, recorded_ptr(p, CURLOPT_HEADERDATA, NULL));
-	set_ptr(p, CURLOPT_ERRORBUFFER, recorded_ptr(p, CURLOPT_ERRORBUFFER, NULL));
-	p->api->easy_setopt(p->h->easy, CURLOPT_HEADER, p->d.include_header ? 1L : 0L);
+	set_ptr(p, CURLOPT_WRITEFUNCTION,
+	        recorded_ptr(p, CURLOPT_WRITEFUNCTION, NULL));
+	set_ptr(p, CURLOPT_WRITEDATA,
+	        recorded_ptr(p, CURLOPT_WRITEDATA, stdout));
+	set_ptr(p, CURLOPT_HEADERFUNCTION,
+	        recorded_ptr(p, CURLOPT_HEADERFUNCTION, NULL));
+	set_ptr(p, CURLOPT_HEADERDATA,
+	        recorded_ptr(p, CURLOPT_HEADERDATA, NULL));
+	set_ptr(p, CURLOPT_ERRORBUFFER,
+	        recorded_ptr(p, CURLOPT_ERRORBUFFER, NULL));
+	p->api->easy_setopt(p->h->easy, CURLOPT_HEADER,
+	                    p->d.include_header ? 1L : 0L);
 }
 
 static void lead_cleanup(void *arg)
@@ -230,8 +239,10 @@ CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
 		sf_delivery_error(&p->d, p->d.failure);
 
 	if (l.f && own_error(&l, code)) {
-		sf_log(SF_LOG_INFO, "%s: leader failed on its own (%d), "
-		       "handing over", p->key.url, (int)code);
+		sf_log(SF_LOG_INFO,
+		       "%s: leader failed on its own (%d), "
+		       "handing over",
+		       p->key.url, (int)code);
 		detach(&l);
 	} else if (l.f) {
 		l.reply->code = code;

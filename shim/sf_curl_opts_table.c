@@ -6,7 +6,10 @@
  * unknown: a handle that sets one is never coalesced. */
 #include "sf_curl_opts.h"
 
-#define ROW(opt, kind, cls) { opt, SF_OPTK_##kind, SF_OPTC_##cls }
+#define ROW(opt, kind, cls)                        \
+	{                                          \
+		opt, SF_OPTK_##kind, SF_OPTC_##cls \
+	}
 
 const struct sf_curl_opt_info sf_curl_opt_table[] = {
 	ROW(CURLOPT_PORT, LONG, KEY),

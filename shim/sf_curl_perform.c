@@ -24,12 +24,14 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 	h->first_byte_ns = h->total_ns = 0;
 
 	struct sf_curl_xfer p = { .h = h, .api = h->api, .cfg = sf_config() };
-	enum sf_pass why = sf_guard_active() ? SF_PASS_REENTRANT
-	                                     : sf_curl_key_build(h, p.cfg, &p.key);
+	enum sf_pass why = sf_guard_active()
+	                           ? SF_PASS_REENTRANT
+	                           : sf_curl_key_build(h, p.cfg, &p.key);
 	pthread_once(&group_once, make_group);
 	sf_flight *f = NULL;
 	bool leader = false;
-	if (why == SF_PASS_COUNT && !(f = sf_join(group, p.key.bytes, p.key.len, &leader)))
+	if (why == SF_PASS_COUNT &&
+	    !(f = sf_join(group, p.key.bytes, p.key.len, &leader)))
 		why = SF_PASS_NOFLIGHT;
 	if (why != SF_PASS_COUNT) {
 		sf_count_pass(SF_API_CURL, why);

@@ -10,8 +10,9 @@
 #define INFO_PRIVATE_NUM (CURLINFO_PRIVATE & CURLINFO_MASK)
 #define INFO_LASTSOCKET_NUM 29 /* CURLINFO_LASTSOCKET, deprecated */
 
-#define ORIGIN_ALL (CURLH_HEADER | CURLH_TRAILER | CURLH_CONNECT | CURLH_1XX | \
-                    CURLH_PSEUDO)
+#define ORIGIN_ALL                                                  \
+	(CURLH_HEADER | CURLH_TRAILER | CURLH_CONNECT | CURLH_1XX | \
+	 CURLH_PSEUDO)
 
 struct sf_curl_reply *sf_curl_reply_new(size_t spill_bytes)
 {
@@ -33,7 +34,8 @@ void sf_curl_reply_ref(struct sf_curl_reply *r)
 
 void sf_curl_reply_unref(struct sf_curl_reply *r)
 {
-	if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+	if (!r ||
+	    atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	sf_stream_free(r->stream);
 	for (int i = 0; i < SF_INFO_SLOTS; i++)
@@ -63,11 +65,16 @@ int sf_curl_reply_append(struct sf_curl_reply *r, enum sf_curl_rec type,
 int sf_curl_info_type(CURLINFO info)
 {
 	switch (info & CURLINFO_TYPEMASK) {
-	case CURLINFO_STRING: return SF_INFO_STRING;
-	case CURLINFO_LONG: return SF_INFO_LONG;
-	case CURLINFO_DOUBLE: return SF_INFO_DOUBLE;
-	case CURLINFO_OFF_T: return SF_INFO_OFF;
-	default: return -1;
+	case CURLINFO_STRING:
+		return SF_INFO_STRING;
+	case CURLINFO_LONG:
+		return SF_INFO_LONG;
+	case CURLINFO_DOUBLE:
+		return SF_INFO_DOUBLE;
+	case CURLINFO_OFF_T:
+		return SF_INFO_OFF;
+	default:
+		return -1;
 	}
 }
 
@@ -90,7 +97,8 @@ static void snapshot_infos(struct sf_curl_reply *r,
 			case SF_INFO_STRING: {
 				char *s = NULL;
 				rc = api->easy_getinfo(easy, info, &s);
-				if (rc == CURLE_OK && s && !(r->str[n] = strdup(s)))
+				if (rc == CURLE_OK && s &&
+				    !(r->str[n] = strdup(s)))
 					rc = CURLE_OUT_OF_MEMORY;
 				break;
 			}
@@ -145,7 +153,8 @@ static void snapshot_headers(struct sf_curl_reply *r,
 	 * from 0; asking for a name nobody sends tells which exist. */
 	for (int req = 0;; req++) {
 		struct curl_header *h;
-		CURLHcode rc = api->easy_header(easy, "", 0, ORIGIN_ALL, req, &h);
+		CURLHcode rc =
+		        api->easy_header(easy, "", 0, ORIGIN_ALL, req, &h);
 		if (rc == CURLHE_NOREQUEST || rc == CURLHE_NOHEADERS ||
 		    rc == CURLHE_BAD_ARGUMENT || rc == CURLHE_NOT_BUILT_IN)
 			break;
@@ -240,8 +249,8 @@ struct curl_header *sf_curl_reply_nextheader(const struct sf_curl_reply *r,
 	size_t amount = 0, index = 0;
 	for (size_t j = 0; j < r->nhdrs; j++) {
 		const struct sf_curl_hdr *c = &r->hdrs[j];
-		if (strcasecmp(c->name, pick->name) == 0 && c->request == request &&
-		    (c->type & type))
+		if (strcasecmp(c->name, pick->name) == 0 &&
+		    c->request == request && (c->type & type))
 			amount++;
 		if (j == i)
 			index = amount - 1;

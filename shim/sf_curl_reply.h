@@ -20,7 +20,13 @@ enum sf_curl_rec { SF_REC_HEADER = 'H', SF_REC_BODY = 'B' };
 #define SF_REC_HDRLEN 5 /* type byte + 32-bit length */
 
 #define SF_INFO_SLOTS 64 /* CURLINFO numbers below this are snapshot */
-enum { SF_INFO_STRING, SF_INFO_LONG, SF_INFO_DOUBLE, SF_INFO_OFF, SF_INFO_TYPES };
+enum {
+	SF_INFO_STRING,
+	SF_INFO_LONG,
+	SF_INFO_DOUBLE,
+	SF_INFO_OFF,
+	SF_INFO_TYPES
+};
 
 struct sf_curl_hdr {
 	char *name, *value;
@@ -43,8 +49,8 @@ struct sf_curl_reply {
 	curl_off_t off[SF_INFO_SLOTS];
 	struct sf_curl_hdr *hdrs;
 	size_t nhdrs;
-	int requests;     /* index of the last request, as libcurl counts */
-	bool header_api;  /* the leader's libcurl has curl_easy_header */
+	int requests;    /* index of the last request, as libcurl counts */
+	bool header_api; /* the leader's libcurl has curl_easy_header */
 };
 
 struct sf_curl_reply *sf_curl_reply_new(size_t spill_bytes);

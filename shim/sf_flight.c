@@ -36,8 +36,8 @@ struct sf_group {
 };
 
 struct sf_flight {
-	_Atomic uint32_t word;  /* futex word: phase | events */
-	_Atomic uint32_t refs;  /* leader + followers still attached */
+	_Atomic uint32_t word; /* futex word: phase | events */
+	_Atomic uint32_t refs; /* leader + followers still attached */
 	_Atomic uint32_t followers;
 	_Atomic uint32_t promotions;
 	struct sf_flight *next; /* shard chain, under the shard lock */
@@ -162,8 +162,9 @@ static void unref(sf_flight *f)
 static bool try_promote(sf_flight *f, uint32_t w)
 {
 	uint32_t next = (w & ~SF_PHASE_MASK) + SF_EVENT;
-	if (!atomic_compare_exchange_strong_explicit(
-	            &f->word, &w, next, memory_order_acq_rel, memory_order_acquire))
+	if (!atomic_compare_exchange_strong_explicit(&f->word, &w, next,
+	                                             memory_order_acq_rel,
+	                                             memory_order_acquire))
 		return false;
 	atomic_fetch_add_explicit(&f->promotions, 1, memory_order_relaxed);
 	return true;
@@ -182,7 +183,8 @@ sf_flight *sf_join(sf_group *g, const void *key, size_t keylen, bool *leader)
 		    memcmp(f->key, key, keylen) != 0)
 			continue;
 		atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-		uint32_t w = atomic_load_explicit(&f->word, memory_order_acquire);
+		uint32_t w =
+		        atomic_load_explicit(&f->word, memory_order_acquire);
 		/* Nobody leads it: the newcomer takes it over, unless a woken
 		 * follower promoted itself first (hence the CAS). */
 		if ((w & SF_PHASE_MASK) == SF_LEADERLESS && try_promote(f, w)) {
@@ -190,7 +192,8 @@ sf_flight *sf_join(sf_group *g, const void *key, size_t keylen, bool *leader)
 			*leader = true;
 			return f;
 		}
-		atomic_fetch_add_explicit(&f->followers, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&f->followers, 1,
+		                          memory_order_relaxed);
 		pthread_mutex_unlock(&s->lock);
 		*leader = false;
 		return f;
@@ -242,7 +245,8 @@ unsigned sf_group_followers(sf_group *g, const void *key, size_t keylen)
 	for (sf_flight *f = s->head; f; f = f->next)
 		if (f->hash == h && f->keylen == keylen &&
 		    memcmp(f->key, key, keylen) == 0)
-			n = atomic_load_explicit(&f->followers, memory_order_relaxed);
+			n = atomic_load_explicit(&f->followers,
+			                         memory_order_relaxed);
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
@@ -269,7 +273,8 @@ void sf_flight_finish(sf_flight *f, void *result, void (*dtor)(void *))
 	f->result = result;
 	f->dtor = dtor;
 	uint32_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
-	atomic_store_explicit(&f->word, ((w & ~SF_PHASE_MASK) + SF_EVENT) | SF_DONE,
+	atomic_store_explicit(&f->word,
+	                      ((w & ~SF_PHASE_MASK) + SF_EVENT) | SF_DONE,
 	                      memory_order_release);
 	/* Sealed: the follower count is final, and without followers nobody
 	 * can be asleep on the word. */
@@ -334,9 +339,9 @@ void sf_flight_leave(sf_flight *f)
 /* Not instrumented by ASan: a cancellation unwinding out of the system
  * call would leave this frame's poisoned stack behind, which trips ASan's
  * own consistency check later (GCC 12's runtime). */
-__attribute__((no_sanitize_address))
-static int wait_cancellable(_Atomic uint32_t *word, uint32_t expected,
-                            const struct timespec *abs_deadline)
+__attribute__((no_sanitize_address)) static int
+wait_cancellable(_Atomic uint32_t *word, uint32_t expected,
+                 const struct timespec *abs_deadline)
 {
 	int oldtype;
 	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &oldtype);
@@ -349,7 +354,8 @@ enum sf_wait sf_flight_wait(sf_flight *f, uint32_t *cursor,
                             const struct timespec *abs_deadline)
 {
 	for (;;) {
-		uint32_t w = atomic_load_explicit(&f->word, memory_order_acquire);
+		uint32_t w =
+		        atomic_load_explicit(&f->word, memory_order_acquire);
 		switch (w & SF_PHASE_MASK) {
 		case SF_DONE:
 			*cursor = w;
@@ -426,7 +432,8 @@ static void follow_cleanup(void *p)
 /* The leader's call, abandoning the flight if its thread is cancelled.
  * Kept apart from sf_do(): pthread_cleanup_push may be setjmp-based, and
  * sf_do's locals must not live across it. */
-static void lead(sf_flight *f, const struct sf_do_ops *ops, void *arg, void *out)
+static void lead(sf_flight *f, const struct sf_do_ops *ops, void *arg,
+                 void *out)
 {
 	struct lead_ctx ctx = { .f = f, .done = false };
 	pthread_cleanup_push(lead_cleanup, &ctx);

@@ -194,13 +194,19 @@ static size_t build_key(unsigned char *k, size_t cap, const char *node,
 static void count_path(enum sf_do_path path)
 {
 	switch (path) {
-	case SF_DO_LEADER: sf_count(SF_API_DNS, SF_STAT_LEADERS); break;
+	case SF_DO_LEADER:
+		sf_count(SF_API_DNS, SF_STAT_LEADERS);
+		break;
 	case SF_DO_PROMOTED:
 		sf_count(SF_API_DNS, SF_STAT_PROMOTIONS);
 		sf_count(SF_API_DNS, SF_STAT_LEADERS);
 		break;
-	case SF_DO_FOLLOWER: sf_count(SF_API_DNS, SF_STAT_FOLLOWERS); break;
-	case SF_DO_EXPIRED: sf_count(SF_API_DNS, SF_STAT_EXPIRED); break;
+	case SF_DO_FOLLOWER:
+		sf_count(SF_API_DNS, SF_STAT_FOLLOWERS);
+		break;
+	case SF_DO_EXPIRED:
+		sf_count(SF_API_DNS, SF_STAT_EXPIRED);
+		break;
 	case SF_DO_ALONE:
 		sf_count_pass(SF_API_DNS, SF_PASS_NOFLIGHT);
 		return; /* counted as a call there */
@@ -246,12 +252,16 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 	        sf_do(group, key, keylen, &gai_ops, &call, &ans, dl, &info);
 	count_path(path);
 	if (path == SF_DO_FOLLOWER)
-		sf_log(SF_LOG_DEBUG, "getaddrinfo %s: shared (rc=%d)", node, ans.rc);
+		sf_log(SF_LOG_DEBUG, "getaddrinfo %s: shared (rc=%d)", node,
+		       ans.rc);
 	else if (path == SF_DO_EXPIRED)
-		sf_log(SF_LOG_INFO, "getaddrinfo %s: waited past SFSHIM_WAIT_MS, "
-		       "looked up alone", node);
+		sf_log(SF_LOG_INFO,
+		       "getaddrinfo %s: waited past SFSHIM_WAIT_MS, "
+		       "looked up alone",
+		       node);
 	else if (path == SF_DO_PROMOTED)
-		sf_log(SF_LOG_INFO, "getaddrinfo %s: leader gone, took over", node);
+		sf_log(SF_LOG_INFO, "getaddrinfo %s: leader gone, took over",
+		       node);
 	if (info.followers)
 		sf_stats_flight(SF_API_DNS, node, info.followers);
 	if (ans.rc == 0)

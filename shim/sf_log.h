@@ -15,10 +15,10 @@ extern int sf_log_level;
 void sf_log_set_fd(int fd); /* tests capture the log through a pipe */
 void sf_log_emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define sf_log(level, ...)                                                     \
-	do {                                                                   \
-		if (__builtin_expect((level) <= sf_log_level, 0))              \
-			sf_log_emit(__VA_ARGS__);                              \
+#define sf_log(level, ...)                                        \
+	do {                                                      \
+		if (__builtin_expect((level) <= sf_log_level, 0)) \
+			sf_log_emit(__VA_ARGS__);                 \
 	} while (0)
 
 #endif

@@ -83,7 +83,7 @@ static bool resolve_curl(enum sf_curl_flavour fl, struct sf_curl_real *t)
 	SF_FIND(easy_reset, "curl_easy_reset");
 	SF_FIND(easy_duphandle, "curl_easy_duphandle");
 	SF_FIND(easy_cleanup, "curl_easy_cleanup");
-	SF_FIND(easy_header, "curl_easy_header");   /* 7.83 and later */
+	SF_FIND(easy_header, "curl_easy_header"); /* 7.83 and later */
 	SF_FIND(easy_nextheader, "curl_easy_nextheader");
 #undef SF_FIND
 	return t->easy_init && t->easy_setopt && t->easy_perform &&

@@ -37,8 +37,8 @@ struct sf_curl_real {
 	void (*easy_reset)(CURL *);
 	CURL *(*easy_duphandle)(CURL *);
 	void (*easy_cleanup)(CURL *);
-	CURLHcode (*easy_header)(CURL *, const char *, size_t, unsigned int, int,
-	                         struct curl_header **);
+	CURLHcode (*easy_header)(CURL *, const char *, size_t, unsigned int,
+	                         int, struct curl_header **);
 	struct curl_header *(*easy_nextheader)(CURL *, unsigned int, int,
 	                                       struct curl_header *);
 };

@@ -47,7 +47,8 @@ void sf_stats_flight(enum sf_api api, const char *label, unsigned followers)
 	}
 	if (!slot) {
 		slot = least;
-		unsigned long base = slot->followers; /* space-saving overestimate */
+		unsigned long base =
+		        slot->followers; /* space-saving overestimate */
 		memset(slot, 0, sizeof(*slot));
 		snprintf(slot->label, LABEL_MAX, "%s", label);
 		slot->api = api;
@@ -76,23 +77,25 @@ void sf_stats_report(int fd)
 			s[i] = atomic_load(&sf_stats.stat[a][i]);
 		for (int i = 0; i < SF_PASS_COUNT; i++)
 			pass += p[i] = atomic_load(&sf_stats.pass[a][i]);
-		unsigned long joined = s[SF_STAT_LEADERS] + s[SF_STAT_FOLLOWERS];
+		unsigned long joined =
+		        s[SF_STAT_LEADERS] + s[SF_STAT_FOLLOWERS];
 		double ratio = joined ? 100.0 * (double)s[SF_STAT_FOLLOWERS] /
 		                                (double)joined
 		                      : 0.0;
-		int n = snprintf(line, sizeof(line),
-		                 "sfshim[%d]: %s: calls=%lu leaders=%lu followers=%lu "
-		                 "promotions=%lu expired=%lu retried=%lu "
-		                 "passthrough=%lu (disabled=%lu filtered=%lu "
-		                 "numeric=%lu unsupported=%lu reentrant=%lu "
-		                 "noflight=%lu) saved=%lu dedup=%.1f%%\n",
-		                 pid, api_names[a], s[SF_STAT_CALLS],
-		                 s[SF_STAT_LEADERS], s[SF_STAT_FOLLOWERS],
-		                 s[SF_STAT_PROMOTIONS], s[SF_STAT_EXPIRED],
-		                 s[SF_STAT_RETRIED], pass, p[SF_PASS_DISABLED],
-		                 p[SF_PASS_FILTERED], p[SF_PASS_NUMERIC],
-		                 p[SF_PASS_UNSUPPORTED], p[SF_PASS_REENTRANT],
-		                 p[SF_PASS_NOFLIGHT], s[SF_STAT_FOLLOWERS], ratio);
+		int n = snprintf(
+		        line, sizeof(line),
+		        "sfshim[%d]: %s: calls=%lu leaders=%lu followers=%lu "
+		        "promotions=%lu expired=%lu retried=%lu "
+		        "passthrough=%lu (disabled=%lu filtered=%lu "
+		        "numeric=%lu unsupported=%lu reentrant=%lu "
+		        "noflight=%lu) saved=%lu dedup=%.1f%%\n",
+		        pid, api_names[a], s[SF_STAT_CALLS], s[SF_STAT_LEADERS],
+		        s[SF_STAT_FOLLOWERS], s[SF_STAT_PROMOTIONS],
+		        s[SF_STAT_EXPIRED], s[SF_STAT_RETRIED], pass,
+		        p[SF_PASS_DISABLED], p[SF_PASS_FILTERED],
+		        p[SF_PASS_NUMERIC], p[SF_PASS_UNSUPPORTED],
+		        p[SF_PASS_REENTRANT], p[SF_PASS_NOFLIGHT],
+		        s[SF_STAT_FOLLOWERS], ratio);
 		put(fd, line, n);
 	}
 	struct busy top[BUSY_SLOTS];
@@ -102,14 +105,16 @@ void sf_stats_report(int fd)
 	for (int shown = 0; shown < BUSY_SHOWN; shown++) {
 		struct busy *best = NULL;
 		for (int i = 0; i < BUSY_SLOTS; i++)
-			if (top[i].flights && (!best || top[i].followers > best->followers))
+			if (top[i].flights &&
+			    (!best || top[i].followers > best->followers))
 				best = &top[i];
 		if (!best)
 			break;
-		int n = snprintf(line, sizeof(line),
-		                 "sfshim[%d]: busiest %s %s: flights=%lu followers=%lu\n",
-		                 pid, api_names[best->api], best->label,
-		                 best->flights, best->followers);
+		int n = snprintf(
+		        line, sizeof(line),
+		        "sfshim[%d]: busiest %s %s: flights=%lu followers=%lu\n",
+		        pid, api_names[best->api], best->label, best->flights,
+		        best->followers);
 		put(fd, line, n);
 		best->flights = 0;
 	}
@@ -139,7 +144,8 @@ __attribute__((destructor)) static void stats_at_exit(void)
 		sf_stats_report(STDERR_FILENO);
 		return;
 	}
-	int fd = open(c->stats, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	int fd =
+	        open(c->stats, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		sf_log(SF_LOG_ERROR, "cannot write stats to %s: %m", c->stats);
 		return;

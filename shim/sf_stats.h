@@ -27,7 +27,7 @@ enum sf_stat {
 	SF_STAT_FOLLOWERS,  /* calls answered from another caller's flight */
 	SF_STAT_PROMOTIONS, /* followers that took over from a failed leader */
 	SF_STAT_EXPIRED,    /* followers that waited past the deadline */
-	SF_STAT_RETRIED,    /* followers that made their own call after an error */
+	SF_STAT_RETRIED, /* followers that made their own call after an error */
 	SF_STAT_COUNT
 };
 
@@ -39,12 +39,14 @@ extern struct sf_stats sf_stats;
 
 static inline void sf_count(enum sf_api api, enum sf_stat s)
 {
-	atomic_fetch_add_explicit(&sf_stats.stat[api][s], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sf_stats.stat[api][s], 1,
+	                          memory_order_relaxed);
 }
 
 static inline void sf_count_pass(enum sf_api api, enum sf_pass why)
 {
-	atomic_fetch_add_explicit(&sf_stats.pass[api][why], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sf_stats.pass[api][why], 1,
+	                          memory_order_relaxed);
 	sf_count(api, SF_STAT_CALLS);
 }
 

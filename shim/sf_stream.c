@@ -16,11 +16,11 @@
 #define CHUNK (64u * 1024u)
 
 struct sf_stream {
-	_Atomic size_t len;  /* published bytes */
-	size_t mem_cap;      /* bytes kept in memory: whole chunks */
+	_Atomic size_t len; /* published bytes */
+	size_t mem_cap;     /* bytes kept in memory: whole chunks */
 	size_t nchunks;
-	int fd;              /* spill file, -1 until needed */
-	int broken;          /* writer only */
+	int fd;     /* spill file, -1 until needed */
+	int broken; /* writer only */
 	unsigned char *chunk[];
 };
 
