@@ -90,6 +90,27 @@ $(B)/tests/lib%.so: tests/fixtures/lib%.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
+# The binding fixtures model a language binding (pycurl-like): linked with
+# one libcurl flavour each, and dlopen()ed RTLD_LOCAL by a client that is
+# linked with no libcurl at all.
+CURL_GNUTLS_SO := $(firstword $(wildcard /usr/lib/*/libcurl-gnutls.so.4))
+FIXTURES := $(filter-out $(B)/tests/sf_dlopen_client,$(FIXTURES))
+FIXTURE_LIBS := $(filter-out $(B)/tests/libsf_binding.so,$(FIXTURE_LIBS)) \
+  $(B)/tests/sf_dlopen_client $(B)/tests/libsf_binding_openssl.so \
+  $(B)/tests/libsf_binding_gnutls.so
+
+$(B)/tests/sf_dlopen_client: tests/fixtures/sf_dlopen_client.c tests/fixtures/sf_binding.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -o $@ $< -ldl
+
+$(B)/tests/libsf_binding_openssl.so: tests/fixtures/libsf_binding.c tests/fixtures/sf_binding.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $< $(CURL_LIBS)
+
+$(B)/tests/libsf_binding_gnutls.so: tests/fixtures/libsf_binding.c tests/fixtures/sf_binding.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $< $(CURL_GNUTLS_SO)
+
 tests-build: $(LIB) $(UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
 .PHONY: tests-build
 

@@ -40,7 +40,7 @@ res=$(realpath "$B/bench/libbench_res.so")
 bench=$B/bench/bench_dns
 unset SFSHIM_DNS SFSHIM_DNS_INCLUDE SFSHIM_DNS_EXCLUDE SFSHIM_LOG SFSHIM_STATS SFSHIM_WAIT_MS
 
-lat() { # label, then env assignments; prints the run's median ns/call
+lat() { # "env VAR=... ..." prefix; prints the run's median ns per call
 	"$@" "$bench" latency "$NAME" "$ROUNDS" "$ITERS" | awk '{print $2}'
 }
 base=() with=() filt=()

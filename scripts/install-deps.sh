@@ -15,6 +15,7 @@ packages=(
 	curl
 	"libcurl3-gnutls|libcurl3t64-gnutls"
 	python3
+	python3-pycurl      # a libcurl binding loaded RTLD_LOCAL (gnutls flavour)
 	iproute2            # ip
 	util-linux          # unshare
 	mount               # mount

@@ -12,7 +12,7 @@ set -eu
 sf_private_world "$0" "$@"
 
 CURL=/usr/bin/curl
-SHIM="$(sf_preload "$B/libsfshim.so")"
+SHIM="$(sf_preload_host "$B/libsfshim.so")"
 sf_start_httpd "$SF_TMP/origin.log"
 U=$SF_HTTP
 REFUSED="http://127.0.0.1:9/text" # nothing listens in the private namespace

@@ -16,8 +16,12 @@ export B SAN SAN_RUNTIME
 SF_ROOT=$(pwd)
 
 # Sanitizer settings for every process of a test: fail hard, and leave
-# python3's own leaks out of LSan's verdict.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:halt_on_error=1:detect_leaks=1}"
+# python3's own leaks out of LSan's verdict.  detect_stack_use_after_return
+# puts instrumented frames' locals on ASan's fake stack: besides catching
+# use-after-return, that keeps thread cancellation (which unwinds without
+# unpoisoning the real stack) from leaving stale redzones behind, which
+# cleanup handlers then trip over (google/sanitizers#1010, #1399, #1669).
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=0:exitcode=66:second_deadlock_stack=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$SF_ROOT/tests/lsan.supp:print_suppressions=0}"

@@ -9,6 +9,10 @@
 #   sf_grep_count PAT FILE    lines of FILE matching the fixed string PAT
 #   sf_open_gate NAME         releases requests held by gate=NAME
 #   sf_san_cflags             the compiler flags of the $SAN variant
+#   sf_preload_host LIB...    like sf_preload, for an UNinstrumented host
+#                             (/usr/bin/curl, python3): with a sanitizer,
+#                             libsf_sanfix.so follows the runtime (see
+#                             tests/fixtures/libsf_sanfix.c for why)
 
 sf_start_httpd() {
 	local log=$1 i
@@ -61,4 +65,12 @@ sf_san_cflags() {
 	tsan) echo "-fsanitize=thread -fno-omit-frame-pointer" ;;
 	*) echo "" ;;
 	esac
+}
+
+sf_preload_host() {
+	if [ -n "$SAN_RUNTIME" ]; then
+		sf_preload "$B/tests/libsf_sanfix.so" "$@"
+	else
+		sf_preload "$@"
+	fi
 }

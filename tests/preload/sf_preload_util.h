@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define SF_WAIT_LIMIT_MS 30000u /* a condition that never comes fails */
@@ -79,7 +80,8 @@ static inline void logcap_line(const char *line, size_t n)
 	                        strstr(line, "leader gone, took over") ||
 	                        strstr(line, "waited past SFSHIM_WAIT_MS"));
 	if (!chatter && getenv("SF_TEST_QUIET_LOG") == NULL) {
-		ssize_t w = write(logcap.saved_fd2, line, n);
+		struct iovec v[2] = { { (void *)line, n }, { "\n", 1 } };
+		ssize_t w = writev(logcap.saved_fd2, v, 2);
 		(void)w;
 	}
 }
