@@ -43,20 +43,49 @@ bool sf_glob_match(const char *pattern, const char *subject)
 	return *p == '\0';
 }
 
-static bool any_match(char *const *pats, size_t n, const char *subject)
+/* Case-insensitive equality of n bytes. */
+static bool same_folded(const char *a, const char *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (sf_glob_match(pats[i], subject))
+		if (fold((unsigned char)a[i]) != fold((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+static bool any_match(char *const *pats, const size_t *tails, size_t n,
+                      const char *subject, size_t len)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t t = tails ? tails[i] : 0;
+		if (t ? len >= t && same_folded(subject + len - t, pats[i] + 1,
+		                                t)
+		      : sf_glob_match(pats[i], subject))
 			return true;
+	}
 	return false;
 }
 
 bool sf_filter_allows(const struct sf_filter *f, const char *subject)
 {
-	if (f->n_exclude && any_match(f->exclude, f->n_exclude, subject))
+	if (!f->n_include && !f->n_exclude)
+		return true;
+	size_t len = strlen(subject);
+	if (f->n_exclude &&
+	    any_match(f->exclude, f->exclude_tail, f->n_exclude, subject, len))
 		return false;
-	return f->n_include == 0 ||
-	       any_match(f->include, f->n_include, subject);
+	return f->n_include == 0 || any_match(f->include, f->include_tail,
+	                                      f->n_include, subject, len);
+}
+
+/* The suffix lengths of "*literal" patterns (0 for the others). */
+static size_t *tails_of(char *const *pats, size_t n)
+{
+	size_t *t = n ? calloc(n, sizeof(*t)) : NULL;
+	for (size_t i = 0; t && i < n; i++)
+		if (pats[i][0] == '*' && pats[i][1] &&
+		    !strpbrk(pats[i] + 1, "*?"))
+			t[i] = strlen(pats[i] + 1);
+	return t;
 }
 
 /* Splits "a, b,,c" into trimmed, non-empty patterns. */
@@ -237,10 +266,18 @@ void sf_config_load(struct sf_config *c, const char *(*get)(const char *))
 	           &c->urls.n_include);
 	parse_list(get("SFSHIM_URL_EXCLUDE"), &c->urls.exclude,
 	           &c->urls.n_exclude);
+	c->hosts.include_tail = tails_of(c->hosts.include, c->hosts.n_include);
+	c->hosts.exclude_tail = tails_of(c->hosts.exclude, c->hosts.n_exclude);
+	c->urls.include_tail = tails_of(c->urls.include, c->urls.n_include);
+	c->urls.exclude_tail = tails_of(c->urls.exclude, c->urls.n_exclude);
 }
 
 void sf_config_free(struct sf_config *c)
 {
+	free(c->hosts.include_tail);
+	free(c->hosts.exclude_tail);
+	free(c->urls.include_tail);
+	free(c->urls.exclude_tail);
 	free_list(c->hosts.include, c->hosts.n_include);
 	free_list(c->hosts.exclude, c->hosts.n_exclude);
 	free_list(c->urls.include, c->urls.n_include);

@@ -17,6 +17,9 @@ struct sf_filter {
 	size_t n_include;
 	char **exclude;
 	size_t n_exclude;
+	/* Per pattern: for "*literal", the literal's length (a suffix test,
+	 * the common case, with no backtracking); else 0. */
+	size_t *include_tail, *exclude_tail;
 };
 
 struct sf_config {
@@ -32,7 +35,7 @@ struct sf_config {
 };
 
 #define SF_DEFAULT_WAIT_MS 30000u
-#define SF_DEFAULT_SPILL (1u << 20)
+#define SF_DEFAULT_SPILL (256u << 10)
 
 /* The process configuration, loaded on first use with secure_getenv. */
 const struct sf_config *sf_config(void);

@@ -74,6 +74,59 @@ static bool read_exact(const sf_stream *s, size_t off, void *buf, size_t n)
 	return true;
 }
 
+/* Bytes a follower copies at a time out of the spill file.  Kept small:
+ * with a hundred followers these buffers are most of the shim's memory. */
+#define FILE_PIECE 4096
+
+static bool reserve(struct follow *w, size_t n)
+{
+	if (n <= w->bufcap)
+		return true;
+	unsigned char *b = realloc(w->buf, n);
+	if (!b)
+		return false;
+	w->buf = b;
+	w->bufcap = n;
+	return true;
+}
+
+/* Hands n body bytes at off to the program: straight from the reply's
+ * memory where they are there, through a small buffer from the file. */
+static CURLcode deliver_body_at(struct follow *w, size_t off, size_t n)
+{
+	const sf_stream *s = w->reply->stream;
+	while (n) {
+		size_t k;
+		const void *p = sf_stream_peek(s, off, &k);
+		if (!p) {
+			k = n < FILE_PIECE ? n : FILE_PIECE;
+			if (!reserve(w, FILE_PIECE))
+				return CURLE_OUT_OF_MEMORY;
+			if (!read_exact(s, off, w->buf, k))
+				return CURLE_READ_ERROR;
+			p = w->buf;
+		}
+		if (k > n)
+			k = n;
+		CURLcode rc = sf_deliver_body(&w->p->d, p, k);
+		if (rc != CURLE_OK)
+			return rc;
+		off += k;
+		n -= k;
+	}
+	return CURLE_OK;
+}
+
+/* A header line goes to the program in one piece, as libcurl sends it. */
+static CURLcode deliver_header_at(struct follow *w, size_t off, size_t n)
+{
+	if (!reserve(w, n ? n : 1))
+		return CURLE_OUT_OF_MEMORY;
+	if (n && !read_exact(w->reply->stream, off, w->buf, n))
+		return CURLE_READ_ERROR;
+	return sf_deliver_header(&w->p->d, (char *)w->buf, n);
+}
+
 /* Delivers every complete record published so far.  *delivered tells
  * whether anything new reached the program. */
 static CURLcode drain(struct follow *w, bool *delivered)
@@ -93,20 +146,11 @@ static CURLcode drain(struct follow *w, bool *delivered)
 		memcpy(&n, head + 1, sizeof(n));
 		if (avail - w->pos - SF_REC_HDRLEN < n)
 			return CURLE_OK; /* the rest is on its way */
-		if (n > w->bufcap) {
-			unsigned char *b = realloc(w->buf, n);
-			if (!b)
-				return CURLE_OUT_OF_MEMORY;
-			w->buf = b;
-			w->bufcap = n;
-		}
-		if (n && !read_exact(s, w->pos + SF_REC_HDRLEN, w->buf, n))
-			return CURLE_READ_ERROR;
-		w->pos += SF_REC_HDRLEN + n;
-		CURLcode rc =
-		        head[0] == SF_REC_HEADER
-		                ? sf_deliver_header(&w->p->d, (char *)w->buf, n)
-		                : sf_deliver_body(&w->p->d, (char *)w->buf, n);
+		size_t at = w->pos + SF_REC_HDRLEN;
+		w->pos = at + n;
+		CURLcode rc = head[0] == SF_REC_HEADER
+		                      ? deliver_header_at(w, at, n)
+		                      : deliver_body_at(w, at, n);
 		if (rc != CURLE_OK)
 			return rc;
 		if (!w->p->h->first_byte_ns)

@@ -68,7 +68,8 @@ struct lead {
 	struct sf_curl_reply *reply; /* what this leader records into */
 	bool own_failure;            /* the program's callback refused */
 	bool abandoned;
-	bool sealed; /* no one may join any more */
+	bool sealed;    /* no one may join any more */
+	size_t charged; /* bytes counted in lone_bytes */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -84,16 +85,37 @@ static void detach(struct lead *l)
 	l->f = NULL;
 }
 
-/* A transfer nobody has joined by the time its reply outgrows
- * SFSHIM_SPILL stops being stored: a lone large download must not be
- * copied to a temporary file.  Callers arriving later start a flight of
- * their own.  Once someone follows, the reply is kept whole for them. */
+/* Memory held, process-wide, by replies nobody follows yet, and how much
+ * of it one reply may take.  A burst of distinct URLs must not cost a
+ * reply's worth of memory each: past the budget, a transfer that nobody
+ * has joined stops being stored, and so does one whose reply outgrows
+ * SFSHIM_SPILL (a lone large download is never copied to a temporary
+ * file).  Callers arriving later start a flight of their own.  Once
+ * someone follows, the reply is kept whole for them. */
+#define LONE_BUDGET_SPILLS 4
+static _Atomic size_t lone_bytes;
+
+static void unstore(struct lead *l)
+{
+	atomic_fetch_sub_explicit(&lone_bytes, l->charged,
+	                          memory_order_relaxed);
+	l->charged = 0;
+}
+
 static bool worth_storing(struct lead *l, size_t n)
 {
-	if (l->sealed ||
-	    sf_stream_length(l->reply->stream) + n <= l->p->cfg->spill_bytes ||
-	    sf_flight_followers(l->f))
+	if (l->sealed || sf_flight_followers(l->f))
 		return true;
+	size_t spill = l->p->cfg->spill_bytes;
+	if (sf_stream_length(l->reply->stream) + n <= spill) {
+		size_t was = atomic_fetch_add_explicit(&lone_bytes, n,
+		                                       memory_order_relaxed);
+		if (was + n <= LONE_BUDGET_SPILLS * spill) {
+			l->charged += n;
+			return true;
+		}
+		atomic_fetch_sub_explicit(&lone_bytes, n, memory_order_relaxed);
+	}
 	l->sealed = true;
 	if (sf_flight_seal(l->f))
 		return true; /* one joined just now */
@@ -195,6 +217,7 @@ static void lead_cleanup(void *arg)
 	detach(l);
 	restore(l->p);
 	sf_curl_reply_unref(l->reply);
+	unstore(l);
 	sf_curl_key_free(&l->p->key);
 }
 
@@ -255,6 +278,7 @@ CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
 		/* The flight's own reference keeps the reply alive. */
 		sf_flight_finish(f, l.reply, NULL);
 	}
+	unstore(&l);
 	sf_curl_reply_unref(l.reply);
 	return code;
 }

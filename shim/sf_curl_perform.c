@@ -39,7 +39,6 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 		return sf_curl_alone(&p);
 	}
 
-	sf_count(SF_API_CURL, SF_STAT_CALLS);
 	sf_delivery_init(&p.d, h);
 	p.start_ns = sf_now_ns();
 	CURLcode code;

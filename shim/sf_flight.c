@@ -8,6 +8,7 @@
  * the wake-up followers read the result without any lock. */
 #include "sf_flight.h"
 
+#include "sf_clock.h"
 #include "sf_futex.h"
 
 #include <pthread.h>
@@ -40,6 +41,7 @@ struct sf_flight {
 	_Atomic uint32_t refs; /* leader + followers still attached */
 	_Atomic uint32_t followers;
 	_Atomic uint32_t promotions;
+	bool sealed;            /* leader's: no longer in the table */
 	struct sf_flight *next; /* shard chain, under the shard lock */
 	struct sf_shard *shard;
 	void *result;
@@ -113,14 +115,33 @@ void sf_group_free(sf_group *g)
 
 /* ---- the table --------------------------------------------------------- */
 
-/* FNV-1a with a final mix: keys are short, and the shard index takes the
- * high bits, which FNV alone spreads poorly. */
+/* Sixteen bytes a step in two independent lanes (so the multiplies
+ * overlap), then a final mix; the shard index takes the high bits.
+ * Hashing is on every call's path and keys are tens of bytes.  Not meant to
+ * resist chosen keys: the chains it feeds hold only running flights. */
 static uint64_t key_hash(const unsigned char *k, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ k[i]) * 0x100000001b3u;
-	h ^= h >> 33;
+	const uint64_t m1 = 0x9e3779b97f4a7c15u, m2 = 0xc2b2ae3d27d4eb4fu;
+	uint64_t a = n * m1, b = ~n * m2, w1, w2;
+	for (; n >= 16; k += 16, n -= 16) {
+		memcpy(&w1, k, 8);
+		memcpy(&w2, k + 8, 8);
+		a = (a ^ w1) * m1;
+		b = (b ^ w2) * m2;
+	}
+	if (n >= 8) {
+		memcpy(&w1, k, 8);
+		a = (a ^ w1) * m1;
+		k += 8;
+		n -= 8;
+	}
+	if (n) {
+		w2 = 0;
+		memcpy(&w2, k, n);
+		b = (b ^ w2) * m2;
+	}
+	uint64_t h = a ^ (b >> 29) ^ (b << 35);
+	h ^= h >> 32;
 	h *= 0xff51afd7ed558ccdu;
 	h ^= h >> 33;
 	return h;
@@ -200,8 +221,11 @@ sf_flight *sf_join(sf_group *g, const void *key, size_t keylen, bool *leader)
 	}
 	/* calloc under the lock keeps join atomic; it only happens once per
 	 * flight, never per follower. */
-	sf_flight *f = calloc(1, sizeof(*f) + keylen);
+	/* malloc, not calloc: only the header and scratch space need zeros,
+	 * not the key about to be copied in. */
+	sf_flight *f = malloc(sizeof(*f) + keylen);
 	if (f) {
+		memset(f, 0, sizeof(*f));
 		atomic_init(&f->refs, 1);
 		f->shard = s;
 		f->hash = h;
@@ -253,9 +277,12 @@ unsigned sf_group_followers(sf_group *g, const void *key, size_t keylen)
 
 unsigned sf_flight_seal(sf_flight *f)
 {
-	pthread_mutex_lock(&f->shard->lock);
-	unlink_locked(f);
-	pthread_mutex_unlock(&f->shard->lock);
+	if (!f->sealed) {
+		pthread_mutex_lock(&f->shard->lock);
+		unlink_locked(f);
+		pthread_mutex_unlock(&f->shard->lock);
+		f->sealed = true;
+	}
 	return atomic_load_explicit(&f->followers, memory_order_relaxed);
 }
 
@@ -444,8 +471,13 @@ static void lead(sf_flight *f, const struct sf_do_ops *ops, void *arg,
 
 /* Waits until the flight is done, the caller is promoted or the deadline
  * passes.  A follower cancelled while waiting leaves the flight. */
-static enum sf_wait follow(sf_flight *f, const struct timespec *abs_deadline)
+static enum sf_wait follow(sf_flight *f, uint64_t wait_ns)
 {
+	struct timespec deadline, *abs_deadline = NULL;
+	if (wait_ns) {
+		deadline = sf_ns_to_timespec(sf_now_ns() + wait_ns);
+		abs_deadline = &deadline;
+	}
 	uint32_t cursor = 0;
 	enum sf_wait r;
 	pthread_cleanup_push(follow_cleanup, f);
@@ -458,8 +490,7 @@ static enum sf_wait follow(sf_flight *f, const struct timespec *abs_deadline)
 
 enum sf_do_path sf_do(sf_group *g, const void *key, size_t keylen,
                       const struct sf_do_ops *ops, void *arg, void *out,
-                      const struct timespec *abs_deadline,
-                      struct sf_do_info *info)
+                      uint64_t wait_ns, struct sf_do_info *info)
 {
 	bool leader, promoted = false;
 	struct sf_do_info dummy;
@@ -475,7 +506,7 @@ enum sf_do_path sf_do(sf_group *g, const void *key, size_t keylen,
 	if (!leader) {
 		if (ops->on_follow)
 			ops->on_follow(arg);
-		switch (follow(f, abs_deadline)) {
+		switch (follow(f, wait_ns)) {
 		case SF_WAIT_DONE:
 			if (sf_flight_result(f)) {
 				ops->take(sf_flight_result(f), out);

@@ -113,8 +113,9 @@ unsigned sf_flight_seal(sf_flight *f);
  *                  (called only when there are followers; NULL if memory is
  *                  short, and then the followers make their own calls);
  *  take(result, out): give a follower its own answer from the result.
- * A follower whose deadline passes, or a caller for whom no flight can be
- * made, calls call() itself.  A leader cancelled inside call() abandons the
+ * A follower that waited wait_ns (0: no limit) without an answer, or a
+ * caller for whom no flight can be made, calls call() itself; the clock is
+ * read only by followers.  A leader cancelled inside call() abandons the
  * flight so that a follower is promoted.  Returns the path the caller took;
  * info (may be NULL) tells whether the answer reached more than one caller
  * (Go's `shared`) and, for a leader, how many followers it had. */
@@ -138,7 +139,6 @@ struct sf_do_info {
 };
 enum sf_do_path sf_do(sf_group *g, const void *key, size_t keylen,
                       const struct sf_do_ops *ops, void *arg, void *out,
-                      const struct timespec *abs_deadline,
-                      struct sf_do_info *info);
+                      uint64_t wait_ns, struct sf_do_info *info);
 
 #endif

@@ -5,7 +5,6 @@
  * own (sf_addrinfo.c), so every caller frees its list with the real
  * freeaddrinfo, independently of the others. */
 #include "sf_addrinfo.h"
-#include "sf_clock.h"
 #include "sf_config.h"
 #include "sf_export.h"
 #include "sf_flight.h"
@@ -117,23 +116,30 @@ static void make_group(void)
 }
 
 /* Hosts that are already addresses resolve without the network: glibc
- * accepts inet_aton's forms ("127.1", "0x7f.0.0.1") and IPv6 literals,
- * possibly with a %scope, which no host name contains. */
-static int is_numeric_host(const char *node)
+ * accepts IPv6 literals, possibly with a %scope (the only names with a
+ * ':'), and inet_aton's forms ("127.1", "0x7f.0.0.1"), which use digits,
+ * dots, 'x' and hex letters only.  Most host names fail that at their
+ * second letter, before inet_aton is needed. */
+static bool is_numeric_host(const char *node)
 {
+	for (const char *p = node; *p; p++) {
+		unsigned char c = (unsigned char)*p | 0x20; /* ASCII lower */
+		if (*p == ':')
+			return true;
+		if (!((*p >= '0' && *p <= '9') || *p == '.' || c == 'x' ||
+		      (c >= 'a' && c <= 'f')))
+			return false;
+	}
 	struct in_addr a4;
-	return strchr(node, ':') != NULL || inet_aton(node, &a4) != 0;
+	return inet_aton(node, &a4) != 0;
 }
 
 /* Host filters see the name without its final dot, as users write it. */
-static int host_allowed(const struct sf_filter *f, const char *node)
+static bool host_allowed(const struct sf_filter *f, const char *node, size_t n)
 {
-	size_t n = strlen(node);
-	if (n < 2 || node[n - 1] != '.')
+	if (n < 2 || node[n - 1] != '.' || n > NI_MAXHOST)
 		return sf_filter_allows(f, node);
-	char name[1025];
-	if (n > sizeof(name))
-		return sf_filter_allows(f, node);
+	char name[NI_MAXHOST];
 	memcpy(name, node, n - 1);
 	name[n - 1] = '\0';
 	return sf_filter_allows(f, name);
@@ -141,14 +147,9 @@ static int host_allowed(const struct sf_filter *f, const char *node)
 
 /* Returns SF_PASS_COUNT when the call may coalesce, else why it may not. */
 static enum sf_pass classify(const struct sf_config *c, const char *node,
-                             const struct addrinfo *hints,
-                             struct addrinfo **res)
+                             size_t nodelen, const struct addrinfo *hints)
 {
-	if (!c->dns)
-		return SF_PASS_DISABLED;
-	if (!node || !res || !sf_real_libc_is_glibc())
-		return SF_PASS_UNSUPPORTED;
-	if (!host_allowed(&c->hosts, node))
+	if (!host_allowed(&c->hosts, node, nodelen))
 		return SF_PASS_FILTERED;
 	if (hints && (hints->ai_flags & AI_NUMERICHOST))
 		return SF_PASS_NUMERIC;
@@ -168,7 +169,7 @@ static enum sf_pass classify(const struct sf_config *c, const char *node,
 
 /* The key: every hints field that changes the answer, then node and
  * service, each with a presence byte so that NULL differs from "". */
-static size_t build_key(unsigned char *k, size_t cap, const char *node,
+static size_t build_key(unsigned char *k, const char *node, size_t nodelen,
                         const char *service, const struct addrinfo *hints)
 {
 	int32_t h[5] = { hints != NULL, 0, 0, 0, 0 };
@@ -178,10 +179,10 @@ static size_t build_key(unsigned char *k, size_t cap, const char *node,
 		h[3] = hints->ai_socktype;
 		h[4] = hints->ai_protocol;
 	}
-	size_t nl = strlen(node) + 1;
+	size_t nl = nodelen + 1;
 	size_t sl = service ? strlen(service) + 1 : 0;
 	size_t len = sizeof(h) + nl + 1 + sl;
-	if (len > cap)
+	if (len > GAI_KEY_MAX)
 		return 0;
 	memcpy(k, h, sizeof(h));
 	memcpy(k + sizeof(h), node, nl);
@@ -191,27 +192,28 @@ static size_t build_key(unsigned char *k, size_t cap, const char *node,
 	return len;
 }
 
+/* One counter per call: its role (see sf_stats.h). */
 static void count_path(enum sf_do_path path)
 {
 	switch (path) {
 	case SF_DO_LEADER:
 		sf_count(SF_API_DNS, SF_STAT_LEADERS);
 		break;
-	case SF_DO_PROMOTED:
-		sf_count(SF_API_DNS, SF_STAT_PROMOTIONS);
-		sf_count(SF_API_DNS, SF_STAT_LEADERS);
-		break;
 	case SF_DO_FOLLOWER:
 		sf_count(SF_API_DNS, SF_STAT_FOLLOWERS);
 		break;
+	case SF_DO_PROMOTED:
+		sf_count(SF_API_DNS, SF_STAT_FOLLOWERS);
+		sf_count(SF_API_DNS, SF_STAT_PROMOTIONS);
+		break;
 	case SF_DO_EXPIRED:
+		sf_count(SF_API_DNS, SF_STAT_FOLLOWERS);
 		sf_count(SF_API_DNS, SF_STAT_EXPIRED);
 		break;
 	case SF_DO_ALONE:
 		sf_count_pass(SF_API_DNS, SF_PASS_NOFLIGHT);
-		return; /* counted as a call there */
+		break;
 	}
-	sf_count(SF_API_DNS, SF_STAT_CALLS);
 }
 
 SF_EXPORT int getaddrinfo(const char *node, const char *service,
@@ -222,34 +224,35 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 		errno = ENOSYS; /* fail as getaddrinfo fails, never crash */
 		return EAI_SYSTEM;
 	}
-	if (sf_guard_active()) {
-		sf_count_pass(SF_API_DNS, SF_PASS_REENTRANT);
-		return real(node, service, hints, res);
+	const struct sf_config *c = sf_config();
+	enum sf_pass why;
+	size_t nodelen = 0;
+	if (sf_guard_active())
+		why = SF_PASS_REENTRANT;
+	else if (!c->dns)
+		why = SF_PASS_DISABLED;
+	else if (!node || !res || !sf_real_libc_is_glibc())
+		why = SF_PASS_UNSUPPORTED;
+	else
+		why = classify(c, node, nodelen = strlen(node), hints);
+	unsigned char key[GAI_KEY_MAX];
+	size_t keylen = 0;
+	if (why == SF_PASS_COUNT) {
+		pthread_once(&group_once, make_group);
+		keylen = build_key(key, node, nodelen, service, hints);
+		if (!group || !keylen)
+			why = SF_PASS_NOFLIGHT;
 	}
-	enum sf_pass why = classify(sf_config(), node, hints, res);
 	if (why != SF_PASS_COUNT) {
 		sf_count_pass(SF_API_DNS, why);
 		return real(node, service, hints, res);
 	}
-	pthread_once(&group_once, make_group);
-	unsigned char key[GAI_KEY_MAX];
-	size_t keylen = build_key(key, sizeof(key), node, service, hints);
-	if (!group || !keylen) {
-		sf_count_pass(SF_API_DNS, SF_PASS_NOFLIGHT);
-		return real(node, service, hints, res);
-	}
 
-	const struct sf_config *c = sf_config();
-	struct timespec deadline, *dl = NULL;
-	if (c->wait_ns) {
-		deadline = sf_ns_to_timespec(sf_now_ns() + c->wait_ns);
-		dl = &deadline;
-	}
 	struct gai_call call = { real, node, service, hints };
 	struct gai_answer ans = { 0 };
 	struct sf_do_info info;
-	enum sf_do_path path =
-	        sf_do(group, key, keylen, &gai_ops, &call, &ans, dl, &info);
+	enum sf_do_path path = sf_do(group, key, keylen, &gai_ops, &call, &ans,
+	                             c->wait_ns, &info);
 	count_path(path);
 	if (path == SF_DO_FOLLOWER)
 		sf_log(SF_LOG_DEBUG, "getaddrinfo %s: shared (rc=%d)", node,

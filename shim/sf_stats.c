@@ -77,10 +77,13 @@ void sf_stats_report(int fd)
 			s[i] = atomic_load(&sf_stats.stat[a][i]);
 		for (int i = 0; i < SF_PASS_COUNT; i++)
 			pass += p[i] = atomic_load(&sf_stats.pass[a][i]);
+		/* A follower that ended up calling on its own saved nothing. */
 		unsigned long joined =
 		        s[SF_STAT_LEADERS] + s[SF_STAT_FOLLOWERS];
-		double ratio = joined ? 100.0 * (double)s[SF_STAT_FOLLOWERS] /
-		                                (double)joined
+		unsigned long saved = s[SF_STAT_FOLLOWERS] -
+		                      s[SF_STAT_PROMOTIONS] -
+		                      s[SF_STAT_EXPIRED] - s[SF_STAT_RETRIED];
+		double ratio = joined ? 100.0 * (double)saved / (double)joined
 		                      : 0.0;
 		int n = snprintf(
 		        line, sizeof(line),
@@ -89,13 +92,13 @@ void sf_stats_report(int fd)
 		        "passthrough=%lu (disabled=%lu filtered=%lu "
 		        "numeric=%lu unsupported=%lu reentrant=%lu "
 		        "noflight=%lu) saved=%lu dedup=%.1f%%\n",
-		        pid, api_names[a], s[SF_STAT_CALLS], s[SF_STAT_LEADERS],
+		        pid, api_names[a], joined + pass, s[SF_STAT_LEADERS],
 		        s[SF_STAT_FOLLOWERS], s[SF_STAT_PROMOTIONS],
 		        s[SF_STAT_EXPIRED], s[SF_STAT_RETRIED], pass,
 		        p[SF_PASS_DISABLED], p[SF_PASS_FILTERED],
 		        p[SF_PASS_NUMERIC], p[SF_PASS_UNSUPPORTED],
-		        p[SF_PASS_REENTRANT], p[SF_PASS_NOFLIGHT],
-		        s[SF_STAT_FOLLOWERS], ratio);
+		        p[SF_PASS_REENTRANT], p[SF_PASS_NOFLIGHT], saved,
+		        ratio);
 		put(fd, line, n);
 	}
 	struct busy top[BUSY_SLOTS];

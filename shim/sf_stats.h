@@ -21,13 +21,15 @@ enum sf_pass {
 	SF_PASS_COUNT
 };
 
+/* One increment per hooked call (its role, or why it passed through), plus
+ * one for the rare events that befall a follower; calls and savings are
+ * derived when the report is written. */
 enum sf_stat {
-	SF_STAT_CALLS,      /* every hooked call */
-	SF_STAT_LEADERS,    /* real calls made on behalf of a flight */
-	SF_STAT_FOLLOWERS,  /* calls answered from another caller's flight */
+	SF_STAT_LEADERS,    /* calls that started a flight and made the call */
+	SF_STAT_FOLLOWERS,  /* calls that joined a running flight */
 	SF_STAT_PROMOTIONS, /* followers that took over from a failed leader */
 	SF_STAT_EXPIRED,    /* followers that waited past the deadline */
-	SF_STAT_RETRIED, /* followers that made their own call after an error */
+	SF_STAT_RETRIED,    /* followers that called alone after an error */
 	SF_STAT_COUNT
 };
 
@@ -47,7 +49,6 @@ static inline void sf_count_pass(enum sf_api api, enum sf_pass why)
 {
 	atomic_fetch_add_explicit(&sf_stats.pass[api][why], 1,
 	                          memory_order_relaxed);
-	sf_count(api, SF_STAT_CALLS);
 }
 
 /* A finished flight that had followers: feeds the busiest-keys table.

@@ -143,3 +143,15 @@ ssize_t sf_stream_read(const sf_stream *s, size_t off, void *buf, size_t n)
 			return r;
 	}
 }
+
+const void *sf_stream_peek(const sf_stream *s, size_t off, size_t *n)
+{
+	size_t len = sf_stream_length(s);
+	if (off >= len || off >= s->mem_cap)
+		return NULL;
+	size_t at = off % CHUNK, k = CHUNK - at;
+	if (k > len - off)
+		k = len - off;
+	*n = k;
+	return s->chunk[off / CHUNK] + at;
+}

@@ -28,4 +28,10 @@ size_t sf_stream_length(const sf_stream *s);
  * (0 at the end of what is published), or -1 on a read error. */
 ssize_t sf_stream_read(const sf_stream *s, size_t off, void *buf, size_t n);
 
+/* Readers: a pointer to published bytes at off that are held in memory,
+ * with *n set to how many are contiguous there; NULL when off lies in the
+ * spill file or is not published yet.  Lets readers deliver without
+ * copying. */
+const void *sf_stream_peek(const sf_stream *s, size_t off, size_t *n);
+
 #endif

@@ -21,7 +21,7 @@ set -eu
 sf_private_world "$0" "$@"
 
 N=8               # threads per group
-SIZE=1500000      # body bytes: above SFSHIM_SPILL's 1M default
+SIZE=1500000      # body bytes: above the default SFSHIM_SPILL (256k)
 T="$SF_ROOT/$B/tests"
 SHIM="$(sf_preload "$B/libsfshim.so")"
 export SF_WAIT_SECS=${SF_WAIT_SECS:-120}

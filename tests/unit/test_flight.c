@@ -175,7 +175,7 @@ static bool reached(const struct timespec *t)
 struct caller {
 	pthread_t t;
 	pthread_barrier_t *start;
-	const struct timespec *deadline;
+	uint64_t wait_ns;
 	enum sf_do_path path;
 	struct sf_do_info info;
 	struct answer out;
@@ -186,7 +186,7 @@ static void *caller_main(void *p)
 	struct caller *c = p;
 	if (c->start)
 		pthread_barrier_wait(c->start);
-	c->path = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &c->out, c->deadline,
+	c->path = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &c->out, c->wait_ns,
 	                &c->info);
 	return NULL;
 }
@@ -324,7 +324,7 @@ START_TEST(test_forget_mid_flight)
 	wait_followers(1);
 	sf_forget(W.g, W.key, W.keylen);
 	ck_assert_uint_eq(sf_group_followers(W.g, W.key, W.keylen), 0);
-	c.path = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &c.out, NULL, &c.info);
+	c.path = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &c.out, 0, &c.info);
 	ck_assert_int_eq(c.path, SF_DO_LEADER);
 	ck_assert_uint_eq(c.out.call_no, 2);
 	ck_assert(!c.info.shared);
@@ -346,7 +346,7 @@ START_TEST(test_lone_caller_not_shared)
 	struct answer out;
 	struct sf_do_info info = { .shared = true, .followers = 99 };
 	enum sf_do_path p =
-	        sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, NULL, &info);
+	        sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, 0, &info);
 	ck_assert_int_eq(p, SF_DO_LEADER);
 	ck_assert(!info.shared);
 	ck_assert_uint_eq(info.followers, 0);
@@ -365,11 +365,11 @@ START_TEST(test_follower_deadline)
 	W.block_calls = 1;
 	start(&a);
 	wait_in_gate(1);
-	struct timespec dl = in_ms(50);
+	struct timespec dl = in_ms(50); /* no later than sf_do's own */
 	struct answer out;
 	struct sf_do_info info;
-	enum sf_do_path p =
-	        sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, &dl, &info);
+	enum sf_do_path p = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out,
+	                          50 * 1000000u, &info);
 	ck_assert_int_eq(p, SF_DO_EXPIRED);
 	ck_assert(reached(&dl));
 	ck_assert_uint_eq(atomic_load(&W.follows), 1); /* it did join first */
@@ -452,7 +452,7 @@ START_TEST(test_follower_cancel_leaves)
 	ck_assert_uint_eq(atomic_load(&W.takes), 0);
 	ck_assert_uint_eq(atomic_load(&W.dtors), 1);
 	struct answer out;
-	ck_assert_int_eq(sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, NULL, NULL),
+	ck_assert_int_eq(sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, 0, NULL),
 	                 SF_DO_LEADER);
 	ck_assert_uint_eq(atomic_load(&W.calls), 2);
 }
@@ -471,11 +471,10 @@ START_TEST(test_fork_child_leads)
 	pid_t pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
-		struct timespec dl = in_ms(1000);
 		struct answer out;
 		struct sf_do_info info;
-		enum sf_do_path p =
-		        sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, &dl, &info);
+		enum sf_do_path p = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out,
+		                          1000 * 1000000u, &info);
 		/* _exit: no atexit work (leak checks) in a copy of a process
 		 * whose other threads are gone. */
 		if (p != SF_DO_LEADER)
@@ -534,7 +533,7 @@ static void *mk_main(void *p)
 		int len = snprintf(key, sizeof(key), "host-%u.example", k);
 		struct answer out;
 		enum sf_do_path path = sf_do(W.g, key, (size_t)len, &MK_OPS, key,
-		                             &out, NULL, NULL);
+		                             &out, 0, NULL);
 		m->paths[path]++;
 		if (strcmp(out.text, key) != 0)
 			m->wrong++;
@@ -781,7 +780,7 @@ START_TEST(test_key_too_long)
 	ck_assert_ptr_null(sf_join(W.g, key, SF_KEY_MAX + 1, &leader));
 	struct answer out;
 	struct sf_do_info info = { .shared = true, .followers = 7 };
-	ck_assert_int_eq(sf_do(W.g, key, SF_KEY_MAX + 1, &OPS, NULL, &out, NULL,
+	ck_assert_int_eq(sf_do(W.g, key, SF_KEY_MAX + 1, &OPS, NULL, &out, 0,
 	                       &info),
 	                 SF_DO_ALONE);
 	ck_assert_uint_eq(atomic_load(&W.calls), 1);

@@ -124,6 +124,28 @@ START_TEST(concurrent_readers)
 }
 END_TEST
 
+/* Peeking gives the in-memory bytes in place, chunk by chunk, and nothing
+ * for the spilled part or past what is published. */
+START_TEST(peek_memory_only)
+{
+	sf_stream *s = sf_stream_new(100 * 1024); /* two 64 KiB chunks */
+	append_pattern(s, 200000, 7000);
+	size_t n = 0, off = 0;
+	while (off < 131072) {
+		const unsigned char *p = sf_stream_peek(s, off, &n);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_uint_le(n, 65536 - off % 65536);
+		for (size_t i = 0; i < n; i++)
+			ck_assert_uint_eq(p[i], pat(off + i));
+		off += n;
+	}
+	ck_assert_uint_eq(off, 131072);
+	ck_assert_ptr_null(sf_stream_peek(s, 131072, &n)); /* in the file */
+	ck_assert_ptr_null(sf_stream_peek(s, 200000, &n)); /* not published */
+	sf_stream_free(s);
+}
+END_TEST
+
 START_TEST(empty_appends)
 {
 	sf_stream *s = sf_stream_new(1024);
@@ -143,6 +165,7 @@ int main(void)
 	tcase_add_test(tc, spills_to_file);
 	tcase_add_test(tc, zero_spill_is_all_file);
 	tcase_add_test(tc, concurrent_readers);
+	tcase_add_test(tc, peek_memory_only);
 	tcase_add_test(tc, empty_appends);
 	suite_add_tcase(su, tc);
 	SRunner *sr = srunner_create(su);
