@@ -122,22 +122,26 @@ void sf_group_free(sf_group *g)
 static uint64_t key_hash(const unsigned char *k, size_t n)
 {
 	const uint64_t m1 = 0x9e3779b97f4a7c15u, m2 = 0xc2b2ae3d27d4eb4fu;
+	const unsigned char *end = k + n;
 	uint64_t a = n * m1, b = ~n * m2, w1, w2;
-	for (; n >= 16; k += 16, n -= 16) {
+	for (; end - k >= 16; k += 16) {
 		memcpy(&w1, k, 8);
 		memcpy(&w2, k + 8, 8);
 		a = (a ^ w1) * m1;
 		b = (b ^ w2) * m2;
 	}
-	if (n >= 8) {
+	if (end - k > 8) {
 		memcpy(&w1, k, 8);
 		a = (a ^ w1) * m1;
-		k += 8;
-		n -= 8;
 	}
-	if (n) {
-		w2 = 0;
-		memcpy(&w2, k, n);
+	if (n >= 8) {
+		/* The last 8 bytes, overlapping what came before: fixed-size
+		 * loads only (a variable-length memcpy is a library call). */
+		memcpy(&w2, end - 8, 8);
+		b = (b ^ w2) * m2;
+	} else {
+		for (w2 = 0; k < end; k++)
+			w2 = w2 << 8 | *k;
 		b = (b ^ w2) * m2;
 	}
 	uint64_t h = a ^ (b >> 29) ^ (b << 35);
@@ -165,13 +169,58 @@ static void unlink_locked(sf_flight *f)
 	}
 }
 
+/* Most flights end as they began: one caller and a short key.  Each thread
+ * keeps the memory of the last such flight it freed for the next one it
+ * starts, which saves a malloc and a free on every uncontended call.  The
+ * key's destructor frees a thread's spare when the thread exits. */
+#define SMALL_KEY 192
+static __thread sf_flight *spare __attribute__((tls_model("initial-exec")));
+static __thread bool spare_registered
+        __attribute__((tls_model("initial-exec")));
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_at_thread_exit(void *unused)
+{
+	(void)unused;
+	free(spare);
+	spare = NULL;
+}
+
+static void make_spare_key(void)
+{
+	pthread_key_create(&spare_key, spare_at_thread_exit);
+}
+
+static sf_flight *flight_alloc(size_t keylen)
+{
+	if (keylen > SMALL_KEY)
+		return malloc(sizeof(sf_flight) + keylen);
+	sf_flight *f = spare;
+	spare = NULL;
+	return f ? f : malloc(sizeof(sf_flight) + SMALL_KEY);
+}
+
 static void flight_free(sf_flight *f)
 {
 	if (f->dtor && f->result)
 		f->dtor(f->result);
 	if (f->user_cleanup)
 		f->user_cleanup(f->user);
-	free(f);
+	if (f->keylen > SMALL_KEY || spare) {
+		free(f);
+		return;
+	}
+	if (!spare_registered) {
+		pthread_once(&spare_once, make_spare_key);
+		/* Any non-NULL value makes the destructor run. */
+		spare_registered = pthread_setspecific(spare_key, &spare) == 0;
+		if (!spare_registered) {
+			free(f);
+			return;
+		}
+	}
+	spare = f;
 }
 
 static void unref(sf_flight *f)
@@ -221,9 +270,9 @@ sf_flight *sf_join(sf_group *g, const void *key, size_t keylen, bool *leader)
 	}
 	/* calloc under the lock keeps join atomic; it only happens once per
 	 * flight, never per follower. */
-	/* malloc, not calloc: only the header and scratch space need zeros,
-	 * not the key about to be copied in. */
-	sf_flight *f = malloc(sizeof(*f) + keylen);
+	/* Only the header and scratch space need zeros, not the key about to
+	 * be copied in. */
+	sf_flight *f = flight_alloc(keylen);
 	if (f) {
 		memset(f, 0, sizeof(*f));
 		atomic_init(&f->refs, 1);
