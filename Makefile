@@ -11,7 +11,7 @@ CC ?= cc
 # each variant builds into its own directory.
 SAN ?=
 ifeq ($(SAN),asan)
-  B ?= build-asan
+  B ?= build/asan
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   SAN_RUNTIME := $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
   # GCC 12's ASan trips its own CHECK in __asan_handle_no_return when a
@@ -19,7 +19,7 @@ ifeq ($(SAN),asan)
   # google/sanitizers#1010); fake stacks keep locals off the real stack.
   SAN_ENV := ASAN_OPTIONS="detect_stack_use_after_return=1:$${ASAN_OPTIONS:-}"
 else ifeq ($(SAN),tsan)
-  B ?= build-tsan
+  B ?= build/tsan
   SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
   SAN_RUNTIME := $(shell $(CC) -print-file-name=libtsan.so)
 else
@@ -147,4 +147,4 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libsfshim.so $(DESTDIR)$(BINDIR)/sfshim
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build
