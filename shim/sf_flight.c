@@ -185,6 +185,7 @@ static void spare_at_thread_exit(void *unused)
 	(void)unused;
 	free(spare);
 	spare = NULL;
+	spare_registered = false; /* a later destructor may free another */
 }
 
 static void make_spare_key(void)
@@ -268,10 +269,9 @@ sf_flight *sf_join(sf_group *g, const void *key, size_t keylen, bool *leader)
 		*leader = false;
 		return f;
 	}
-	/* calloc under the lock keeps join atomic; it only happens once per
-	 * flight, never per follower. */
-	/* Only the header and scratch space need zeros, not the key about to
-	 * be copied in. */
+	/* Allocating under the lock keeps join atomic; it happens once per
+	 * flight, never per follower, and is mostly the thread's spare.  Only
+	 * the header and scratch space need zeros, not the key. */
 	sf_flight *f = flight_alloc(keylen);
 	if (f) {
 		memset(f, 0, sizeof(*f));

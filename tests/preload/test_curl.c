@@ -1561,6 +1561,42 @@ START_TEST(env_is_read_per_test)
 }
 END_TEST
 
+/* URL filters: a URL matching SFSHIM_URL_EXCLUDE makes N requests even
+ * though it also matches SFSHIM_URL_INCLUDE (exclude wins); another URL
+ * matching the include list still coalesces, in the same process. */
+START_TEST(url_filters)
+{
+	setenv("SFSHIM_URL_INCLUDE", "HTTP://127.0.0.1:*/bytes/*", 1);
+	setenv("SFSHIM_URL_EXCLUDE", "*nocoalesce*", 1);
+	char *id = new_id();
+	char *u = url("/bytes/1000?id=%s&gate=%s&k=nocoalesce", id, id);
+	struct xfer *x = xfers(N, u);
+	start_together(x, N);
+	ck_assert_uint_eq(wait_requests(id, N), N);
+	open_gate(id);
+	join_all(x, N);
+	ck_assert_uint_eq(count_requests(id), N);
+	ck_assert_uint_eq(joined(), 0);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+
+	id = new_id();
+	u = url("/bytes/1000?id=%s&gate=%s", id, id);
+	x = xfers(N, u);
+	start_together(x, N);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < N; i++)
+		assert_same_as(x, i, 0);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
 /* SF_TEST_ONLY=name[,name...] runs only those tests (when debugging). */
 static bool wanted(const char *name)
 {
@@ -1594,6 +1630,7 @@ int main(void)
 	TCase *tc = tcase_create("curl");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	ADD(tc, same_url_one_request);
+	ADD(tc, url_filters);
 	ADD(tc, distinct_urls_one_request_each);
 	ADD_LOOP(tc, differing_option_splits_requests, 0,
 	         sizeof(split_cases) / sizeof(split_cases[0]));

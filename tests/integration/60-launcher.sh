@@ -1,0 +1,85 @@
+#!/bin/bash
+# scripts/sfshim, the launcher: its options reach the environment, the
+# library is prepended to LD_PRELOAD keeping what was there, the command's
+# exit status comes back, bad input gets one line on stderr and status 2,
+# and the stats summary of a real program appears.
+set -eu
+. tests/integration/common.bash
+lib=$(realpath "$B/libsfshim.so")
+fail() { echo "FAIL: $*"; exit 1; }
+export SFSHIM_LIB="$lib"
+# An instrumented library needs its sanitizer runtime first in LD_PRELOAD;
+# what was there must stay, in front of nothing else than the runtime.
+# TSan's runtime cannot run bash itself (it crashes in the launcher before
+# the exec); the TSan-built shim pulls its runtime in as a dependency.
+base_preload=$(sf_preload)
+[ "$SAN" != tsan ] || base_preload=
+keep=$(realpath "$B/tests/libsf_fakeres.so")
+
+# --help names every option.
+help=$(scripts/sfshim --help)
+for o in --no-dns --no-curl --dns-include --dns-exclude --url-include \
+	--url-exclude --wait-ms --retry-errors --spill --log --stats; do
+	grep -q -- "$o" <<<"$help" || fail "--help does not mention $o"
+done
+echo "ok   --help lists every option"
+
+# Options map to the variables; LD_PRELOAD gains the shim and keeps the rest.
+out=$(LD_PRELOAD="${base_preload:+$base_preload }$keep" scripts/sfshim \
+	--no-dns --no-curl --dns-include='a.*' --dns-exclude='*.b' \
+	--url-include='https://x/*' --url-exclude='*y*' --wait-ms=75 \
+	--retry-errors --spill=64k --log=info --stats=/dev/null -- env)
+for kv in SFSHIM_DNS=0 SFSHIM_CURL=0 'SFSHIM_DNS_INCLUDE=a.*' \
+	'SFSHIM_DNS_EXCLUDE=*.b' 'SFSHIM_URL_INCLUDE=https://x/*' \
+	'SFSHIM_URL_EXCLUDE=*y*' SFSHIM_WAIT_MS=75 SFSHIM_RETRY_ERRORS=1 \
+	SFSHIM_SPILL=64k SFSHIM_LOG=info SFSHIM_STATS=/dev/null; do
+	grep -qxF -- "$kv" <<<"$out" || fail "env lacks $kv"
+done
+preload=$(sed -n 's/^LD_PRELOAD=//p' <<<"$out")
+case " $preload " in
+*" $lib "*) ;;
+*) fail "LD_PRELOAD '$preload' lacks $lib" ;;
+esac
+case " $preload " in
+*" $keep "*) ;;
+*) fail "LD_PRELOAD '$preload' dropped $keep" ;;
+esac
+echo "ok   options reach the environment; LD_PRELOAD=$preload"
+
+# The exit status is the command's.
+set +e
+LD_PRELOAD="$base_preload" scripts/sfshim -- sh -c 'exit 7'
+rc=$?
+set -e
+[ "$rc" = 7 ] || fail "exit status $rc, expected 7"
+echo "ok   exit status passed on (7)"
+
+# Bad input: one line on stderr, status 2, nothing run.  (No sanitizer
+# runtime preloaded here: the launcher's own bash would be leak-checked.)
+for bad in "--wait-ms=soon -- true" "--bogus -- true" "--log=loud -- true" ""; do
+	set +e
+	# shellcheck disable=SC2086 # the cases are word lists on purpose
+	err=$(LD_PRELOAD= scripts/sfshim $bad 2>&1 >/dev/null)
+	rc=$?
+	set -e
+	[ "$rc" = 2 ] || fail "'sfshim $bad' exited $rc, expected 2"
+	[ "$(printf '%s\n' "$err" | wc -l)" = 1 ] ||
+		fail "'sfshim $bad' printed more than one line: $err"
+done
+echo "ok   bad options: status 2, one line on stderr"
+
+# A missing library is reported, not ignored.
+set +e
+err=$(LD_PRELOAD= SFSHIM_LIB=/nonexistent/libsfshim.so scripts/sfshim -- true 2>&1)
+rc=$?
+set -e
+[ "$rc" = 2 ] && [ -n "$err" ] || fail "missing library: rc=$rc '$err'"
+echo "ok   missing library: status 2 ($err)"
+
+# A real program under the launcher (getent ahosts calls getaddrinfo once)
+# writes the stats summary at exit.
+stats=$(LD_PRELOAD="$base_preload" scripts/sfshim --stats -- \
+	getent ahosts localhost 2>&1 >/dev/null)
+grep -q '^sfshim\[[0-9]*\]: dns: calls=1 leaders=1 ' <<<"$stats" ||
+	fail "no stats summary with one call: $stats"
+echo "ok   --stats: $(grep 'dns: calls' <<<"$stats")"
