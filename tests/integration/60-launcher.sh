@@ -59,7 +59,7 @@ echo "ok   exit status passed on (7)"
 for bad in "--wait-ms=soon -- true" "--bogus -- true" "--log=loud -- true" ""; do
 	set +e
 	# shellcheck disable=SC2086 # the cases are word lists on purpose
-	err=$(LD_PRELOAD= scripts/sfshim $bad 2>&1 >/dev/null)
+	err=$(LD_PRELOAD='' scripts/sfshim $bad 2>&1 >/dev/null)
 	rc=$?
 	set -e
 	[ "$rc" = 2 ] || fail "'sfshim $bad' exited $rc, expected 2"
@@ -70,10 +70,10 @@ echo "ok   bad options: status 2, one line on stderr"
 
 # A missing library is reported, not ignored.
 set +e
-err=$(LD_PRELOAD= SFSHIM_LIB=/nonexistent/libsfshim.so scripts/sfshim -- true 2>&1)
+err=$(LD_PRELOAD='' SFSHIM_LIB=/nonexistent/libsfshim.so scripts/sfshim -- true 2>&1)
 rc=$?
 set -e
-[ "$rc" = 2 ] && [ -n "$err" ] || fail "missing library: rc=$rc '$err'"
+{ [ "$rc" = 2 ] && [ -n "$err" ]; } || fail "missing library: rc=$rc '$err'"
 echo "ok   missing library: status 2 ($err)"
 
 # A real program under the launcher (getent ahosts calls getaddrinfo once)
