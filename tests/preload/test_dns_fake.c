@@ -255,6 +255,24 @@ START_TEST(eai_system_shares_errno)
 }
 END_TEST
 
+/* ---- re-entrancy --------------------------------------------------------- */
+
+/* A getaddrinfo made from inside the leader's real call (here by the stand-in
+ * resolver, as an NSS module might) goes straight to the real function.
+ * Were it to join the flight it is part of, it would wait for itself: with
+ * no follower deadline, for ever (the test's timeout). */
+START_TEST(nested_call_goes_straight_through)
+{
+	setenv("SFSHIM_WAIT_MS", "0", 1);
+	fake.sf_fake_set_nested(1);
+	struct addrinfo *r = NULL;
+	ck_assert_int_eq(sf_default_gai("multi.test", "80", NULL, &r), 0);
+	ck_assert_ptr_nonnull(r);
+	freeaddrinfo(r);
+	ck_assert_uint_eq(fake.sf_fake_calls_for("multi.test"), 2);
+}
+END_TEST
+
 /* ---- leaders that do not come back ------------------------------------- */
 
 /* A follower waits SFSHIM_WAIT_MS for a stuck leader, then looks up alone;
@@ -508,6 +526,7 @@ int main(void)
 	tcase_add_test(tc, eai_again_is_shared);
 	tcase_add_test(tc, eai_noname_is_shared);
 	tcase_add_test(tc, eai_system_shares_errno);
+	tcase_add_test(tc, nested_call_goes_straight_through);
 	tcase_add_test(tc, follower_deadline_makes_own_call);
 	tcase_add_test(tc, cancelled_leader_promotes_one_follower);
 	tcase_add_test(tc, cancelled_follower_leaves_cleanly);
