@@ -132,6 +132,7 @@ check-all: check check-asan check-tsan
 
 bench: $(LIB) $(FIXTURES) $(FIXTURE_LIBS)
 	B=$(B) scripts/bench.sh
+	B=$(B) scripts/bench_curl.sh
 
 demo: $(LIB) $(B)/tests/sf_dnsd
 	B=$(B) scripts/demo.sh
