@@ -23,20 +23,19 @@ struct follow {
 	bool left;
 };
 
-static void follow_cleanup(void *arg)
-{
-	struct follow *w = arg;
-	if (!w->left)
-		sf_flight_leave(w->f);
-	free(w->buf);
-	sf_curl_key_free(&w->p->key);
-}
-
 static void leave(struct follow *w)
 {
 	if (!w->left)
 		sf_flight_leave(w->f);
 	w->left = true;
+}
+
+static void follow_cleanup(void *arg)
+{
+	struct follow *w = arg;
+	leave(w);
+	free(w->buf);
+	sf_curl_key_free(&w->p->key);
 }
 
 /* A new response will be delivered from its start: what the program
@@ -299,7 +298,7 @@ CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f)
 	switch (o) {
 	case PROMOTED:
 		sf_count(SF_API_CURL, SF_STAT_PROMOTIONS);
-		sf_log(SF_LOG_INFO, "%s: leader gone, taking over", p->key.url);
+		sf_log(SF_LOG_INFO, "%s: leader gone, took over", p->key.url);
 		p->promoted = true;
 		return sf_curl_lead(p, f);
 	case ALONE_EXPIRED:

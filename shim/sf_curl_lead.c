@@ -67,21 +67,16 @@ struct lead {
 	sf_flight *f;                /* NULL once detached, or alone */
 	struct sf_curl_reply *reply; /* what this leader records into */
 	bool own_failure;            /* the program's callback refused */
-	bool abandoned;
-	bool sealed;    /* no one may join any more */
-	size_t charged; /* bytes counted in lone_bytes */
+	bool sealed;                 /* no one may join any more */
+	size_t charged;              /* bytes counted in lone_bytes */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
 /* The leader stops sharing: followers get a new leader. */
 static void detach(struct lead *l)
 {
-	if (!l->f)
-		return;
-	if (!l->abandoned) {
+	if (l->f)
 		sf_flight_abandon(l->f);
-		l->abandoned = true;
-	}
 	l->f = NULL;
 }
 
@@ -235,10 +230,11 @@ static CURLcode real_perform(struct lead *l)
 	return code;
 }
 
-/* Errors that belong to this leader alone, never shared. */
-static bool own_error(const struct lead *l, CURLcode code)
+/* Results that belong to this leader alone, never shared.  (A refusal by
+ * the program's own callback already detached the leader.) */
+static bool own_error(CURLcode code)
 {
-	return l->own_failure || code == CURLE_ABORTED_BY_CALLBACK ||
+	return code == CURLE_ABORTED_BY_CALLBACK ||
 	       code == CURLE_OPERATION_TIMEDOUT || code == CURLE_OUT_OF_MEMORY;
 }
 
@@ -258,10 +254,10 @@ CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
 	CURLcode code = real_perform(&l);
 	if (p->d.errbuf)
 		memcpy(p->d.errbuf, l.errbuf, CURL_ERROR_SIZE);
-	if (l.own_failure && p->d.failure)
+	if (l.own_failure) /* libcurl's text may name the wrong callback */
 		sf_delivery_error(&p->d, p->d.failure);
 
-	if (l.f && own_error(&l, code)) {
+	if (l.f && own_error(code)) {
 		sf_log(SF_LOG_INFO,
 		       "%s: leader failed on its own (%d), "
 		       "handing over",

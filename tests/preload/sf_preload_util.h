@@ -161,32 +161,30 @@ static inline void abs_deadline_ms(struct timespec *dl, unsigned ms)
 	}
 }
 
-/* Waits until at least n "joined flight" lines were seen; returns the
- * number seen (less than n only past SF_WAIT_LIMIT_MS). */
-static inline unsigned logcap_wait_joined(unsigned n)
+/* Waits until *counter (one of logcap's) reaches n; returns its value
+ * (less than n only past SF_WAIT_LIMIT_MS). */
+static inline unsigned logcap_wait_for(const unsigned *counter, unsigned n)
 {
 	struct timespec dl;
 	abs_deadline_ms(&dl, SF_WAIT_LIMIT_MS);
 	pthread_mutex_lock(&logcap.lock);
-	while (logcap.joined < n &&
+	while (*counter < n &&
 	       pthread_cond_timedwait(&logcap.cond, &logcap.lock, &dl) == 0)
 		;
-	unsigned got = logcap.joined;
+	unsigned got = *counter;
 	pthread_mutex_unlock(&logcap.lock);
 	return got;
 }
 
+/* At least n "joined flight" lines / "waited past" lines seen. */
+static inline unsigned logcap_wait_joined(unsigned n)
+{
+	return logcap_wait_for(&logcap.joined, n);
+}
+
 static inline unsigned logcap_wait_expired(unsigned n)
 {
-	struct timespec dl;
-	abs_deadline_ms(&dl, SF_WAIT_LIMIT_MS);
-	pthread_mutex_lock(&logcap.lock);
-	while (logcap.expired < n &&
-	       pthread_cond_timedwait(&logcap.cond, &logcap.lock, &dl) == 0)
-		;
-	unsigned got = logcap.expired;
-	pthread_mutex_unlock(&logcap.lock);
-	return got;
+	return logcap_wait_for(&logcap.expired, n);
 }
 
 static inline unsigned logcap_get(const unsigned *counter)
@@ -421,6 +419,18 @@ static inline void assert_answers_are_ref(const struct group *g, size_t ng)
 			              "%s/%s caller %u:\n got %s\nwant %s", g[i].node,
 			              g[i].service ? g[i].service : "(null)", j,
 			              g[i].calls[j].text, g[i].ref);
+}
+
+/* Runs suite s with a fresh process, and so a fresh shim that reads the
+ * environment anew, per test; returns how many tests failed. */
+static inline int sf_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed;
 }
 
 #endif

@@ -1656,11 +1656,7 @@ int main(void)
 	ADD(tc, big_body_spills_to_file);
 	ADD(tc, followers_stream_before_leader_ends);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_FORK); /* a fresh shim per test */
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = sf_run_suite(s);
 	curl_global_cleanup();
 	return failed ? 1 : 0;
 }

@@ -533,10 +533,6 @@ int main(void)
 	tcase_add_test(tc, fork_during_flight_child_resolves_at_once);
 	tcase_add_test(tc, calls_before_main_work);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_FORK); /* a fresh shim per test */
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = sf_run_suite(s);
 	return failed ? 1 : 0;
 }

@@ -425,10 +425,6 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, answers_match_glibc_without_shim);
 	tcase_add_test(tc, shim_alone_burst_relies_on_server_delay);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_FORK); /* a fresh shim per test */
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = sf_run_suite(s);
 	return failed ? 1 : 0;
 }
