@@ -39,18 +39,23 @@ BASE_CFLAGS := -std=gnu11 $(WARN) $(OPT) -g -pthread $(SANFLAGS) -D_GNU_SOURCE \
   -DCURL_DISABLE_TYPECHECK -DCURL_DISABLE_DEPRECATION $(CURL_CFLAGS)
 # -fexceptions: pthread_cleanup_push then unwinds with the cancellation
 # (attribute cleanup) instead of setjmp, which sanitizers follow correctly.
-SHIM_CFLAGS := $(BASE_CFLAGS) -fexceptions -fPIC -fvisibility=hidden
+SHIM_CFLAGS := $(BASE_CFLAGS) -Ishim -fexceptions -fPIC -fvisibility=hidden
 TEST_CFLAGS := $(BASE_CFLAGS) -Ishim $(CHECK_CFLAGS)
 
-SHIM_SRC := $(sort $(wildcard shim/*.c))
+# The layers, as folders: core/ (singleflight, knows nothing of DNS or curl),
+# common/ (configuration, log, stats, real symbols: what both hooks use),
+# dns/ and curl/ (the hooks).  Arrows point from hooks to core, never back:
+# `make check-layers` enforces it.
+SHIM_DIRS := core common dns curl
+SHIM_SRC := $(sort $(foreach d,$(SHIM_DIRS),$(wildcard shim/$(d)/*.c)))
 SHIM_OBJ := $(SHIM_SRC:shim/%.c=$(B)/shim/%.o)
-SHIM_HDR := $(wildcard shim/*.h)
+SHIM_HDR := $(foreach d,$(SHIM_DIRS),$(wildcard shim/$(d)/*.h))
 LIB := $(B)/libsfshim.so
 
 # The singleflight core and its support code, linked into unit tests
 # without any preloading.
-CORE_SRC := shim/sf_flight.c shim/sf_config.c shim/sf_log.c shim/sf_stats.c \
-  shim/sf_stream.c shim/sf_addrinfo.c
+CORE_SRC := $(wildcard shim/core/*.c) shim/common/sf_config.c shim/common/sf_log.c \
+  shim/common/sf_stats.c shim/dns/sf_addrinfo.c
 CORE_OBJ := $(patsubst shim/%.c,$(B)/shim/%.o,$(filter $(SHIM_SRC),$(CORE_SRC)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -58,7 +63,7 @@ PRELOAD_TESTS := $(patsubst tests/preload/%.c,$(B)/tests/%,$(wildcard tests/prel
 FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/tests/%,$(filter-out tests/fixtures/lib%,$(wildcard tests/fixtures/*.c)))
 FIXTURE_LIBS := $(patsubst tests/fixtures/lib%.c,$(B)/tests/lib%.so,$(wildcard tests/fixtures/lib*.c))
 
-.PHONY: all check check-unit check-integration check-asan check-tsan check-all \
+.PHONY: all check check-layers check-unit check-integration check-asan check-tsan check-all \
   install uninstall clean bench demo
 .DELETE_ON_ERROR:
 
@@ -114,7 +119,14 @@ $(B)/tests/libsf_binding_gnutls.so: tests/fixtures/libsf_binding.c tests/fixture
 tests-build: $(LIB) $(UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
 .PHONY: tests-build
 
-check: check-unit check-integration
+check: check-layers check-unit check-integration
+
+# The core includes only the core; common/ includes no hook.
+check-layers:
+	@bad=$$(grep -HnE '#include "(common|dns|curl)/' shim/core/*.[ch]; \
+	  grep -HnE '#include "(dns|curl)/' shim/common/*.[ch]); \
+	if [ -n "$$bad" ]; then echo "check-layers: include against the layering:"; \
+	  echo "$$bad"; exit 1; fi; echo "check-layers: ok"
 
 check-unit: $(UNIT_TESTS)
 	@$(SAN_ENV) B=$(B) tests/run-unit.sh $(UNIT_TESTS)

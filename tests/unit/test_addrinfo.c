@@ -4,7 +4,7 @@
  * layout (ai_addr right after the node) so that the real freeaddrinfo
  * releases it: under ASan a wrong layout or a shared pointer shows up as a
  * bad free, a double free or a leak. */
-#include "sf_addrinfo.h"
+#include "dns/sf_addrinfo.h"
 
 #include <check.h>
 #include <stdlib.h>

@@ -4,9 +4,9 @@
  * The log goes to a pipe so that each test sees exactly which lines a load
  * wrote: a malformed value must give one line naming the variable, the
  * value and what is assumed instead; a good or empty one, none. */
-#include "sf_config.h"
-#include "sf_log.h"
-#include "sf_stats.h"
+#include "common/sf_config.h"
+#include "common/sf_log.h"
+#include "common/sf_stats.h"
 
 #include <check.h>
 #include <fcntl.h>

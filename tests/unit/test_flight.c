@@ -7,7 +7,7 @@
  * spinning on conditions the core exposes (sf_group_followers); never with
  * sleeps.  Only the deadline test lets real time pass, and there the leader
  * is held on the gate until the test releases it. */
-#include "sf_flight.h"
+#include "core/sf_flight.h"
 
 #include <check.h>
 #include <netdb.h>

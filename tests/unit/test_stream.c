@@ -1,5 +1,5 @@
 /* test_stream.c - the append-only log that streaming flights share. */
-#include "sf_stream.h"
+#include "core/sf_stream.h"
 
 #include <check.h>
 #include <pthread.h>

@@ -6,10 +6,10 @@
  * shim with a lock held.  Results are published with a release store to the
  * flight's state word and read after an acquire load of it, so that after
  * the wake-up followers read the result without any lock. */
-#include "sf_flight.h"
+#include "core/sf_flight.h"
 
-#include "sf_clock.h"
-#include "sf_futex.h"
+#include "core/sf_clock.h"
+#include "core/sf_futex.h"
 
 #include <pthread.h>
 #include <stdlib.h>

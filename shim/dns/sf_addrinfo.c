@@ -6,7 +6,7 @@
  * copies the same way lets every caller hand its copy to the real
  * freeaddrinfo, so the shim need not hook it.  (musl frees differently,
  * which is why the DNS hook only runs over glibc.) */
-#include "sf_addrinfo.h"
+#include "dns/sf_addrinfo.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,9 +5,9 @@
  * own: total time is how long its perform took, the start-transfer time is
  * when its first byte arrived, and the earlier phases are the leader's,
  * never later than that. */
-#include "sf_curl_info.h"
+#include "curl/sf_curl_info.h"
 
-#include "sf_curl_reply.h"
+#include "curl/sf_curl_reply.h"
 
 #include <string.h>
 

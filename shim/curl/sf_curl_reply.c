@@ -1,5 +1,5 @@
 /* sf_curl_reply.c - the shared response: records, getinfo snapshot, headers. */
-#include "sf_curl_reply.h"
+#include "curl/sf_curl_reply.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * header, the classes assigned by hand; see sf_curl_opts.h for their
  * meaning).  Options missing here, such as those of a newer libcurl, are
  * unknown: a handle that sets one is never coalesced. */
-#include "sf_curl_opts.h"
+#include "curl/sf_curl_opts.h"
 
 #define ROW(opt, kind, cls)                        \
 	{                                          \

@@ -2,9 +2,9 @@
 #ifndef SF_CURL_KEY_H
 #define SF_CURL_KEY_H
 
-#include "sf_config.h"
-#include "sf_curl_handle.h"
-#include "sf_stats.h"
+#include "common/sf_config.h"
+#include "curl/sf_curl_handle.h"
+#include "common/sf_stats.h"
 
 struct sf_curl_key {
 	unsigned char *bytes; /* malloc'd */

@@ -9,8 +9,8 @@
 #ifndef SF_CURL_REPLY_H
 #define SF_CURL_REPLY_H
 
-#include "sf_real.h"
-#include "sf_stream.h"
+#include "common/sf_real.h"
+#include "core/sf_stream.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

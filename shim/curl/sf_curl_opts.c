@@ -1,5 +1,5 @@
 /* sf_curl_opts.c - option lookup over the sorted table. */
-#include "sf_curl_opts.h"
+#include "curl/sf_curl_opts.h"
 
 const struct sf_curl_opt_info *sf_curl_opt_lookup(CURLoption id)
 {

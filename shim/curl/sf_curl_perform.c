@@ -1,12 +1,12 @@
 /* sf_curl_perform.c - curl_easy_perform as leader, follower, or alone:
  * decides whether a perform may coalesce and which role it takes. */
-#include "sf_curl_perform.h"
+#include "curl/sf_curl_perform.h"
 
-#include "sf_clock.h"
-#include "sf_curl_xfer.h"
-#include "sf_guard.h"
-#include "sf_log.h"
-#include "sf_stats.h"
+#include "core/sf_clock.h"
+#include "curl/sf_curl_xfer.h"
+#include "common/sf_guard.h"
+#include "common/sf_log.h"
+#include "common/sf_stats.h"
 
 #include <pthread.h>
 

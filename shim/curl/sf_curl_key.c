@@ -1,8 +1,8 @@
 /* sf_curl_key.c - classification of a handle's options and its key. */
-#include "sf_curl_key.h"
+#include "curl/sf_curl_key.h"
 
-#include "sf_curl_opts.h"
-#include "sf_flight.h"
+#include "curl/sf_curl_opts.h"
+#include "core/sf_flight.h"
 
 #include <stdlib.h>
 #include <string.h>

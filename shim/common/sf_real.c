@@ -1,7 +1,7 @@
 /* sf_real.c - real-symbol table (cf. cwrap's socket_wrapper). */
-#include "sf_real.h"
+#include "common/sf_real.h"
 
-#include "sf_guard.h"
+#include "common/sf_guard.h"
 
 #include <dlfcn.h>
 #include <pthread.h>

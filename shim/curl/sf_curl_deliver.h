@@ -10,7 +10,7 @@
 #ifndef SF_CURL_DELIVER_H
 #define SF_CURL_DELIVER_H
 
-#include "sf_curl_handle.h"
+#include "curl/sf_curl_handle.h"
 
 #include <stdbool.h>
 

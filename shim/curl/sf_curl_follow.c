@@ -1,12 +1,12 @@
 /* sf_curl_follow.c - a follower replays the flight's reply through its
  * own callbacks, while the leader is still downloading, and answers its
  * own progress callback, timeout and deadline. */
-#include "sf_curl_xfer.h"
+#include "curl/sf_curl_xfer.h"
 
-#include "sf_clock.h"
-#include "sf_curl_reply.h"
-#include "sf_log.h"
-#include "sf_stats.h"
+#include "core/sf_clock.h"
+#include "curl/sf_curl_reply.h"
+#include "common/sf_log.h"
+#include "common/sf_stats.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -4,12 +4,12 @@
  * leader's handle during its perform: they append each piece to the
  * flight's reply and then hand it to the program's own callbacks, so that
  * program sees exactly what it would without the shim. */
-#include "sf_curl_xfer.h"
+#include "curl/sf_curl_xfer.h"
 
-#include "sf_curl_reply.h"
-#include "sf_guard.h"
-#include "sf_log.h"
-#include "sf_stats.h"
+#include "curl/sf_curl_reply.h"
+#include "common/sf_guard.h"
+#include "common/sf_log.h"
+#include "common/sf_stats.h"
 
 #include <pthread.h>
 #include <stdio.h>

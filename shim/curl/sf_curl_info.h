@@ -3,7 +3,7 @@
 #ifndef SF_CURL_INFO_H
 #define SF_CURL_INFO_H
 
-#include "sf_curl_handle.h"
+#include "curl/sf_curl_handle.h"
 
 #include <stdbool.h>
 

@@ -2,7 +2,7 @@
 #ifndef SF_CURL_PERFORM_H
 #define SF_CURL_PERFORM_H
 
-#include "sf_curl_handle.h"
+#include "curl/sf_curl_handle.h"
 
 /* Coalesces the transfer with identical concurrent ones when it may, and
  * otherwise performs it untouched. */

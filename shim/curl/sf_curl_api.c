@@ -7,15 +7,15 @@
  * library that created it.  The OpenSSL set is also the default for
  * unversioned references.  Handles the shim did not see created (libcurl's
  * own, e.g. for DoH) pass through untouched. */
-#include "sf_config.h"
-#include "sf_curl_handle.h"
-#include "sf_curl_info.h"
-#include "sf_curl_opts.h"
-#include "sf_curl_perform.h"
-#include "sf_curl_reply.h"
-#include "sf_export.h"
-#include "sf_real.h"
-#include "sf_stats.h"
+#include "common/sf_config.h"
+#include "curl/sf_curl_handle.h"
+#include "curl/sf_curl_info.h"
+#include "curl/sf_curl_opts.h"
+#include "curl/sf_curl_perform.h"
+#include "curl/sf_curl_reply.h"
+#include "common/sf_export.h"
+#include "common/sf_real.h"
+#include "common/sf_stats.h"
 
 #include <stdarg.h>
 

@@ -1,8 +1,8 @@
 /* sf_stats.c - counters, the busiest keys, and the exit summary. */
-#include "sf_stats.h"
+#include "common/sf_stats.h"
 
-#include "sf_config.h"
-#include "sf_log.h"
+#include "common/sf_config.h"
+#include "common/sf_log.h"
 
 #include <fcntl.h>
 #include <pthread.h>

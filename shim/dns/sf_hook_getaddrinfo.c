@@ -4,14 +4,14 @@
  * the leader also leaves one shared copy from which each follower takes its
  * own (sf_addrinfo.c), so every caller frees its list with the real
  * freeaddrinfo, independently of the others. */
-#include "sf_addrinfo.h"
-#include "sf_config.h"
-#include "sf_export.h"
-#include "sf_flight.h"
-#include "sf_guard.h"
-#include "sf_log.h"
-#include "sf_real.h"
-#include "sf_stats.h"
+#include "dns/sf_addrinfo.h"
+#include "common/sf_config.h"
+#include "common/sf_export.h"
+#include "core/sf_flight.h"
+#include "common/sf_guard.h"
+#include "common/sf_log.h"
+#include "common/sf_real.h"
+#include "common/sf_stats.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

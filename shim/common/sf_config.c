@@ -1,7 +1,7 @@
 /* sf_config.c - environment parsing and the host/URL filters. */
-#include "sf_config.h"
+#include "common/sf_config.h"
 
-#include "sf_log.h"
+#include "common/sf_log.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,8 +1,8 @@
 /* sf_curl_handle.c - the table of known easy handles and their options. */
-#include "sf_curl_handle.h"
+#include "curl/sf_curl_handle.h"
 
-#include "sf_curl_opts.h"
-#include "sf_curl_reply.h"
+#include "curl/sf_curl_opts.h"
+#include "curl/sf_curl_reply.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * place (memcpy into a chunk, or a completed write(2) to the file); readers
  * load it with acquire and only touch bytes below it.  The chunk table is
  * sized once for spill_bytes, so it never moves under a reader. */
-#include "sf_stream.h"
+#include "core/sf_stream.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
 #ifndef SF_CURL_HANDLE_H
 #define SF_CURL_HANDLE_H
 
-#include "sf_real.h"
+#include "common/sf_real.h"
 
 #include <stdbool.h>
 #include <stdint.h>

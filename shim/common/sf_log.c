@@ -1,7 +1,7 @@
 /* sf_log.c - formats a whole line first and writes it with one write(2), so
  * that lines from concurrent threads never interleave, and never touches
  * stdio: the host program owns stderr's FILE and its lock. */
-#include "sf_log.h"
+#include "common/sf_log.h"
 
 #include <errno.h>
 #include <stdarg.h>

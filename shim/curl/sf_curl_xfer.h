@@ -10,10 +10,10 @@
 #ifndef SF_CURL_XFER_H
 #define SF_CURL_XFER_H
 
-#include "sf_config.h"
-#include "sf_curl_deliver.h"
-#include "sf_curl_key.h"
-#include "sf_flight.h"
+#include "common/sf_config.h"
+#include "curl/sf_curl_deliver.h"
+#include "curl/sf_curl_key.h"
+#include "core/sf_flight.h"
 
 struct sf_curl_xfer {
 	struct sf_curl_handle *h;

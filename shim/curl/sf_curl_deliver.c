@@ -1,7 +1,7 @@
 /* sf_curl_deliver.c - libcurl's callback rules, replayed. */
-#include "sf_curl_deliver.h"
+#include "curl/sf_curl_deliver.h"
 
-#include "sf_curl_opts.h"
+#include "curl/sf_curl_opts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
