@@ -82,23 +82,24 @@ void sf_stats_report(int fd)
 		        s[SF_STAT_LEADERS] + s[SF_STAT_FOLLOWERS];
 		unsigned long saved = s[SF_STAT_FOLLOWERS] -
 		                      s[SF_STAT_PROMOTIONS] -
-		                      s[SF_STAT_EXPIRED] - s[SF_STAT_RETRIED];
+		                      s[SF_STAT_EXPIRED] - s[SF_STAT_RETRIED] -
+		                      s[SF_STAT_FALLBACKS];
 		double ratio = joined ? 100.0 * (double)saved / (double)joined
 		                      : 0.0;
 		int n = snprintf(
 		        line, sizeof(line),
 		        "sfshim[%d]: %s: calls=%lu leaders=%lu followers=%lu "
-		        "promotions=%lu expired=%lu retried=%lu "
+		        "promotions=%lu expired=%lu retried=%lu fallbacks=%lu "
 		        "passthrough=%lu (disabled=%lu filtered=%lu "
 		        "numeric=%lu unsupported=%lu reentrant=%lu "
 		        "noflight=%lu) saved=%lu dedup=%.1f%%\n",
 		        pid, api_names[a], joined + pass, s[SF_STAT_LEADERS],
 		        s[SF_STAT_FOLLOWERS], s[SF_STAT_PROMOTIONS],
-		        s[SF_STAT_EXPIRED], s[SF_STAT_RETRIED], pass,
-		        p[SF_PASS_DISABLED], p[SF_PASS_FILTERED],
-		        p[SF_PASS_NUMERIC], p[SF_PASS_UNSUPPORTED],
-		        p[SF_PASS_REENTRANT], p[SF_PASS_NOFLIGHT], saved,
-		        ratio);
+		        s[SF_STAT_EXPIRED], s[SF_STAT_RETRIED],
+		        s[SF_STAT_FALLBACKS], pass, p[SF_PASS_DISABLED],
+		        p[SF_PASS_FILTERED], p[SF_PASS_NUMERIC],
+		        p[SF_PASS_UNSUPPORTED], p[SF_PASS_REENTRANT],
+		        p[SF_PASS_NOFLIGHT], saved, ratio);
 		put(fd, line, n);
 	}
 	struct busy top[BUSY_SLOTS];

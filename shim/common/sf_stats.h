@@ -8,6 +8,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "core/sf_outcome.h"
+
 enum sf_api { SF_API_DNS, SF_API_CURL, SF_API_COUNT };
 
 /* Why a call went straight to the real function. */
@@ -21,18 +23,9 @@ enum sf_pass {
 	SF_PASS_COUNT
 };
 
-/* One increment per hooked call (its role, or why it passed through), plus
- * one for the rare events that befall a follower; calls and savings are
- * derived when the report is written. */
-enum sf_stat {
-	SF_STAT_LEADERS,    /* calls that started a flight and made the call */
-	SF_STAT_FOLLOWERS,  /* calls that joined a running flight */
-	SF_STAT_PROMOTIONS, /* followers that took over from a failed leader */
-	SF_STAT_EXPIRED,    /* followers that waited past the deadline */
-	SF_STAT_RETRIED,    /* followers that called alone after an error */
-	SF_STAT_COUNT
-};
-
+/* Coalescing calls are counted by the path they took, which
+ * core/sf_outcome.h maps to counters; calls and savings are derived when the
+ * report is written. */
 struct sf_stats {
 	_Atomic unsigned long stat[SF_API_COUNT][SF_STAT_COUNT];
 	_Atomic unsigned long pass[SF_API_COUNT][SF_PASS_COUNT];
@@ -49,6 +42,18 @@ static inline void sf_count_pass(enum sf_api api, enum sf_pass why)
 {
 	atomic_fetch_add_explicit(&sf_stats.pass[api][why], 1,
 	                          memory_order_relaxed);
+}
+
+/* One coalescing call on path p (SF_PATH_ALONE: a pass-through for lack of
+ * a flight). */
+static inline void sf_count_path(enum sf_api api, enum sf_path p)
+{
+	unsigned mask = sf_path_stats(p);
+	if (p == SF_PATH_ALONE)
+		sf_count_pass(api, SF_PASS_NOFLIGHT);
+	for (int s = 0; mask; s++, mask >>= 1)
+		if (mask & 1)
+			sf_count(api, (enum sf_stat)s);
 }
 
 /* A finished flight that had followers: feeds the busiest-keys table.

@@ -546,9 +546,14 @@ static enum sf_wait follow(sf_flight *f, uint64_t wait_ns)
 	return r;
 }
 
-enum sf_do_path sf_do(sf_group *g, const void *key, size_t keylen,
-                      const struct sf_do_ops *ops, void *arg, void *out,
-                      uint64_t wait_ns, struct sf_do_info *info)
+/* What a follower whose leader published no shared answer does: the
+ * leader's result was not to be shared (the rule said so), or building the
+ * shared copy failed.  Told apart by this marker result. */
+static char not_shared;
+
+enum sf_path sf_do(sf_group *g, const void *key, size_t keylen,
+                   const struct sf_do_ops *ops, void *arg, void *out,
+                   uint64_t wait_ns, bool retry_errors, struct sf_do_info *info)
 {
 	bool leader, promoted = false;
 	struct sf_do_info dummy;
@@ -559,39 +564,58 @@ enum sf_do_path sf_do(sf_group *g, const void *key, size_t keylen,
 	sf_flight *f = sf_join(g, key, keylen, &leader);
 	if (!f) {
 		ops->call(arg, out);
-		return SF_DO_ALONE;
+		return SF_PATH_ALONE;
 	}
-	if (!leader) {
+	while (!leader) {
 		if (ops->on_follow)
 			ops->on_follow(arg);
+		enum sf_path path;
 		switch (follow(f, wait_ns)) {
-		case SF_WAIT_DONE:
-			if (sf_flight_result(f)) {
-				ops->take(sf_flight_result(f), out);
+		case SF_WAIT_DONE: {
+			const void *result = sf_flight_result(f);
+			if (result && result != &not_shared &&
+			    ops->take(result, out)) {
 				sf_flight_leave(f);
 				info->shared = true;
-				return SF_DO_FOLLOWER;
+				return SF_PATH_FOLLOWER;
 			}
-			/* The leader could not build a shared answer. */
-			sf_flight_leave(f);
-			ops->call(arg, out);
-			return SF_DO_ALONE;
-		case SF_WAIT_PROMOTED:
-			promoted = true;
+			path = result == &not_shared ? SF_PATH_RETRIED
+			                             : SF_PATH_FALLBACK;
 			break;
-		default: /* SF_WAIT_TIMEOUT */
-			sf_flight_leave(f);
-			ops->call(arg, out);
-			return SF_DO_EXPIRED;
 		}
+		case SF_WAIT_PROMOTED:
+			promoted = leader = true;
+			continue;
+		default: /* SF_WAIT_TIMEOUT */
+			path = SF_PATH_EXPIRED;
+			break;
+		}
+		sf_flight_leave(f);
+		ops->call(arg, out);
+		return path;
 	}
 
 	lead(f, ops, arg, out);
+	enum sf_result r = ops->judge ? ops->judge(out) : SF_RESULT_OK;
+	enum sf_share rule = sf_share_rule(r, retry_errors);
+	if (rule == SF_SHARE_HANDOVER) {
+		/* The answer is this caller's own: it keeps it, and one
+		 * follower asks again for the others. */
+		sf_flight_abandon(f);
+		return promoted ? SF_PATH_PROMOTED : SF_PATH_LEADER;
+	}
 	/* A promoted caller joined as a follower: it is not its own. */
 	unsigned followers = sf_flight_seal(f) - promoted;
-	void *result = followers ? ops->share(out) : NULL;
-	info->shared = followers > 0 || promoted;
+	void *result = NULL;
+	void (*dtor)(void *) = NULL;
+	if (followers && rule == SF_SHARE_NOTHING) {
+		result = &not_shared;
+	} else if (followers) {
+		result = ops->share(out);
+		dtor = ops->dtor;
+	}
+	info->shared = (followers > 0 && result != &not_shared) || promoted;
 	info->followers = followers;
-	sf_flight_finish(f, result, ops->dtor);
-	return promoted ? SF_DO_PROMOTED : SF_DO_LEADER;
+	sf_flight_finish(f, result, dtor);
+	return promoted ? SF_PATH_PROMOTED : SF_PATH_LEADER;
 }

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "core/sf_outcome.h"
+
 typedef struct sf_group sf_group;
 typedef struct sf_flight sf_flight;
 
@@ -109,36 +111,37 @@ unsigned sf_flight_seal(sf_flight *f);
 
 /* One-call form (Go's Do) for answers produced all at once.
  *  call(arg, out): make the real call, leaving the caller's own answer in out;
+ *  judge(out):     what kind of result the leader got (sf_outcome.h); with
+ *                  retry_errors, sf_share_rule() decides what followers do
+ *                  with it.  Optional: NULL means every result is shared;
  *  share(out):     build the result followers read from the leader's answer
  *                  (called only when there are followers; NULL if memory is
  *                  short, and then the followers make their own calls);
- *  take(result, out): give a follower its own answer from the result.
+ *  take(result, out): give a follower its own answer from the result; false
+ *                  when it cannot (memory), and then the follower makes its
+ *                  own call rather than fail where its call might not.
  * A follower that waited wait_ns (0: no limit) without an answer, or a
  * caller for whom no flight can be made, calls call() itself; the clock is
- * read only by followers.  A leader cancelled inside call() abandons the
- * flight so that a follower is promoted.  Returns the path the caller took;
- * info (may be NULL) tells whether the answer reached more than one caller
- * (Go's `shared`) and, for a leader, how many followers it had. */
+ * read only by followers.  A leader cancelled inside call(), or whose
+ * result is its own failure, hands the flight to one follower.  Returns the
+ * path the caller took; info (may be NULL) tells whether the answer reached
+ * more than one caller (Go's `shared`) and, for a leader, how many
+ * followers it had. */
 struct sf_do_ops {
 	void (*call)(void *arg, void *out);
 	void (*on_follow)(void *arg); /* optional: joined as a follower */
+	enum sf_result (*judge)(const void *out);
 	void *(*share)(const void *out);
-	void (*take)(const void *result, void *out);
+	bool (*take)(const void *result, void *out);
 	void (*dtor)(void *result);
-};
-enum sf_do_path {
-	SF_DO_LEADER,   /* made the call */
-	SF_DO_PROMOTED, /* followed, then made the call when the leader quit */
-	SF_DO_FOLLOWER, /* took the leader's answer */
-	SF_DO_ALONE,    /* no flight could be made: plain call */
-	SF_DO_EXPIRED,  /* waited past the deadline, then made its own call */
 };
 struct sf_do_info {
 	bool shared;
 	unsigned followers;
 };
-enum sf_do_path sf_do(sf_group *g, const void *key, size_t keylen,
-                      const struct sf_do_ops *ops, void *arg, void *out,
-                      uint64_t wait_ns, struct sf_do_info *info);
+enum sf_path sf_do(sf_group *g, const void *key, size_t keylen,
+                   const struct sf_do_ops *ops, void *arg, void *out,
+                   uint64_t wait_ns, bool retry_errors,
+                   struct sf_do_info *info);
 
 #endif

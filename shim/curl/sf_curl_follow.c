@@ -3,10 +3,10 @@
  * own progress callback, timeout and deadline. */
 #include "curl/sf_curl_xfer.h"
 
-#include "core/sf_clock.h"
-#include "curl/sf_curl_reply.h"
 #include "common/sf_log.h"
 #include "common/sf_stats.h"
+#include "core/sf_clock.h"
+#include "curl/sf_curl_reply.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -297,18 +297,18 @@ CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f)
 		resume_from_start(&p->d);
 	switch (o) {
 	case PROMOTED:
-		sf_count(SF_API_CURL, SF_STAT_PROMOTIONS);
+		p->path = SF_PATH_PROMOTED;
 		sf_log(SF_LOG_INFO, "%s: leader gone, took over", p->key.url);
 		p->promoted = true;
 		return sf_curl_lead(p, f);
 	case ALONE_EXPIRED:
-		sf_count(SF_API_CURL, SF_STAT_EXPIRED);
+		p->path = SF_PATH_EXPIRED;
 		sf_log(SF_LOG_INFO,
 		       "%s: waited past SFSHIM_WAIT_MS, fetching alone",
 		       p->key.url);
 		return sf_curl_alone(p);
 	case ALONE_RETRY:
-		sf_count(SF_API_CURL, SF_STAT_RETRIED);
+		p->path = SF_PATH_RETRIED;
 		return sf_curl_alone(p);
 	default:
 		/* With no reply (this follower failed on its own), getinfo

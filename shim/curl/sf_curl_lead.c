@@ -6,10 +6,10 @@
  * program sees exactly what it would without the shim. */
 #include "curl/sf_curl_xfer.h"
 
-#include "curl/sf_curl_reply.h"
 #include "common/sf_guard.h"
 #include "common/sf_log.h"
 #include "common/sf_stats.h"
+#include "curl/sf_curl_reply.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -230,12 +230,18 @@ static CURLcode real_perform(struct lead *l)
 	return code;
 }
 
-/* Results that belong to this leader alone, never shared.  (A refusal by
- * the program's own callback already detached the leader.) */
-static bool own_error(CURLcode code)
+/* Results that belong to this leader alone are its own failures (its
+ * progress callback, its timeout, its memory); the rest is the transfer's.
+ * (A refusal by the program's own callback already detached the leader.)
+ * sf_share_rule() decides what followers do with either. */
+static enum sf_result judge(CURLcode code)
 {
-	return code == CURLE_ABORTED_BY_CALLBACK ||
-	       code == CURLE_OPERATION_TIMEDOUT || code == CURLE_OUT_OF_MEMORY;
+	if (code == CURLE_OK)
+		return SF_RESULT_OK;
+	if (code == CURLE_ABORTED_BY_CALLBACK ||
+	    code == CURLE_OPERATION_TIMEDOUT || code == CURLE_OUT_OF_MEMORY)
+		return SF_RESULT_OWN;
+	return SF_RESULT_ERROR;
 }
 
 /* Performs the request for real.  With a flight, records the reply for its
@@ -257,7 +263,8 @@ CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
 	if (l.own_failure) /* libcurl's text may name the wrong callback */
 		sf_delivery_error(&p->d, p->d.failure);
 
-	if (l.f && own_error(code)) {
+	enum sf_share rule = sf_share_rule(judge(code), p->cfg->retry_errors);
+	if (l.f && rule == SF_SHARE_HANDOVER) {
 		sf_log(SF_LOG_INFO,
 		       "%s: leader failed on its own (%d), "
 		       "handing over",
@@ -266,7 +273,7 @@ CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
 	} else if (l.f) {
 		l.reply->code = code;
 		memcpy(l.reply->errmsg, l.errbuf, CURL_ERROR_SIZE);
-		l.reply->retry = code != CURLE_OK && p->cfg->retry_errors;
+		l.reply->retry = rule == SF_SHARE_NOTHING;
 		sf_curl_reply_snapshot(l.reply, p->api, p->h->easy);
 		unsigned followers = sf_flight_seal(f) - p->promoted;
 		if (followers)

@@ -2,11 +2,11 @@
  * decides whether a perform may coalesce and which role it takes. */
 #include "curl/sf_curl_perform.h"
 
-#include "core/sf_clock.h"
-#include "curl/sf_curl_xfer.h"
 #include "common/sf_guard.h"
 #include "common/sf_log.h"
 #include "common/sf_stats.h"
+#include "core/sf_clock.h"
+#include "curl/sf_curl_xfer.h"
 
 #include <pthread.h>
 
@@ -43,13 +43,14 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 	p.start_ns = sf_now_ns();
 	CURLcode code;
 	if (leader) {
-		sf_count(SF_API_CURL, SF_STAT_LEADERS);
+		p.path = SF_PATH_LEADER;
 		code = sf_curl_lead(&p, f);
 	} else {
-		sf_count(SF_API_CURL, SF_STAT_FOLLOWERS);
+		p.path = SF_PATH_FOLLOWER;
 		sf_log(SF_LOG_DEBUG, "%s: joined flight", p.key.url);
 		code = sf_curl_follow(&p, f);
 	}
+	sf_count_path(SF_API_CURL, p.path);
 	sf_curl_key_free(&p.key);
 	return code;
 }

@@ -11,9 +11,9 @@
 #define SF_CURL_XFER_H
 
 #include "common/sf_config.h"
+#include "core/sf_flight.h"
 #include "curl/sf_curl_deliver.h"
 #include "curl/sf_curl_key.h"
-#include "core/sf_flight.h"
 
 struct sf_curl_xfer {
 	struct sf_curl_handle *h;
@@ -22,6 +22,7 @@ struct sf_curl_xfer {
 	struct sf_curl_key key;
 	struct sf_delivery d; /* the program's own callbacks */
 	bool promoted;        /* joined as a follower, now leads */
+	enum sf_path path;    /* what the call counts as (sf_outcome.h) */
 	uint64_t start_ns;
 };
 

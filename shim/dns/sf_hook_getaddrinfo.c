@@ -4,14 +4,14 @@
  * the leader also leaves one shared copy from which each follower takes its
  * own (sf_addrinfo.c), so every caller frees its list with the real
  * freeaddrinfo, independently of the others. */
-#include "dns/sf_addrinfo.h"
 #include "common/sf_config.h"
 #include "common/sf_export.h"
-#include "core/sf_flight.h"
 #include "common/sf_guard.h"
 #include "common/sf_log.h"
 #include "common/sf_real.h"
 #include "common/sf_stats.h"
+#include "core/sf_flight.h"
+#include "dns/sf_addrinfo.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -70,15 +70,37 @@ static void *gai_share(const void *out)
 	return s;
 }
 
-static void gai_take(const void *result, void *out)
+/* A follower short of memory for its copy makes its own call, which might
+ * well succeed: never an EAI_MEMORY that its own call would not give. */
+static bool gai_take(const void *result, void *out)
 {
 	const struct gai_answer *s = result;
 	struct gai_answer *a = out;
 	*a = *s;
 	a->list = NULL;
-	if (s->rc == 0 && s->list && !(a->list = sf_addrinfo_copy(s->list))) {
-		a->rc = EAI_MEMORY; /* what getaddrinfo itself says when short */
-		a->err = ENOMEM;
+	return !(s->rc == 0 && s->list &&
+	         !(a->list = sf_addrinfo_copy(s->list)));
+}
+
+/* The resolver's answers (no such name, try again, failure) are what any
+ * caller asking now would get; running out of memory or descriptors, or an
+ * interrupted call, is the leader's own business. */
+static enum sf_result gai_judge(const void *out)
+{
+	const struct gai_answer *a = out;
+	switch (a->rc) {
+	case 0:
+		return SF_RESULT_OK;
+	case EAI_MEMORY:
+		return SF_RESULT_OWN;
+	case EAI_SYSTEM:
+		return a->err == ENOMEM || a->err == EMFILE ||
+		                       a->err == ENFILE || a->err == EINTR ||
+		                       a->err == ENOBUFS
+		               ? SF_RESULT_OWN
+		               : SF_RESULT_ERROR;
+	default:
+		return SF_RESULT_ERROR;
 	}
 }
 
@@ -100,6 +122,7 @@ static void gai_on_follow(void *arg)
 static const struct sf_do_ops gai_ops = {
 	.call = gai_call,
 	.on_follow = gai_on_follow,
+	.judge = gai_judge,
 	.share = gai_share,
 	.take = gai_take,
 	.dtor = gai_dtor,
@@ -192,30 +215,6 @@ static size_t build_key(unsigned char *k, const char *node, size_t nodelen,
 	return len;
 }
 
-/* One counter per call: its role (see sf_stats.h). */
-static void count_path(enum sf_do_path path)
-{
-	switch (path) {
-	case SF_DO_LEADER:
-		sf_count(SF_API_DNS, SF_STAT_LEADERS);
-		break;
-	case SF_DO_FOLLOWER:
-		sf_count(SF_API_DNS, SF_STAT_FOLLOWERS);
-		break;
-	case SF_DO_PROMOTED:
-		sf_count(SF_API_DNS, SF_STAT_FOLLOWERS);
-		sf_count(SF_API_DNS, SF_STAT_PROMOTIONS);
-		break;
-	case SF_DO_EXPIRED:
-		sf_count(SF_API_DNS, SF_STAT_FOLLOWERS);
-		sf_count(SF_API_DNS, SF_STAT_EXPIRED);
-		break;
-	case SF_DO_ALONE:
-		sf_count_pass(SF_API_DNS, SF_PASS_NOFLIGHT);
-		break;
-	}
-}
-
 SF_EXPORT int getaddrinfo(const char *node, const char *service,
                           const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -251,18 +250,18 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 	struct gai_call call = { real, node, service, hints };
 	struct gai_answer ans = { 0 };
 	struct sf_do_info info;
-	enum sf_do_path path = sf_do(group, key, keylen, &gai_ops, &call, &ans,
-	                             c->wait_ns, &info);
-	count_path(path);
-	if (path == SF_DO_FOLLOWER)
+	enum sf_path path = sf_do(group, key, keylen, &gai_ops, &call, &ans,
+	                          c->wait_ns, c->retry_errors, &info);
+	sf_count_path(SF_API_DNS, path);
+	if (path == SF_PATH_FOLLOWER)
 		sf_log(SF_LOG_DEBUG, "getaddrinfo %s: shared (rc=%d)", node,
 		       ans.rc);
-	else if (path == SF_DO_EXPIRED)
+	else if (path == SF_PATH_EXPIRED)
 		sf_log(SF_LOG_INFO,
 		       "getaddrinfo %s: waited past SFSHIM_WAIT_MS, "
 		       "looked up alone",
 		       node);
-	else if (path == SF_DO_PROMOTED)
+	else if (path == SF_PATH_PROMOTED)
 		sf_log(SF_LOG_INFO, "getaddrinfo %s: leader gone, took over",
 		       node);
 	if (info.followers)

@@ -57,6 +57,9 @@ static struct world {
 	pthread_cond_t cv;
 	bool open;
 	_Atomic unsigned in_gate; /* calls that reached the gate */
+	unsigned own_upto;        /* calls numbered <= this fail on their own */
+	bool retry;               /* sf_do's retry_errors */
+	bool take_fails;          /* followers cannot take their copy */
 } W;
 
 static void unlock_mu(void *m)
@@ -74,7 +77,8 @@ static void t_call(void *arg, void *out)
 	a->call_no = n;
 	snprintf(a->text, sizeof(a->text), "%s#%u", W.key, n);
 	if (n == 1 && W.wait_followers)
-		while (sf_group_followers(W.g, W.key, W.keylen) < W.wait_followers)
+		while (sf_group_followers(W.g, W.key, W.keylen) <
+		       W.wait_followers)
 			sched_yield();
 	if (n <= W.block_calls) {
 		/* pthread_cond_wait is a cancellation point; the handler gives
@@ -104,10 +108,21 @@ static void *t_share(const void *out)
 	return r;
 }
 
-static void t_take(const void *result, void *out)
+static bool t_take(const void *result, void *out)
 {
+	if (W.take_fails)
+		return false;
 	memcpy(out, result, sizeof(struct answer));
 	atomic_fetch_add(&W.takes, 1);
+	return true;
+}
+
+static enum sf_result t_judge(const void *out)
+{
+	const struct answer *a = out;
+	if (a->call_no <= W.own_upto)
+		return SF_RESULT_OWN;
+	return a->err ? SF_RESULT_ERROR : SF_RESULT_OK;
 }
 
 static void t_dtor(void *result)
@@ -119,6 +134,7 @@ static void t_dtor(void *result)
 static const struct sf_do_ops OPS = {
 	.call = t_call,
 	.on_follow = t_on_follow,
+	.judge = t_judge,
 	.share = t_share,
 	.take = t_take,
 	.dtor = t_dtor,
@@ -176,7 +192,7 @@ struct caller {
 	pthread_t t;
 	pthread_barrier_t *start;
 	uint64_t wait_ns;
-	enum sf_do_path path;
+	enum sf_path path;
 	struct sf_do_info info;
 	struct answer out;
 };
@@ -187,7 +203,7 @@ static void *caller_main(void *p)
 	if (c->start)
 		pthread_barrier_wait(c->start);
 	c->path = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &c->out, c->wait_ns,
-	                &c->info);
+	                W.retry, &c->info);
 	return NULL;
 }
 
@@ -235,7 +251,7 @@ static unsigned run_together(struct caller *c, unsigned n)
 	unsigned leader = n, leaders = 0;
 	for (unsigned i = 0; i < n; i++) {
 		finish(&c[i]);
-		if (c[i].path == SF_DO_LEADER) {
+		if (c[i].path == SF_PATH_LEADER) {
 			leader = i;
 			leaders++;
 		}
@@ -254,7 +270,7 @@ START_TEST(test_value_delivered)
 	struct caller c[2] = { 0 };
 	unsigned l = run_together(c, 2), f = 1 - l;
 	ck_assert_uint_eq(atomic_load(&W.calls), 1);
-	ck_assert_int_eq(c[f].path, SF_DO_FOLLOWER);
+	ck_assert_int_eq(c[f].path, SF_PATH_FOLLOWER);
 	ck_assert_uint_eq(c[l].out.call_no, 1);
 	ck_assert_mem_eq(&c[f].out, &c[l].out, sizeof(struct answer));
 	ck_assert(c[l].info.shared && c[f].info.shared);
@@ -279,7 +295,7 @@ START_TEST(test_error_delivered)
 	for (unsigned i = 0; i < 4; i++) {
 		if (i == l)
 			continue;
-		ck_assert_int_eq(c[i].path, SF_DO_FOLLOWER);
+		ck_assert_int_eq(c[i].path, SF_PATH_FOLLOWER);
 		ck_assert_int_eq(c[i].out.err, c[l].out.err);
 		ck_assert_mem_eq(&c[i].out, &c[l].out, sizeof(struct answer));
 	}
@@ -299,7 +315,7 @@ START_TEST(test_exactly_once_128)
 		ck_assert(c[i].info.shared);
 		if (i == l)
 			continue;
-		ck_assert_int_eq(c[i].path, SF_DO_FOLLOWER);
+		ck_assert_int_eq(c[i].path, SF_PATH_FOLLOWER);
 		ck_assert_mem_eq(&c[i].out, &c[l].out, sizeof(struct answer));
 		followers++;
 	}
@@ -324,17 +340,18 @@ START_TEST(test_forget_mid_flight)
 	wait_followers(1);
 	sf_forget(W.g, W.key, W.keylen);
 	ck_assert_uint_eq(sf_group_followers(W.g, W.key, W.keylen), 0);
-	c.path = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &c.out, 0, &c.info);
-	ck_assert_int_eq(c.path, SF_DO_LEADER);
+	c.path = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &c.out, 0, false,
+	               &c.info);
+	ck_assert_int_eq(c.path, SF_PATH_LEADER);
 	ck_assert_uint_eq(c.out.call_no, 2);
 	ck_assert(!c.info.shared);
 	gate_open();
 	finish(&a);
 	finish(&b);
-	ck_assert_int_eq(a.path, SF_DO_LEADER);
+	ck_assert_int_eq(a.path, SF_PATH_LEADER);
 	ck_assert_uint_eq(a.out.call_no, 1);
 	ck_assert_uint_eq(a.info.followers, 1);
-	ck_assert_int_eq(b.path, SF_DO_FOLLOWER);
+	ck_assert_int_eq(b.path, SF_PATH_FOLLOWER);
 	ck_assert_mem_eq(&b.out, &a.out, sizeof(struct answer));
 	ck_assert_uint_eq(atomic_load(&W.calls), 2);
 }
@@ -345,9 +362,9 @@ START_TEST(test_lone_caller_not_shared)
 {
 	struct answer out;
 	struct sf_do_info info = { .shared = true, .followers = 99 };
-	enum sf_do_path p =
-	        sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, 0, &info);
-	ck_assert_int_eq(p, SF_DO_LEADER);
+	enum sf_path p =
+	        sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, 0, false, &info);
+	ck_assert_int_eq(p, SF_PATH_LEADER);
 	ck_assert(!info.shared);
 	ck_assert_uint_eq(info.followers, 0);
 	ck_assert_uint_eq(out.call_no, 1);
@@ -368,9 +385,9 @@ START_TEST(test_follower_deadline)
 	struct timespec dl = in_ms(50); /* no later than sf_do's own */
 	struct answer out;
 	struct sf_do_info info;
-	enum sf_do_path p = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out,
-	                          50 * 1000000u, &info);
-	ck_assert_int_eq(p, SF_DO_EXPIRED);
+	enum sf_path p = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out,
+	                       50 * 1000000u, false, &info);
+	ck_assert_int_eq(p, SF_PATH_EXPIRED);
 	ck_assert(reached(&dl));
 	ck_assert_uint_eq(atomic_load(&W.follows), 1); /* it did join first */
 	ck_assert_uint_eq(atomic_load(&W.calls), 2);
@@ -378,7 +395,7 @@ START_TEST(test_follower_deadline)
 	ck_assert(!info.shared);
 	gate_open();
 	finish(&a);
-	ck_assert_int_eq(a.path, SF_DO_LEADER);
+	ck_assert_int_eq(a.path, SF_PATH_LEADER);
 	ck_assert_uint_eq(a.out.call_no, 1);
 	ck_assert_uint_eq(a.info.followers, 1);
 	ck_assert_uint_eq(atomic_load(&W.calls), 2);
@@ -407,11 +424,11 @@ START_TEST(test_leader_cancel_promotes)
 	unsigned promoted = N, nfollow = 0;
 	for (unsigned i = 0; i < N; i++) {
 		finish(&c[i]); /* a stranded follower would hang here */
-		if (c[i].path == SF_DO_PROMOTED) {
+		if (c[i].path == SF_PATH_PROMOTED) {
 			ck_assert_uint_eq(promoted, N);
 			promoted = i;
 		} else {
-			ck_assert_int_eq(c[i].path, SF_DO_FOLLOWER);
+			ck_assert_int_eq(c[i].path, SF_PATH_FOLLOWER);
 			nfollow++;
 		}
 	}
@@ -421,7 +438,8 @@ START_TEST(test_leader_cancel_promotes)
 	ck_assert_uint_eq(c[promoted].out.call_no, 2);
 	ck_assert(c[promoted].info.shared);
 	for (unsigned i = 0; i < N; i++)
-		ck_assert_mem_eq(&c[i].out, &c[promoted].out, sizeof(struct answer));
+		ck_assert_mem_eq(&c[i].out, &c[promoted].out,
+		                 sizeof(struct answer));
 	ck_assert_uint_eq(atomic_load(&W.takes), N - 1);
 	ck_assert_uint_eq(atomic_load(&W.shares), 1);
 	ck_assert_uint_eq(atomic_load(&W.dtors), 1);
@@ -446,14 +464,15 @@ START_TEST(test_follower_cancel_leaves)
 	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
 	gate_open();
 	finish(&a);
-	ck_assert_int_eq(a.path, SF_DO_LEADER);
+	ck_assert_int_eq(a.path, SF_PATH_LEADER);
 	ck_assert_uint_eq(a.info.followers, 1);
 	ck_assert_uint_eq(atomic_load(&W.shares), 1);
 	ck_assert_uint_eq(atomic_load(&W.takes), 0);
 	ck_assert_uint_eq(atomic_load(&W.dtors), 1);
 	struct answer out;
-	ck_assert_int_eq(sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, 0, NULL),
-	                 SF_DO_LEADER);
+	ck_assert_int_eq(sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out, 0, false,
+	                       NULL),
+	                 SF_PATH_LEADER);
 	ck_assert_uint_eq(atomic_load(&W.calls), 2);
 }
 END_TEST
@@ -461,7 +480,7 @@ END_TEST
 /* fork() while another thread leads key K (asleep on the gate, holding no
  * lock): the child starts with an empty group, so its own call for K leads
  * at once.  Had it joined the parent's flight, which never ends in the
- * child, the 1 s deadline would make it SF_DO_EXPIRED. */
+ * child, the 1 s deadline would make it SF_PATH_EXPIRED. */
 START_TEST(test_fork_child_leads)
 {
 	struct caller a = { 0 };
@@ -473,13 +492,14 @@ START_TEST(test_fork_child_leads)
 	if (pid == 0) {
 		struct answer out;
 		struct sf_do_info info;
-		enum sf_do_path p = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out,
-		                          1000 * 1000000u, &info);
+		enum sf_path p = sf_do(W.g, W.key, W.keylen, &OPS, NULL, &out,
+		                       1000 * 1000000u, false, &info);
 		/* _exit: no atexit work (leak checks) in a copy of a process
 		 * whose other threads are gone. */
-		if (p != SF_DO_LEADER)
+		if (p != SF_PATH_LEADER)
 			_exit(10 + (int)p);
-		if (out.call_no != 2 || info.shared || atomic_load(&W.calls) != 2)
+		if (out.call_no != 2 || info.shared ||
+		    atomic_load(&W.calls) != 2)
 			_exit(20);
 		_exit(0);
 	}
@@ -489,7 +509,7 @@ START_TEST(test_fork_child_leads)
 	ck_assert_int_eq(WEXITSTATUS(st), 0);
 	gate_open();
 	finish(&a);
-	ck_assert_int_eq(a.path, SF_DO_LEADER);
+	ck_assert_int_eq(a.path, SF_PATH_LEADER);
 	ck_assert_uint_eq(atomic_load(&W.calls), 1);
 }
 END_TEST
@@ -517,7 +537,7 @@ struct mk_thread {
 	pthread_t t;
 	unsigned idx;
 	pthread_barrier_t *start;
-	unsigned paths[SF_DO_EXPIRED + 1];
+	unsigned paths[SF_PATH_EXPIRED + 1];
 	unsigned wrong;
 };
 
@@ -532,8 +552,8 @@ static void *mk_main(void *p)
 		unsigned k = (i + m->idx * (MK_KEYS / MK_THREADS)) % MK_KEYS;
 		int len = snprintf(key, sizeof(key), "host-%u.example", k);
 		struct answer out;
-		enum sf_do_path path = sf_do(W.g, key, (size_t)len, &MK_OPS, key,
-		                             &out, 0, NULL);
+		enum sf_path path = sf_do(W.g, key, (size_t)len, &MK_OPS, key,
+		                          &out, 0, false, NULL);
 		m->paths[path]++;
 		if (strcmp(out.text, key) != 0)
 			m->wrong++;
@@ -550,20 +570,21 @@ START_TEST(test_many_keys)
 	for (unsigned i = 0; i < MK_THREADS; i++) {
 		m[i].idx = i;
 		m[i].start = &b;
-		ck_assert_int_eq(pthread_create(&m[i].t, NULL, mk_main, &m[i]), 0);
+		ck_assert_int_eq(pthread_create(&m[i].t, NULL, mk_main, &m[i]),
+		                 0);
 	}
-	unsigned paths[SF_DO_EXPIRED + 1] = { 0 };
+	unsigned paths[SF_PATH_EXPIRED + 1] = { 0 };
 	for (unsigned i = 0; i < MK_THREADS; i++) {
 		ck_assert_int_eq(pthread_join(m[i].t, NULL), 0);
 		ck_assert_uint_eq(m[i].wrong, 0);
-		for (unsigned p = 0; p <= SF_DO_EXPIRED; p++)
+		for (unsigned p = 0; p <= SF_PATH_EXPIRED; p++)
 			paths[p] += m[i].paths[p];
 	}
 	pthread_barrier_destroy(&b);
-	ck_assert_uint_eq(paths[SF_DO_LEADER] + paths[SF_DO_FOLLOWER],
+	ck_assert_uint_eq(paths[SF_PATH_LEADER] + paths[SF_PATH_FOLLOWER],
 	                  MK_THREADS * MK_KEYS);
-	ck_assert_uint_eq(atomic_load(&W.calls), paths[SF_DO_LEADER]);
-	ck_assert_uint_eq(atomic_load(&W.takes), paths[SF_DO_FOLLOWER]);
+	ck_assert_uint_eq(atomic_load(&W.calls), paths[SF_PATH_LEADER]);
+	ck_assert_uint_eq(atomic_load(&W.takes), paths[SF_PATH_FOLLOWER]);
 	ck_assert_uint_eq(atomic_load(&W.dtors), atomic_load(&W.shares));
 	/* Every flight is over and unregistered (ASan would report any left
 	 * behind when the group is freed). */
@@ -625,7 +646,8 @@ START_TEST(test_stream_notify_then_done)
 	ck_assert(leader);
 	struct streamer s = { 0 };
 	ck_assert_int_eq(pthread_create(&s.t, NULL, stream_follower, &s), 0);
-	while (atomic_load(&s.stage) < 1 || thread_state(atomic_load(&s.tid)) != 'S')
+	while (atomic_load(&s.stage) < 1 ||
+	       thread_state(atomic_load(&s.tid)) != 'S')
 		sched_yield();
 	ck_assert_uint_eq(atomic_load(&s.stage), 1); /* no event yet: asleep */
 	ck_assert_uint_eq(sf_flight_followers(f), 1);
@@ -709,7 +731,8 @@ START_TEST(test_abandon_promotes_one)
 	ck_assert(leader);
 	struct waiter w[2] = { 0 };
 	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(pthread_create(&w[i].t, NULL, waiter_main, &w[i]), 0);
+		ck_assert_int_eq(
+		        pthread_create(&w[i].t, NULL, waiter_main, &w[i]), 0);
 	wait_followers(2);
 	ck_assert_uint_eq(sf_flight_promotions(f), 0);
 	sf_flight_abandon(f);
@@ -768,6 +791,110 @@ START_TEST(test_key_and_user_area)
 END_TEST
 
 /* SF_KEY_MAX is the largest key accepted; one more byte passes through. */
+/* A leader whose call failed on its own (its memory, its deadline) keeps
+ * that answer; one follower asks again for the rest, who get its answer. */
+START_TEST(test_own_failure_hands_over)
+{
+	enum { N = 4 };
+	struct caller c[N] = { 0 };
+	pthread_barrier_t b;
+	pthread_barrier_init(&b, NULL, N);
+	W.own_upto = 1;
+	W.wait_followers = N - 1;
+	for (unsigned i = 0; i < N; i++) {
+		c[i].start = &b;
+		start(&c[i]);
+	}
+	unsigned paths[SF_PATH_COUNT] = { 0 }, promoted = N;
+	for (unsigned i = 0; i < N; i++) {
+		finish(&c[i]);
+		paths[c[i].path]++;
+		if (c[i].path == SF_PATH_PROMOTED)
+			promoted = i;
+	}
+	pthread_barrier_destroy(&b);
+	ck_assert_uint_eq(atomic_load(&W.calls), 2);
+	ck_assert_uint_eq(paths[SF_PATH_LEADER], 1);
+	ck_assert_uint_eq(paths[SF_PATH_PROMOTED], 1);
+	ck_assert_uint_eq(paths[SF_PATH_FOLLOWER], N - 2);
+	ck_assert_uint_lt(promoted, N);
+	ck_assert_uint_eq(c[promoted].info.followers, N - 2);
+	for (unsigned i = 0; i < N; i++)
+		ck_assert_uint_eq(c[i].out.call_no,
+		                  c[i].path == SF_PATH_LEADER ? 1 : 2);
+}
+END_TEST
+
+/* With retry_errors the upstream's error reaches nobody but the leader:
+ * every follower asks itself, and no shared copy is built. */
+START_TEST(test_error_not_shared_on_retry)
+{
+	enum { N = 4 };
+	struct caller c[N] = { 0 };
+	W.err = EAI_AGAIN;
+	W.retry = true;
+	unsigned l = run_together(c, N);
+	ck_assert_uint_eq(atomic_load(&W.calls), N);
+	ck_assert_uint_eq(atomic_load(&W.shares), 0);
+	ck_assert_uint_eq(c[l].out.call_no, 1);
+	for (unsigned i = 0; i < N; i++) {
+		if (i == l)
+			continue;
+		ck_assert_int_eq(c[i].path, SF_PATH_RETRIED);
+		ck_assert_uint_gt(c[i].out.call_no, 1);
+		ck_assert(!c[i].info.shared);
+	}
+}
+END_TEST
+
+/* A follower that cannot take its copy makes its own call instead of
+ * failing where its own call would not. */
+START_TEST(test_take_failure_falls_back)
+{
+	enum { N = 3 };
+	struct caller c[N] = { 0 };
+	W.take_fails = true;
+	unsigned l = run_together(c, N);
+	ck_assert_uint_eq(atomic_load(&W.calls), N);
+	for (unsigned i = 0; i < N; i++)
+		if (i != l) {
+			ck_assert_int_eq(c[i].path, SF_PATH_FALLBACK);
+			ck_assert_uint_gt(c[i].out.call_no, 1);
+		}
+}
+END_TEST
+
+/* The shared rules, as tables. */
+START_TEST(test_outcome_rules)
+{
+	ck_assert_int_eq(sf_share_rule(SF_RESULT_OK, false), SF_SHARE_RESULT);
+	ck_assert_int_eq(sf_share_rule(SF_RESULT_OK, true), SF_SHARE_RESULT);
+	ck_assert_int_eq(sf_share_rule(SF_RESULT_ERROR, false),
+	                 SF_SHARE_RESULT);
+	ck_assert_int_eq(sf_share_rule(SF_RESULT_ERROR, true),
+	                 SF_SHARE_NOTHING);
+	ck_assert_int_eq(sf_share_rule(SF_RESULT_OWN, false),
+	                 SF_SHARE_HANDOVER);
+	ck_assert_int_eq(sf_share_rule(SF_RESULT_OWN, true), SF_SHARE_HANDOVER);
+	const unsigned F = SF_STAT_BIT(SF_STAT_FOLLOWERS);
+	ck_assert_uint_eq(sf_path_stats(SF_PATH_LEADER),
+	                  SF_STAT_BIT(SF_STAT_LEADERS));
+	ck_assert_uint_eq(sf_path_stats(SF_PATH_FOLLOWER), F);
+	ck_assert_uint_eq(sf_path_stats(SF_PATH_PROMOTED),
+	                  F | SF_STAT_BIT(SF_STAT_PROMOTIONS));
+	ck_assert_uint_eq(sf_path_stats(SF_PATH_EXPIRED),
+	                  F | SF_STAT_BIT(SF_STAT_EXPIRED));
+	ck_assert_uint_eq(sf_path_stats(SF_PATH_RETRIED),
+	                  F | SF_STAT_BIT(SF_STAT_RETRIED));
+	ck_assert_uint_eq(sf_path_stats(SF_PATH_FALLBACK),
+	                  F | SF_STAT_BIT(SF_STAT_FALLBACKS));
+	ck_assert_uint_eq(sf_path_stats(SF_PATH_ALONE), 0);
+	ck_assert_uint_eq(sf_path_stats(SF_PATH_COUNT), 0);
+	ck_assert(sf_path_saved(SF_PATH_FOLLOWER));
+	ck_assert(!sf_path_saved(SF_PATH_FALLBACK));
+}
+END_TEST
+
 START_TEST(test_key_too_long)
 {
 	static char key[SF_KEY_MAX + 1];
@@ -781,8 +908,8 @@ START_TEST(test_key_too_long)
 	struct answer out;
 	struct sf_do_info info = { .shared = true, .followers = 7 };
 	ck_assert_int_eq(sf_do(W.g, key, SF_KEY_MAX + 1, &OPS, NULL, &out, 0,
-	                       &info),
-	                 SF_DO_ALONE);
+	                       false, &info),
+	                 SF_PATH_ALONE);
 	ck_assert_uint_eq(atomic_load(&W.calls), 1);
 	ck_assert_uint_eq(out.call_no, 1);
 	ck_assert(!info.shared);
@@ -812,6 +939,10 @@ int main(void)
 	tcase_add_test(tc, test_abandon_alone_next_leads);
 	tcase_add_test(tc, test_key_and_user_area);
 	tcase_add_test(tc, test_key_too_long);
+	tcase_add_test(tc, test_own_failure_hands_over);
+	tcase_add_test(tc, test_error_not_shared_on_retry);
+	tcase_add_test(tc, test_take_failure_falls_back);
+	tcase_add_test(tc, test_outcome_rules);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
