@@ -40,14 +40,9 @@ void sf_delivery_init(struct sf_delivery *d, const struct sf_curl_handle *h)
 		d->progress_data = v->p;
 	if ((v = val(h, CURLOPT_ERRORBUFFER)))
 		d->errbuf = v->p;
-	/* TIMEOUT and TIMEOUT_MS set one field in libcurl: the later wins. */
-	const struct sf_curl_opt *s = sf_curl_handle_get(h, CURLOPT_TIMEOUT);
-	const struct sf_curl_opt *ms =
-	        sf_curl_handle_get(h, CURLOPT_TIMEOUT_MS);
-	if (ms)
-		d->timeout_ms = ms->v.l;
-	else if (s)
-		d->timeout_ms = s->v.l * 1000;
+	struct sf_curl_limits lim;
+	sf_curl_handle_limits(h, &lim);
+	d->timeout_ms = lim.timeout_ms;
 }
 
 static size_t call_write(curl_write_callback fn, const char *p, size_t n,

@@ -212,3 +212,29 @@ void sf_curl_handle_copy_opts(struct sf_curl_handle *dst,
 		sf_curl_handle_set(dst, src->opts[i].id, src->opts[i].kind,
 		                   src->opts[i].v);
 }
+
+static long opt_long(const struct sf_curl_handle *r, CURLoption id)
+{
+	const struct sf_curl_opt *o = sf_curl_handle_get(r, id);
+	return o ? o->v.l : 0;
+}
+
+/* Pairs of options that set one field: the one with the later setopt
+ * wins.  (Until setopt order is recorded, the _MS form is preferred.) */
+static long ms_pair(const struct sf_curl_handle *r, CURLoption secs,
+                    CURLoption ms)
+{
+	if (sf_curl_handle_get(r, ms))
+		return opt_long(r, ms);
+	return opt_long(r, secs) * 1000;
+}
+
+void sf_curl_handle_limits(const struct sf_curl_handle *r,
+                           struct sf_curl_limits *out)
+{
+	out->timeout_ms = ms_pair(r, CURLOPT_TIMEOUT, CURLOPT_TIMEOUT_MS);
+	out->connect_timeout_ms =
+	        ms_pair(r, CURLOPT_CONNECTTIMEOUT, CURLOPT_CONNECTTIMEOUT_MS);
+	out->low_speed_limit = opt_long(r, CURLOPT_LOW_SPEED_LIMIT);
+	out->low_speed_time = opt_long(r, CURLOPT_LOW_SPEED_TIME);
+}

@@ -69,6 +69,18 @@ void sf_curl_handle_set(struct sf_curl_handle *r, CURLoption id,
 /* The recorded option, or NULL when never set since creation/reset. */
 const struct sf_curl_opt *sf_curl_handle_get(const struct sf_curl_handle *r,
                                              CURLoption id);
+/* A caller's own limits, as libcurl derives them from the options set on
+ * the handle (related options set one field: the last setopt wins).  Zero
+ * means no limit. */
+struct sf_curl_limits {
+	long timeout_ms;         /* TIMEOUT / TIMEOUT_MS */
+	long connect_timeout_ms; /* CONNECTTIMEOUT / CONNECTTIMEOUT_MS */
+	long low_speed_limit;    /* LOW_SPEED_LIMIT, bytes per second */
+	long low_speed_time;     /* LOW_SPEED_TIME, seconds */
+};
+void sf_curl_handle_limits(const struct sf_curl_handle *r,
+                           struct sf_curl_limits *out);
+
 /* Back to a fresh handle's state (curl_easy_reset). */
 void sf_curl_handle_clear(struct sf_curl_handle *r);
 /* dst gets src's options (curl_easy_duphandle). */
