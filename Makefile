@@ -1,12 +1,29 @@
 # sfshim - see README.md.  `make` builds build/libsfshim.so, `make check`
 # runs every test, `make check-all` adds the ASan+UBSan and TSan runs.
 
+# The one version source: the library (-DSF_VERSION), the installed
+# launcher and the man pages take it from here; debian/changelog must match
+# (make check-version, run by lint-man and deb).
+VERSION := 0.1.0
+# The library's soname: a package installs it under this name, so that
+# LD_PRELOAD=libsfshim.so.0 works without a path.
+SONAME := libsfshim.so.0
+
 PREFIX ?= /usr/local
 DESTDIR ?=
 LIBDIR ?= $(PREFIX)/lib
 BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+# The installed library's file name (debian/rules installs it as $(SONAME)).
+LIBFILE ?= libsfshim.so
+# What a package build adds to the library's flags (debian/rules passes
+# dpkg-buildflags: hardening, file prefix maps).
+PKG_CFLAGS ?=
+PKG_LDFLAGS ?=
 
 CC ?= cc
+# Only what must be root (installing packages, namespaces) is elevated.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # SAN= (none), asan (AddressSanitizer + UBSan) or tsan (ThreadSanitizer);
 # each variant builds into its own directory.
 SAN ?=
@@ -36,10 +53,11 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 
 BASE_CFLAGS := -std=gnu11 $(WARN) $(OPT) -g -pthread $(SANFLAGS) -D_GNU_SOURCE \
-  -DCURL_DISABLE_TYPECHECK -DCURL_DISABLE_DEPRECATION $(CURL_CFLAGS)
+  -DCURL_DISABLE_TYPECHECK -DCURL_DISABLE_DEPRECATION $(CURL_CFLAGS) \
+  -DSF_VERSION='"$(VERSION)"'
 # -fexceptions: pthread_cleanup_push then unwinds with the cancellation
 # (attribute cleanup) instead of setjmp, which sanitizers follow correctly.
-SHIM_CFLAGS := $(BASE_CFLAGS) -Ishim -fexceptions -fPIC -fvisibility=hidden
+SHIM_CFLAGS := $(BASE_CFLAGS) -Ishim -fexceptions -fPIC -fvisibility=hidden $(PKG_CFLAGS)
 TEST_CFLAGS := $(BASE_CFLAGS) -Ishim $(CHECK_CFLAGS)
 
 # The layers, as folders: core/ (singleflight, knows nothing of DNS or curl),
@@ -64,7 +82,7 @@ FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/tests/%,$(filter-out tests/fixtur
 FIXTURE_LIBS := $(patsubst tests/fixtures/lib%.c,$(B)/tests/lib%.so,$(wildcard tests/fixtures/lib*.c))
 
 .PHONY: all check check-layers check-unit check-integration check-asan check-tsan check-all \
-  install uninstall clean bench demo
+  install uninstall clean bench demo deps version check-version lint-man deb deb-test
 .DELETE_ON_ERROR:
 
 all: $(LIB)
@@ -76,7 +94,8 @@ $(B)/shim/%.o: shim/%.c $(SHIM_HDR) Makefile
 # Only libc (and libdl/libpthread where older glibc keeps them apart):
 # never libcurl.  -z defs: nothing may stay unresolved at link time.
 $(LIB): $(SHIM_OBJ) shim/sfshim.map
-	$(CC) $(SHIM_CFLAGS) -shared -Wl,-z,defs -Wl,--version-script=shim/sfshim.map \
+	$(CC) $(SHIM_CFLAGS) $(PKG_LDFLAGS) -shared -Wl,-z,defs \
+	  -Wl,--version-script=shim/sfshim.map -Wl,-soname,$(SONAME) \
 	  -o $@ $(SHIM_OBJ) -ldl -lpthread
 
 $(B)/tests/test_%: tests/unit/test_%.c $(CORE_OBJ) $(wildcard tests/unit/*.h)
@@ -140,24 +159,71 @@ check-asan:
 check-tsan:
 	$(MAKE) SAN=tsan check
 
-check-all: check check-asan check-tsan
+check-all: check check-asan check-tsan lint-man deb-test
 
 bench: $(LIB) $(FIXTURES) $(FIXTURE_LIBS)
 	B=$(B) scripts/bench.sh
 	B=$(B) scripts/bench_curl.sh
 
-demo: $(LIB) $(B)/tests/sf_dnsd
+# The demo needs a private network namespace: demo.sh gets one as root,
+# through an unprivileged user namespace, or through sudo, in that order.
+demo: $(LIB) $(B)/tests/sf_dnsd $(B)/tests/sf_httpd
 	B=$(B) scripts/demo.sh
 
+# Installs what is missing (apt-get), with sudo only when not root.
+deps:
+	scripts/install-deps.sh
+
+version:
+	@echo $(VERSION)
+
+check-version:
+	@v=$$(sed -n '1s/^sfshim (\([^)]*\)).*/\1/p' debian/changelog); \
+	if [ "$$v" != "$(VERSION)" ]; then \
+	  echo "check-version: debian/changelog says '$$v', Makefile VERSION is $(VERSION)"; \
+	  exit 1; fi; echo "check-version: $(VERSION)"
+
+MAN_PAGES := scripts/man/sfshim.1 scripts/man/sfshim.7
+
+# mandoc -Tlint: style and syntax; -W warning: anything above that fails.
+lint-man: check-version
+	mandoc -Tlint -W warning $(MAN_PAGES)
+	@echo "lint-man: ok"
+
 install: $(LIB)
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR)
-	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/libsfshim.so
-	sed 's|^SFSHIM_LIB_DEFAULT=.*|SFSHIM_LIB_DEFAULT="$(LIBDIR)/libsfshim.so"|' \
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(MANDIR)/man7
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/$(LIBFILE)
+	sed -e 's|^SFSHIM_LIB_DEFAULT=.*|SFSHIM_LIB_DEFAULT="$(LIBDIR)/$(LIBFILE)"|' \
+	  -e 's|^SFSHIM_VERSION=.*|SFSHIM_VERSION="$(VERSION)"|' \
 	  scripts/sfshim > $(DESTDIR)$(BINDIR)/sfshim
 	chmod 0755 $(DESTDIR)$(BINDIR)/sfshim
+	install -m 0644 scripts/man/sfshim.1 $(DESTDIR)$(MANDIR)/man1/sfshim.1
+	install -m 0644 scripts/man/sfshim.7 $(DESTDIR)$(MANDIR)/man7/sfshim.7
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libsfshim.so $(DESTDIR)$(BINDIR)/sfshim
+	rm -f $(DESTDIR)$(LIBDIR)/$(LIBFILE) $(DESTDIR)$(BINDIR)/sfshim \
+	  $(DESTDIR)$(MANDIR)/man1/sfshim.1 $(DESTDIR)$(MANDIR)/man7/sfshim.7
+
+# The Debian package, built from a copy of the tree in build/deb/ (so the
+# working tree stays clean); dpkg-buildpackage writes its results into the
+# parent directory, here build/deb/: they are moved to build/.
+DEB_ARCH = $(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null)
+DEB := build/sfshim_$(VERSION)_$(DEB_ARCH).deb
+
+deb: check-version
+	rm -rf build/deb && mkdir -p build/deb/src
+	tar -c --exclude=./build --exclude=./.git . | tar -x -C build/deb/src
+	cd build/deb/src && dpkg-buildpackage -us -uc -b
+	mv build/deb/sfshim*_$(VERSION)_* build/
+	rm -rf build/deb
+	@echo "deb: $(DEB)"
+
+# Builds the package, checks it with lintian (errors fail), installs it,
+# runs the installed launcher on a real program, removes it.  Needs root
+# for dpkg -i (sudo otherwise).
+deb-test: deb
+	SUDO="$(SUDO)" scripts/deb-test.sh $(DEB)
 
 clean:
 	rm -rf build

@@ -19,6 +19,11 @@ packages=(
 	iproute2            # ip
 	util-linux          # unshare
 	mount               # mount
+	mandoc              # make lint-man: mandoc -Tlint on the man pages
+	dpkg-dev            # make deb: dpkg-buildpackage
+	debhelper           # make deb: dh, debhelper-compat 13
+	fakeroot            # make deb as a user: dpkg-buildpackage -rfakeroot
+	lintian             # make deb-test: no errors in the package
 )
 
 installed()

@@ -2,6 +2,7 @@
 #include "common/sf_config.h"
 
 #include "common/sf_log.h"
+#include "common/sf_version.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -302,6 +303,9 @@ static const char *env_get(const char *name)
 static void load_process_config(void)
 {
 	sf_config_load(&process_config, env_get);
+	sf_log(SF_LOG_INFO, "libsfshim %s loaded: dns=%d curl=%d wait_ms=%llu",
+	       SF_VERSION, process_config.dns, process_config.curl,
+	       (unsigned long long)(process_config.wait_ns / 1000000u));
 }
 
 const struct sf_config *sf_config(void)

@@ -3,6 +3,7 @@
 
 #include "common/sf_config.h"
 #include "common/sf_log.h"
+#include "common/sf_version.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -71,6 +72,9 @@ void sf_stats_report(int fd)
 {
 	char line[512];
 	int pid = (int)getpid();
+	put(fd, line,
+	    snprintf(line, sizeof(line), "sfshim[%d]: libsfshim %s summary\n",
+	             pid, SF_VERSION));
 	for (int a = 0; a < SF_API_COUNT; a++) {
 		unsigned long s[SF_STAT_COUNT], p[SF_PASS_COUNT], pass = 0;
 		for (int i = 0; i < SF_STAT_COUNT; i++)

@@ -83,3 +83,22 @@ stats=$(LD_PRELOAD="$base_preload" scripts/sfshim --stats -- \
 grep -q '^sfshim\[[0-9]*\]: dns: calls=1 leaders=1 ' <<<"$stats" ||
 	fail "no stats summary with one call: $stats"
 echo "ok   --stats: $(grep 'dns: calls' <<<"$stats")"
+
+# Versions: one source (VERSION in the Makefile).  The launcher reports its
+# own and the library's, the library says its version in one info line when
+# it loads its configuration and in the stats summary.
+version=$(make -s --no-print-directory version)
+[ -n "$version" ] || fail "make version printed nothing"
+out=$(LD_PRELOAD='' scripts/sfshim --version)
+[ "$(sed -n 1p <<<"$out")" = "sfshim $version" ] ||
+	fail "--version first line is not 'sfshim $version': $out"
+grep -qxF "library: $lib (libsfshim $version)" <<<"$out" ||
+	fail "--version does not name the library and its version: $out"
+echo "ok   --version: $(tr '\n' ' ' <<<"$out")"
+log=$(LD_PRELOAD="$base_preload" scripts/sfshim --log=info --stats -- \
+	getent ahosts localhost 2>&1 >/dev/null)
+[ "$(grep -c "^sfshim\[[0-9]*\]: libsfshim $version loaded" <<<"$log")" = 1 ] ||
+	fail "no single 'libsfshim $version loaded' info line: $log"
+grep -q "^sfshim\[[0-9]*\]: libsfshim $version summary" <<<"$log" ||
+	fail "the stats summary does not name version $version: $log"
+echo "ok   version $version in the load line and the stats summary"
