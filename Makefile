@@ -222,8 +222,8 @@ deb: check-version
 # Builds the package, checks it with lintian (errors fail), installs it,
 # runs the installed launcher on a real program, removes it.  Needs root
 # for dpkg -i (sudo otherwise).
-deb-test: deb
-	SUDO="$(SUDO)" scripts/deb-test.sh $(DEB)
+deb-test: deb $(B)/tests/libsf_fakeres.so
+	SUDO="$(SUDO)" B=$(B) scripts/deb-test.sh $(DEB)
 
 clean:
 	rm -rf build
