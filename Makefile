@@ -185,10 +185,14 @@ check-version:
 
 MAN_PAGES := scripts/man/sfshim.1 scripts/man/sfshim.7
 
-# mandoc -Tlint: style and syntax; -W warning: anything above that fails.
+# mandoc -Tlint, every level down to style; the only message let through
+# is about Xr references to pages this machine has not installed (the
+# answer depends on the machine, not on the page).
 lint-man: check-version
-	mandoc -Tlint -W warning $(MAN_PAGES)
-	@echo "lint-man: ok"
+	@out=$$(mandoc -Tlint $(MAN_PAGES) 2>&1 | \
+	  grep -vE 'referenced manual not found|outdated mandoc.db' || true); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "lint-man: mandoc -Tlint found problems"; \
+	  exit 1; fi; echo "lint-man: ok ($(MAN_PAGES))"
 
 install: $(LIB)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
