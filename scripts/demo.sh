@@ -1,55 +1,79 @@
 #!/usr/bin/env bash
-# demo.sh - 50 threads of an unmodified program resolve the same name at
-# once, without and with sfshim, against a slow local DNS server that counts
-# the queries it receives.
+# demo.sh - two herds of an unmodified program, without and with sfshim:
+#   dns:  N python3 threads resolve one name at once, against a slow local
+#         DNS server that counts the queries it receives (sf_dnsd);
+#   http: N python3-pycurl threads GET one URL at once from a slow local
+#         origin that counts the requests it receives (sf_httpd).
+# Prints a before/after table: what reached the server, wall time, and that
+# every thread got the same answer or body.
 #
-# Runs as root in a private network and mount namespace (it re-executes
-# itself under `unshare --net --mount`), so that its resolv.conf, its DNS
-# server on 127.0.0.1:53 and everything else stay invisible to the host.
+# Runs in a private network and mount namespace, so that its resolv.conf,
+# its servers on 127.0.0.1 and everything else stay invisible to the host.
+# It gets one by itself: as root directly, else through an unprivileged
+# user namespace, else through sudo (only then).
+#
+#   scripts/demo.sh          (or make demo; THREADS=N to change the herd)
 set -euo pipefail
 
 here=$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")
 repo=$(dirname -- "$here")
 B=${B:-build}
 PY=/usr/bin/python3 # the system python, not a pyenv or venv wrapper
-THREADS=50
+THREADS=${THREADS:-50}
 NAME=api.example.test
-DELAY_MS=200
+DNS_DELAY_MS=200
+HTTP_DELAY_MS=300
+HTTP_SIZE=200000
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
-((EUID == 0)) || die "must run as root (try: sudo $0)"
+[[ $THREADS =~ ^[0-9]+$ ]] && ((THREADS >= 2 && THREADS <= 500)) ||
+	die "THREADS='$THREADS': a number from 2 to 500"
 
 in_private_ns()
 {
 	[[ -n ${SFSHIM_DEMO_NS:-} ]] &&
-		[[ $(readlink /proc/self/ns/net) != "$(readlink /proc/1/ns/net)" ]] &&
-		[[ $(readlink /proc/self/ns/mnt) != "$(readlink /proc/1/ns/mnt)" ]]
+		[[ $(readlink /proc/self/ns/net) != "$(readlink /proc/1/ns/net 2>/dev/null)" ]] &&
+		[[ $(readlink /proc/self/ns/mnt) != "$(readlink /proc/1/ns/mnt 2>/dev/null)" ]]
 }
 
 if ! in_private_ns; then
 	command -v unshare >/dev/null || die "unshare not found (scripts/install-deps.sh)"
 	[[ -x $PY ]] || die "$PY not found (scripts/install-deps.sh)"
-	make -s -C "$repo" B="$B" "$B/libsfshim.so" "$B/tests/sf_dnsd"
-	export SFSHIM_DEMO_NS=1
-	exec unshare --net --mount --propagation private -- "$BASH" "$0" "$@"
+	"$PY" -c 'import pycurl' 2>/dev/null ||
+		die "$PY cannot import pycurl (scripts/install-deps.sh)"
+	# Built as the calling user, before any elevation.
+	make -s -C "$repo" B="$B" "$B/libsfshim.so" "$B/tests/sf_dnsd" "$B/tests/sf_httpd"
+	ns=(unshare --net --mount --propagation private)
+	if ((EUID == 0)); then
+		exec env SFSHIM_DEMO_NS=1 B="$B" THREADS="$THREADS" "${ns[@]}" -- "$BASH" "$0" "$@"
+	elif unshare --user --map-root-user --net --mount true 2>/dev/null; then
+		exec env SFSHIM_DEMO_NS=1 B="$B" THREADS="$THREADS" \
+			unshare --user --map-root-user --net --mount --propagation private \
+			-- "$BASH" "$0" "$@"
+	elif command -v sudo >/dev/null; then
+		say "demo: no user namespaces here; using sudo for a private network namespace" >&2
+		exec sudo -- env SFSHIM_DEMO_NS=1 B="$B" THREADS="$THREADS" "${ns[@]}" \
+			-- "$BASH" "$0" "$@"
+	fi
+	die "needs root, unprivileged user namespaces or sudo for a private network namespace"
 fi
 
 # ---- inside the private namespaces --------------------------------------
 
 cd "$repo"
 lib=$repo/$B/libsfshim.so
-dnsd=$repo/$B/tests/sf_dnsd
 tmp=$(mktemp -d /tmp/sfshim-demo.XXXXXX)
-dnsd_pid=
+pids=()
 
 cleanup()
 {
-	if [[ -n $dnsd_pid ]]; then
-		kill "$dnsd_pid" 2>/dev/null || true
-		wait "$dnsd_pid" 2>/dev/null || true
-	fi
+	local p
+	for p in "${pids[@]+"${pids[@]}"}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	rm -rf -- "$tmp"
 }
 trap cleanup EXIT
@@ -70,71 +94,140 @@ for d in /run/nscd /var/run/nscd; do
 	fi
 done
 
+# wait_ready FILE PID WHAT: the fixtures write FILE once they listen.
+wait_ready()
+{
+	for _ in $(seq 100); do
+		[[ -s $1 ]] && return 0
+		kill -0 "$2" 2>/dev/null || die "$3 did not start"
+		sleep 0.05
+	done
+	die "$3 not ready after 5 s"
+}
+
 cat >"$tmp/zone" <<EOF
 $NAME A 192.0.2.10
 $NAME AAAA 2001:db8::10
 EOF
-"$dnsd" -z "$tmp/zone" -l "$tmp/queries.log" -d "$DELAY_MS" -r "$tmp/ready" &
-dnsd_pid=$!
-for _ in $(seq 100); do
-	[[ -e $tmp/ready ]] && break
-	kill -0 "$dnsd_pid" 2>/dev/null || die "sf_dnsd did not start"
-	sleep 0.05
-done
-[[ -e $tmp/ready ]] || die "sf_dnsd not ready after 5 s"
-: >"$tmp/queries.log"
+"$B/tests/sf_dnsd" -z "$tmp/zone" -l "$tmp/dns.log" -d "$DNS_DELAY_MS" -r "$tmp/dns.ready" &
+pids+=($!)
+wait_ready "$tmp/dns.ready" "${pids[-1]}" sf_dnsd
+"$B/tests/sf_httpd" -l "$tmp/http.log" -a 127.0.0.1 -r "$tmp/http.ready" &
+pids+=($!)
+wait_ready "$tmp/http.ready" "${pids[-1]}" sf_httpd
+url="http://127.0.0.1:$(cat "$tmp/http.ready")/bytes/$HTTP_SIZE?delay=$HTTP_DELAY_MS"
+: >"$tmp/dns.log"
+: >"$tmp/http.log"
 
-cat >"$tmp/resolve.py" <<'EOF'
-import concurrent.futures, socket, sys, threading, time
+# Each herd prints one line: "ms=... ok=... distinct=... answer=...".
+cat >"$tmp/dns.py" <<'EOF'
+import socket, sys, threading, time
 
 name, n = sys.argv[1], int(sys.argv[2])
-start = threading.Barrier(n)
+start = threading.Barrier(n + 1)
+answers = [None] * n
 
-def resolve(_):
+def resolve(i):
     start.wait()  # all threads call getaddrinfo together
     infos = socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)
-    return tuple(ai[4][0] for ai in infos)
+    answers[i] = tuple(ai[4][0] for ai in infos)
 
+threads = [threading.Thread(target=resolve, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+start.wait()
 t0 = time.monotonic()
-with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
-    answers = list(pool.map(resolve, range(n)))
+for t in threads:
+    t.join()
 ms = (time.monotonic() - t0) * 1000
-print(f"python3: {n} threads resolved {name} -> {', '.join(answers[0])} "
-      f"({len(set(answers))} distinct answer(s), {ms:.0f} ms)", flush=True)
+ok = [a for a in answers if a]
+print("ms=%d ok=%d distinct=%d answer=%s" %
+      (ms, len(ok), len(set(ok)), ", ".join(ok[0]) if ok else "-"))
 EOF
 
-# Prints the number of queries logged since the last call, by type.
-seen=0
-queries()
+cat >"$tmp/http.py" <<'EOF'
+import hashlib, io, sys, threading, time
+import pycurl
+
+url, n = sys.argv[1], int(sys.argv[2])
+start = threading.Barrier(n + 1)
+bodies = [None] * n
+
+def fetch(i):
+    buf = io.BytesIO()
+    c = pycurl.Curl()
+    c.setopt(pycurl.URL, url)
+    c.setopt(pycurl.WRITEDATA, buf)
+    start.wait()  # all threads call curl_easy_perform together
+    try:
+        c.perform()
+        if c.getinfo(pycurl.RESPONSE_CODE) == 200:
+            bodies[i] = buf.getvalue()
+    except pycurl.error as e:
+        print("error:", e, file=sys.stderr)
+    finally:
+        c.close()
+
+threads = [threading.Thread(target=fetch, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+start.wait()
+t0 = time.monotonic()
+for t in threads:
+    t.join()
+ms = (time.monotonic() - t0) * 1000
+ok = [b for b in bodies if b is not None]
+digests = {hashlib.sha256(b).hexdigest() for b in ok}
+print("ms=%d ok=%d distinct=%d answer=%s" %
+      (ms, len(ok), len(digests),
+       "%d bytes, sha256 %s..." % (len(ok[0]), min(digests)[:16]) if ok else "-"))
+EOF
+
+# run HERD with|without: one herd; keeps its line in result[] and what the
+# server logged meanwhile in seen[].
+declare -A result seen
+run()
 {
-	local lines total
-	mapfile -t lines < <(tail -n "+$((seen + 1))" "$tmp/queries.log")
-	total=${#lines[@]}
-	seen=$((seen + total))
-	local a=0 aaaa=0 other=0 l
-	for l in "${lines[@]}"; do
-		case ${l##* } in
-		A) a=$((a + 1)) ;;
-		AAAA) aaaa=$((aaaa + 1)) ;;
-		*) other=$((other + 1)) ;;
-		esac
-	done
-	last_total=$total
-	printf 'DNS server saw %d queries (A=%d AAAA=%d other=%d)\n' \
-		"$total" "$a" "$aaaa" "$other"
+	local herd=$1 how=$2 before after
+	local args=("$NAME")
+	[[ $herd == http ]] && args=("$url")
+	before=$(wc -l <"$tmp/$herd.log")
+	if [[ $how == with ]]; then
+		result[$herd.$how]=$(SFSHIM_LIB=$lib "$repo/scripts/sfshim" \
+			--stats="$tmp/stats.$herd" -- "$PY" "$tmp/$herd.py" "${args[@]}" "$THREADS")
+	else
+		result[$herd.$how]=$("$PY" "$tmp/$herd.py" "${args[@]}" "$THREADS")
+	fi
+	after=$(wc -l <"$tmp/$herd.log")
+	seen[$herd.$how]=$((after - before))
 }
 
-say "== without sfshim: $PY, $THREADS threads, $NAME (server delay ${DELAY_MS} ms)"
-"$PY" "$tmp/resolve.py" "$NAME" "$THREADS"
-queries
-without=$last_total
-say "shim stats: none (not loaded)"
-say
+field() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"${result[$1]}"; }
+row() { printf '%-32s %15s %12s\n' "$@"; }
 
-say "== with sfshim: scripts/sfshim --stats $PY ..."
-SFSHIM_LIB=$lib "$repo/scripts/sfshim" --stats -- "$PY" "$tmp/resolve.py" "$NAME" "$THREADS" 2>&1
-queries
-with=$last_total
-say
+run dns without
+run dns with
+run http without
+run http with
 
-say "queries: $without without sfshim, $with with (A+AAAA)"
+say "$THREADS threads at once, without and with sfshim $(make -s --no-print-directory -C "$repo" version):"
+say
+row "" "without sfshim" "with sfshim"
+say "dns: python3, getaddrinfo($NAME), server delay ${DNS_DELAY_MS} ms"
+row "  queries at the DNS server" "${seen[dns.without]}" "${seen[dns.with]}"
+row "  wall time" "$(field dns.without ms) ms" "$(field dns.with ms) ms"
+row "  threads answered" "$(field dns.without ok)" "$(field dns.with ok)"
+row "  distinct answers" "$(field dns.without distinct)" "$(field dns.with distinct)"
+say "http: python3-pycurl, GET /bytes/$HTTP_SIZE, origin delay ${HTTP_DELAY_MS} ms"
+row "  requests at the origin" "${seen[http.without]}" "${seen[http.with]}"
+row "  wall time" "$(field http.without ms) ms" "$(field http.with ms) ms"
+row "  threads answered" "$(field http.without ok)" "$(field http.with ok)"
+row "  distinct bodies" "$(field http.without distinct)" "$(field http.with distinct)"
+say
+say "answer: ${result[dns.with]#*answer=}"
+say "body:   ${result[http.with]#*answer=}"
+say
+say "the library's summary with sfshim (scripts/sfshim --stats):"
+grep -h -e ' dns: ' "$tmp/stats.dns" || true
+grep -h -e ' curl: ' "$tmp/stats.http" || true
+grep -h -e ' busiest ' "$tmp/stats.dns" "$tmp/stats.http" || true
