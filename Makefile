@@ -150,8 +150,10 @@ check-layers:
 check-unit: $(UNIT_TESTS)
 	@$(SAN_ENV) B=$(B) tests/run-unit.sh $(UNIT_TESTS)
 
+# Integration tests need root for their private network namespaces; a user
+# gets them through sudo, after building as himself.
 check-integration: tests-build
-	@$(SAN_ENV) B=$(B) SAN=$(SAN) SAN_RUNTIME="$(SAN_RUNTIME)" tests/run-integration.sh
+	@$(SUDO) env $(SAN_ENV) B=$(B) SAN=$(SAN) SAN_RUNTIME="$(SAN_RUNTIME)" tests/run-integration.sh
 
 check-asan:
 	$(MAKE) SAN=asan check
