@@ -28,8 +28,9 @@ HTTP_SIZE=200000
 say() { printf '%s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
-[[ $THREADS =~ ^[0-9]+$ ]] && ((THREADS >= 2 && THREADS <= 500)) ||
+if [[ ! $THREADS =~ ^[0-9]{1,3}$ ]] || ((THREADS < 2 || THREADS > 500)); then
 	die "THREADS='$THREADS': a number from 2 to 500"
+fi
 
 in_private_ns()
 {
