@@ -15,7 +15,8 @@
 #   scripts/demo.sh          (or make demo; THREADS=N to change the herd)
 set -euo pipefail
 
-here=$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")
+self=$(readlink -f -- "${BASH_SOURCE[0]}")
+here=$(dirname -- "$self")
 repo=$(dirname -- "$here")
 B=${B:-build}
 PY=/usr/bin/python3 # the system python, not a pyenv or venv wrapper
@@ -48,15 +49,15 @@ if ! in_private_ns; then
 	make -s -C "$repo" B="$B" "$B/libsfshim.so" "$B/tests/sf_dnsd" "$B/tests/sf_httpd"
 	ns=(unshare --net --mount --propagation private)
 	if ((EUID == 0)); then
-		exec env SFSHIM_DEMO_NS=1 B="$B" THREADS="$THREADS" "${ns[@]}" -- "$BASH" "$0" "$@"
+		exec env SFSHIM_DEMO_NS=1 B="$B" THREADS="$THREADS" "${ns[@]}" -- "$BASH" "$self" "$@"
 	elif unshare --user --map-root-user --net --mount true 2>/dev/null; then
 		exec env SFSHIM_DEMO_NS=1 B="$B" THREADS="$THREADS" \
 			unshare --user --map-root-user --net --mount --propagation private \
-			-- "$BASH" "$0" "$@"
+			-- "$BASH" "$self" "$@"
 	elif command -v sudo >/dev/null; then
 		say "demo: no user namespaces here; using sudo for a private network namespace" >&2
 		exec sudo -- env SFSHIM_DEMO_NS=1 B="$B" THREADS="$THREADS" "${ns[@]}" \
-			-- "$BASH" "$0" "$@"
+			-- "$BASH" "$self" "$@"
 	fi
 	die "needs root, unprivileged user namespaces or sudo for a private network namespace"
 fi
