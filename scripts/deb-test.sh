@@ -33,6 +33,11 @@ lint=$(lintian --fail-on error "$deb" 2>&1) ||
 lint=$(grep -v '^running with root privileges' <<<"$lint" || true)
 say "lintian: ${lint:-clean}"
 
+# One package test at a time on this machine (other trees may run theirs):
+# they install and remove the same package.
+exec 9>>/tmp/sfshim-deb-test.lock
+flock 9
+
 # Never replace or remove a package someone installed on purpose.
 if dpkg-query -W -f='${db:Status-Status}' sfshim 2>/dev/null | grep -qx installed; then
 	fail "package sfshim is already installed here; remove it first (dpkg -r sfshim)"
