@@ -1,6 +1,6 @@
 # sfshim - see README.md.  `make` builds build/libsfshim.so, `make check`
-# runs every test, `make check-all` adds the ASan+UBSan and TSan runs, the man page lint and
-# the Debian package test.
+# runs every test, `make check-all` adds the ASan+UBSan and TSan runs, the
+# man page lint and the Debian package test.
 
 # The one version source: the library (-DSF_VERSION), the installed
 # launcher and the man pages take it from here; debian/changelog must match
