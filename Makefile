@@ -74,7 +74,7 @@ LIB := $(B)/libsfshim.so
 # The singleflight core and its support code, linked into unit tests
 # without any preloading.
 CORE_SRC := $(wildcard shim/core/*.c) shim/common/sf_config.c shim/common/sf_log.c \
-  shim/common/sf_stats.c shim/dns/sf_addrinfo.c
+  shim/common/sf_stats.c shim/common/sf_text.c shim/dns/sf_addrinfo.c
 CORE_OBJ := $(patsubst shim/%.c,$(B)/shim/%.o,$(filter $(SHIM_SRC),$(CORE_SRC)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))

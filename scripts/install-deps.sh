@@ -24,6 +24,7 @@ packages=(
 	debhelper           # make deb: dh, debhelper-compat 13
 	fakeroot            # make deb as a user: dpkg-buildpackage -rfakeroot
 	lintian             # make deb-test: no errors in the package
+	"php8.2-cli|php-cli" # a real PHP, which empties environ before it exits
 )
 
 installed()

@@ -258,6 +258,13 @@ void sf_config_load(struct sf_config *c, const char *(*get)(const char *))
 	             1000000u;
 	c->spill_bytes = parse_size("SFSHIM_SPILL", get("SFSHIM_SPILL"),
 	                            SF_DEFAULT_SPILL);
+	if (c->spill_bytes > SF_SPILL_MAX) {
+		sf_log(SF_LOG_ERROR,
+		       "SFSHIM_SPILL='%s' is more than the maximum 1G; "
+		       "assuming 1G",
+		       get("SFSHIM_SPILL"));
+		c->spill_bytes = SF_SPILL_MAX;
+	}
 	c->stats = parse_stats(get("SFSHIM_STATS"));
 	parse_list(get("SFSHIM_DNS_INCLUDE"), &c->hosts.include,
 	           &c->hosts.n_include);
@@ -292,12 +299,40 @@ void sf_config_free(struct sf_config *c)
 static struct sf_config process_config;
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 
+/* The variables, as the environment held them when the library was
+ * loaded.  The constructor only reads the environment: no dlsym, no
+ * parsing, nothing that could run before the allocator is ready besides
+ * one strdup per variable that is set. */
+static const char *const names[] = {
+	"SFSHIM_LOG",          "SFSHIM_DNS",         "SFSHIM_CURL",
+	"SFSHIM_RETRY_ERRORS", "SFSHIM_WAIT_MS",     "SFSHIM_SPILL",
+	"SFSHIM_STATS",        "SFSHIM_DNS_INCLUDE", "SFSHIM_DNS_EXCLUDE",
+	"SFSHIM_URL_INCLUDE",  "SFSHIM_URL_EXCLUDE",
+};
+#define N_NAMES (sizeof(names) / sizeof(names[0]))
+static char *at_load[N_NAMES];
+
+__attribute__((constructor)) static void config_snapshot(void)
+{
+	for (size_t i = 0; i < N_NAMES; i++) {
+		const char *v = secure_getenv(names[i]);
+		at_load[i] = v ? strdup(v) : NULL;
+	}
+}
+
 /* secure_getenv: in a setuid program the shim is not loaded at all, but a
  * process that gained privileges some other way must not be steered by its
- * caller's environment. */
+ * caller's environment.  A variable the program has unset (or whose whole
+ * environment it emptied) keeps its value from load time. */
 static const char *env_get(const char *name)
 {
-	return secure_getenv(name);
+	const char *v = secure_getenv(name);
+	if (v)
+		return v;
+	for (size_t i = 0; i < N_NAMES; i++)
+		if (strcmp(names[i], name) == 0)
+			return at_load[i];
+	return NULL;
 }
 
 static void load_process_config(void)

@@ -36,8 +36,15 @@ struct sf_config {
 
 #define SF_DEFAULT_WAIT_MS 30000u
 #define SF_DEFAULT_SPILL (256u << 10)
+/* The largest SFSHIM_SPILL (1G): a larger value is taken as this, with one
+ * line saying so.  Larger buffers only make allocations fail, which would
+ * quietly turn curl coalescing off. */
+#define SF_SPILL_MAX ((size_t)1 << 30)
 
-/* The process configuration, loaded on first use with secure_getenv. */
+/* The process configuration, loaded on first use with secure_getenv.  A
+ * variable unset by then takes the value it had when the library was
+ * loaded (a constructor keeps a copy): PHP empties its environment before
+ * it exits, and the exit summary may be the first use. */
 const struct sf_config *sf_config(void);
 
 /* Fills c from get(name) (NULL: unset); warnings go to the log.  Tests call

@@ -4,11 +4,14 @@
 #include "common/sf_config.h"
 #include "common/sf_log.h"
 #include "common/sf_version.h"
+#include "common/sf_text.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct sf_stats sf_stats;
@@ -30,10 +33,14 @@ static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const api_names[SF_API_COUNT] = { "dns", "curl" };
 
-void sf_stats_flight(enum sf_api api, const char *label, unsigned followers)
+/* Labels are stored already cleaned (sf_text.h): the table never holds a
+ * URL's credentials or query, so nothing later can print them. */
+void sf_stats_flight(enum sf_api api, const char *raw, unsigned followers)
 {
-	if (!followers || !label)
+	if (!followers || !raw)
 		return;
+	char label[LABEL_MAX];
+	sf_text_clean(label, sizeof(label), raw, strlen(raw));
 	pthread_mutex_lock(&busy_lock);
 	struct busy *slot = NULL, *least = &busiest[0];
 	for (int i = 0; i < BUSY_SLOTS; i++) {
@@ -143,6 +150,44 @@ __attribute__((constructor)) static void stats_init(void)
 	pthread_atfork(NULL, NULL, atfork_child);
 }
 
+/* The summary file is opened as a careful root would: never through a
+ * symbolic link someone planted (O_NOFOLLOW), never blocking on a FIFO or
+ * a device (O_NONBLOCK: the exit must not hang), never kept by a child
+ * (O_CLOEXEC), created private (0600), and written only if it is a regular
+ * file.  Anything else gets one line and no write. */
+static int open_stats_file(const char *path)
+{
+	int fd = open(path,
+	              O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+	                      O_CLOEXEC | O_NOCTTY,
+	              0600);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			sf_log(SF_LOG_ERROR,
+			       "SFSHIM_STATS=%s is a symbolic link: "
+			       "not written",
+			       path);
+		else if (errno == ENXIO)
+			sf_log(SF_LOG_ERROR,
+			       "SFSHIM_STATS=%s is not a regular file: "
+			       "not written",
+			       path);
+		else
+			sf_log(SF_LOG_ERROR, "cannot write stats to %s: %m",
+			       path);
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		sf_log(SF_LOG_ERROR,
+		       "SFSHIM_STATS=%s is not a regular file: not written",
+		       path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 __attribute__((destructor)) static void stats_at_exit(void)
 {
 	const struct sf_config *c = sf_config();
@@ -152,12 +197,9 @@ __attribute__((destructor)) static void stats_at_exit(void)
 		sf_stats_report(STDERR_FILENO);
 		return;
 	}
-	int fd =
-	        open(c->stats, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		sf_log(SF_LOG_ERROR, "cannot write stats to %s: %m", c->stats);
+	int fd = open_stats_file(c->stats);
+	if (fd < 0)
 		return;
-	}
 	sf_stats_report(fd);
 	close(fd);
 }

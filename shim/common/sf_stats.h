@@ -57,7 +57,7 @@ static inline void sf_count_path(enum sf_api api, enum sf_path p)
 }
 
 /* A finished flight that had followers: feeds the busiest-keys table.
- * label is shown as is (a host name, a URL). */
+ * label (a host name, a URL) is stored redacted and escaped (sf_text.h). */
 void sf_stats_flight(enum sf_api api, const char *label, unsigned followers);
 
 /* Writes the summary to fd: at exit when SFSHIM_STATS asks, and in tests. */
