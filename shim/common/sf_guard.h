@@ -25,4 +25,17 @@ static inline void sf_guard_leave(void)
 	sf_guard_depth--;
 }
 
+/* The depth to put back when a call inside the guard is left without
+ * returning (a longjmp out, core/sf_leave.h): else every later call on the
+ * thread would pass through as "re-entrant". */
+static inline int sf_guard_save(void)
+{
+	return sf_guard_depth;
+}
+
+static inline void sf_guard_restore(int depth)
+{
+	sf_guard_depth = depth;
+}
+
 #endif

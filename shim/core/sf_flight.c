@@ -10,6 +10,7 @@
 
 #include "core/sf_clock.h"
 #include "core/sf_futex.h"
+#include "core/sf_leave.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -498,52 +499,74 @@ const void *sf_flight_key(const sf_flight *f, size_t *keylen)
 
 struct lead_ctx {
 	sf_flight *f;
-	bool done;
+	const struct sf_do_ops *ops;
+	void *arg, *out;
 };
 
-/* Runs if the leader's thread is cancelled inside call(). */
-static void lead_cleanup(void *p)
+/* The leader left call() without returning: its thread was cancelled, or
+ * a longjmp (a signal handler's timeout, a callback) took it out.  The
+ * flight is handed over at once, so that no follower waits for a leader
+ * that will never come back and no later caller joins a flight nobody
+ * leads. */
+static void lead_left(void *p)
 {
 	struct lead_ctx *c = p;
-	if (!c->done)
-		sf_flight_abandon(c->f);
+	sf_flight_abandon(c->f);
 }
 
-static void follow_cleanup(void *p)
+static void lead_call(void *p)
 {
-	sf_flight_leave(p);
+	struct lead_ctx *c = p;
+	c->ops->call(c->arg, c->out);
 }
 
-/* The leader's call, abandoning the flight if its thread is cancelled.
- * Kept apart from sf_do(): pthread_cleanup_push may be setjmp-based, and
- * sf_do's locals must not live across it. */
+/* The leader's call, abandoning the flight if it is left without
+ * returning. */
 static void lead(sf_flight *f, const struct sf_do_ops *ops, void *arg,
                  void *out)
 {
-	struct lead_ctx ctx = { .f = f, .done = false };
-	pthread_cleanup_push(lead_cleanup, &ctx);
-	ops->call(arg, out);
-	ctx.done = true;
-	pthread_cleanup_pop(0);
+	struct lead_ctx ctx = { .f = f, .ops = ops, .arg = arg, .out = out };
+	sf_leave_guarded(lead_call, &ctx, lead_left, &ctx);
+}
+
+struct follow_ctx {
+	sf_flight *f;
+	const struct timespec *abs_deadline;
+	enum sf_wait r;
+};
+
+/* A follower left its wait without returning: cancelled, or a signal
+ * handler jumped out of the futex wait, which runs with asynchronous
+ * cancellation (sf_flight_wait): the thread gets its deferred type back. */
+static void follow_left(void *p)
+{
+	struct follow_ctx *c = p;
+	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
+	sf_flight_leave(c->f);
+}
+
+static void follow_wait(void *p)
+{
+	struct follow_ctx *c = p;
+	uint32_t cursor = 0;
+	do
+		c->r = sf_flight_wait(c->f, &cursor, c->abs_deadline);
+	while (c->r == SF_WAIT_PROGRESS);
 }
 
 /* Waits until the flight is done, the caller is promoted or the deadline
- * passes.  A follower cancelled while waiting leaves the flight. */
+ * passes.  A follower that leaves the wait without returning leaves the
+ * flight. */
 static enum sf_wait follow(sf_flight *f, uint64_t wait_ns)
 {
-	struct timespec deadline, *abs_deadline = NULL;
+	struct timespec deadline;
+	struct follow_ctx ctx = { .f = f };
 	if (wait_ns) {
 		deadline = sf_ns_to_timespec(sf_now_ns() + wait_ns);
-		abs_deadline = &deadline;
+		ctx.abs_deadline = &deadline;
 	}
-	uint32_t cursor = 0;
-	enum sf_wait r;
-	pthread_cleanup_push(follow_cleanup, f);
-	do
-		r = sf_flight_wait(f, &cursor, abs_deadline);
-	while (r == SF_WAIT_PROGRESS);
-	pthread_cleanup_pop(0);
-	return r;
+	sf_leave_guarded(follow_wait, &ctx, follow_left, &ctx);
+	return ctx.r;
 }
 
 /* What a follower whose leader published no shared answer does: the

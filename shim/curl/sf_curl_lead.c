@@ -9,6 +9,7 @@
 #include "common/sf_guard.h"
 #include "common/sf_log.h"
 #include "common/sf_stats.h"
+#include "core/sf_leave.h"
 #include "curl/sf_curl_reply.h"
 
 #include <pthread.h>
@@ -216,18 +217,37 @@ static void lead_cleanup(void *arg)
 	sf_curl_key_free(&l->p->key);
 }
 
+struct perform {
+	struct lead *l;
+	const struct sf_curl_real *api;
+	CURL *easy;
+	CURLcode code;
+	int depth;
+};
+
+static void perform_call(void *arg)
+{
+	struct perform *x = arg;
+	x->code = x->api->easy_perform(x->easy);
+}
+
 static CURLcode real_perform(struct lead *l)
 {
-	CURLcode code;
+	struct perform x = { l, l->p->api, l->p->h->easy, CURLE_OK, 0 };
 	install(l);
 	sf_guard_enter();
-	/* libcurl waits in poll(), a cancellation point. */
-	pthread_cleanup_push(lead_cleanup, l);
-	code = l->p->api->easy_perform(l->p->h->easy);
-	pthread_cleanup_pop(0);
+	/* libcurl waits in poll(), a cancellation point, and a callback may
+	 * longjmp out of it: either way lead_cleanup releases the flight. */
+	sf_leave_guarded(perform_call, &x, lead_cleanup, l);
 	sf_guard_leave();
 	restore(l->p);
-	return code;
+	return x.code;
+}
+
+static void alone_left(void *arg)
+{
+	struct perform *x = arg;
+	sf_guard_restore(x->depth);
 }
 
 /* Results that belong to this leader alone are its own failures (its
@@ -291,8 +311,10 @@ CURLcode sf_curl_alone(struct sf_curl_xfer *p)
 {
 	if (p->d.skip_headers || p->d.skip_body)
 		return sf_curl_lead(p, NULL);
+	struct perform x = { NULL, p->api, p->h->easy, CURLE_OK,
+		             sf_guard_save() };
 	sf_guard_enter();
-	CURLcode code = p->api->easy_perform(p->h->easy);
+	sf_leave_guarded(perform_call, &x, alone_left, &x);
 	sf_guard_leave();
-	return code;
+	return x.code;
 }

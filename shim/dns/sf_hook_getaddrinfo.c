@@ -11,6 +11,7 @@
 #include "common/sf_real.h"
 #include "common/sf_stats.h"
 #include "core/sf_flight.h"
+#include "core/sf_leave.h"
 #include "dns/sf_addrinfo.h"
 
 #include <arpa/inet.h>
@@ -34,25 +35,38 @@ struct gai_answer {
 	struct addrinfo *list;
 };
 
-static void guard_cleanup(void *unused)
+struct gai_real {
+	const struct gai_call *c;
+	struct gai_answer *a;
+	int depth; /* the guard's depth before the call */
+};
+
+static void gai_real_call(void *arg)
 {
-	(void)unused;
-	sf_guard_leave();
+	struct gai_real *r = arg;
+	r->a->rc =
+	        r->c->real(r->c->node, r->c->service, r->c->hints, &r->a->list);
+	r->a->err = errno;
+}
+
+/* getaddrinfo may be a cancellation point, and a program's signal handler
+ * may siglongjmp out of it (alarm() as a resolver timeout): never leave the
+ * guard up.  (The flight, if any, is released by the core: sf_do.) */
+static void gai_left(void *arg)
+{
+	struct gai_real *r = arg;
+	sf_guard_restore(r->depth);
 }
 
 static void gai_call(void *arg, void *out)
 {
-	struct gai_call *c = arg;
-	struct gai_answer *a = out;
-	a->list = NULL;
+	struct gai_real r = { .c = arg, .a = out, .depth = sf_guard_save() };
+	r.a->list = NULL;
 	sf_guard_enter();
-	/* getaddrinfo may be a cancellation point: never leave the guard up. */
-	pthread_cleanup_push(guard_cleanup, NULL);
-	a->rc = c->real(c->node, c->service, c->hints, &a->list);
-	a->err = errno;
-	pthread_cleanup_pop(1);
-	if (a->rc != 0)
-		a->list = NULL; /* glibc leaves *res alone on failure */
+	sf_leave_guarded(gai_real_call, &r, gai_left, &r);
+	sf_guard_leave();
+	if (r.a->rc != 0)
+		r.a->list = NULL; /* glibc leaves *res alone on failure */
 }
 
 static void *gai_share(const void *out)

@@ -37,6 +37,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1597,6 +1598,104 @@ START_TEST(url_filters)
 }
 END_TEST
 
+/* ---- a leader that jumps out (issue 7, defect 7) ------------------------ */
+
+/* The leader's write callback siglongjmps out of curl_easy_perform: its
+ * flight must be handed over at once (SFSHIM_WAIT_MS=0: no deadline would
+ * ever free a follower of a stranded flight; the test's timeout would), and
+ * the thread's re-entrancy guard put back, so that it leads again later. */
+static __thread sigjmp_buf *curl_jump;
+
+static size_t jump_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+	(void)p;
+	(void)arg;
+	if (curl_jump)
+		siglongjmp(*curl_jump, 1);
+	return size * nmemb;
+}
+
+struct curl_jumper {
+	pthread_t tid;
+	const char *url;
+	bool jumped;
+	pthread_barrier_t *after; /* then: perform again as again */
+	struct xfer *again;
+};
+
+static void *curl_jumper_main(void *p)
+{
+	struct curl_jumper *j = p;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	static __thread CURL *h; /* lives across the jump */
+	h = curl_easy_init();
+	sf_must(h != NULL);
+	curl_easy_setopt(h, CURLOPT_URL, j->url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, jump_body);
+	sigjmp_buf env;
+	if (sigsetjmp(env, 1) == 0) {
+		curl_jump = &env;
+		curl_easy_perform(h);
+	} else {
+		j->jumped = true;
+	}
+	curl_jump = NULL;
+	curl_easy_cleanup(h);
+	pthread_barrier_wait(j->after);
+	xfer_main(j->again);
+	return NULL;
+}
+
+START_TEST(leader_jumping_out_of_callback_releases_followers)
+{
+	setenv("SFSHIM_WAIT_MS", "0", 1);
+	char *id = new_id();
+	char *u = url("/bytes/200000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	char *id2 = new_id();
+	char *u2 = url("/bytes/1000?id=%s&gate=%s", id2, id2);
+	struct xfer *y = xfers(2, u2);
+	y[0].pattern = y[1].pattern = true;
+	pthread_barrier_t after;
+	pthread_barrier_init(&after, NULL, 2);
+	struct curl_jumper j = { .url = u, .after = &after, .again = &y[0] };
+
+	ck_assert_int_eq(pthread_create(&j.tid, NULL, curl_jumper_main, &j), 0);
+	ck_assert_uint_eq(wait_requests(id, 1), 1);
+	start_together(x, N);
+	wait_joined(N);
+	open_gate(id); /* the leader's first body bytes: it jumps */
+	join_all(x, N);
+	for (size_t i = 0; i < N; i++)
+		assert_pattern_body(x, i, 200000);
+	ck_assert_uint_eq(count_requests(id), 2); /* the promoted follower's */
+	ck_assert_uint_eq(logcap_get(&logcap.took_over), 1);
+
+	/* The thread that jumped leads the next flight, and is followed. */
+	pthread_barrier_wait(&after);
+	ck_assert_uint_eq(wait_requests(id2, 1), 1);
+	start(&y[1]);
+	wait_joined(N + 1);
+	open_gate(id2);
+	ck_assert_int_eq(pthread_join(j.tid, NULL), 0);
+	join(&y[1]);
+	ck_assert(j.jumped);
+	assert_pattern_body(y, 0, 1000);
+	assert_pattern_body(y, 1, 1000);
+	ck_assert_uint_eq(count_requests(id2), 1);
+	pthread_barrier_destroy(&after);
+	xfers_free(y, 2);
+	xfers_free(x, N);
+	free(u2);
+	free(id2);
+	free(u);
+	free(id);
+}
+END_TEST
+
 /* SF_TEST_ONLY=name[,name...] runs only those tests (when debugging). */
 static bool wanted(const char *name)
 {
@@ -1655,6 +1754,7 @@ int main(void)
 	ADD(tc, include_header_in_body);
 	ADD(tc, big_body_spills_to_file);
 	ADD(tc, followers_stream_before_leader_ends);
+	ADD(tc, leader_jumping_out_of_callback_releases_followers);
 	suite_add_tcase(s, tc);
 	int failed = sf_run_suite(s);
 	curl_global_cleanup();

@@ -18,7 +18,9 @@
 #include "sf_preload_util.h"
 
 #include <arpa/inet.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define N_BURST 50
@@ -501,6 +503,162 @@ START_TEST(calls_before_main_work)
 }
 END_TEST
 
+/* ---- leaders that jump out (issue 7, defect 7) -------------------------- */
+
+/* The classic resolver timeout: a signal handler siglongjmps out of
+ * getaddrinfo.  The shim's leader frame is left without returning; the
+ * flight must be handed over at once (never joined again as it was), the
+ * followers released promptly, and the thread's re-entrancy guard put
+ * back. */
+static __thread sigjmp_buf *jump_target;
+
+static void jump_out(int sig)
+{
+	(void)sig;
+	if (jump_target)
+		siglongjmp(*jump_target, 1);
+}
+
+static void install_jump_handler(int sig)
+{
+	struct sigaction sa = { .sa_handler = jump_out };
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(sig, &sa, NULL), 0);
+}
+
+struct jumper {
+	pthread_t tid;
+	const char *node;
+	unsigned alarm_ms;     /* > 0: a timer signals this thread (SIGALRM) */
+	pthread_barrier_t *after; /* then: wait here, and look up again */
+	bool jumped;
+	char *again;           /* the answer of the lookup after the jump */
+};
+
+/* A timer that sends SIGALRM to this very thread after ms. */
+static timer_t thread_alarm(unsigned ms)
+{
+	struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID,
+		               .sigev_signo = SIGALRM };
+	ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	timer_t t;
+	sf_must(timer_create(CLOCK_MONOTONIC, &ev, &t) == 0);
+	struct itimerspec it = { .it_value = { ms / 1000,
+		                               (long)(ms % 1000) * 1000000L } };
+	sf_must(timer_settime(t, 0, &it, NULL) == 0);
+	return t;
+}
+
+static void *jumper_main(void *p)
+{
+	struct jumper *j = p;
+	sigjmp_buf env;
+	static __thread timer_t t; /* not a local: it lives across the jump */
+	if (sigsetjmp(env, 1) == 0) {
+		jump_target = &env;
+		if (j->alarm_ms)
+			t = thread_alarm(j->alarm_ms);
+		struct addrinfo *r = NULL;
+		if (sf_default_gai(j->node, NULL, &h_canon, &r) == 0)
+			freeaddrinfo(r);
+	} else {
+		j->jumped = true;
+	}
+	jump_target = NULL;
+	if (j->alarm_ms)
+		timer_delete(t);
+	if (j->after) {
+		pthread_barrier_wait(j->after);
+		j->again = sf_lookup_text(NULL, j->node, NULL, &h_canon);
+	}
+	return NULL;
+}
+
+/* Followers are waiting on a leader that a signal handler takes out of the
+ * lookup: one follower takes over at once, the others get its answer;
+ * nobody waits out SFSHIM_WAIT_MS (3 s here; with 0, no limit, the
+ * stranded flight would hang them for ever: the test's timeout).  Then the
+ * thread that jumped leads a flight again: its guard was put back. */
+START_TEST(jumped_out_leader_releases_followers)
+{
+	enum { N = 6 };
+	setenv("SFSHIM_WAIT_MS", _i ? "0" : "3000", 1);
+	install_jump_handler(SIGUSR1);
+	char *ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	pthread_barrier_t after;
+	pthread_barrier_init(&after, NULL, 2);
+	struct jumper j = { .node = "multi.test", .after = &after };
+	fake.sf_fake_set_delay_ms(10 * LIMIT_MS); /* until the signal */
+	ck_assert_int_eq(pthread_create(&j.tid, NULL, jumper_main, &j), 0);
+	ck_assert_uint_eq(fake.sf_fake_wait_sleeping(1, LIMIT_MS), 1);
+	fake.sf_fake_set_delay_ms(0);
+
+	struct sf_call c[N];
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		sf_call_start(&c[i]);
+	}
+	ck_assert_uint_eq(logcap_wait_joined(N), N);
+	ck_assert_int_eq(pthread_kill(j.tid, SIGUSR1), 0);
+	for (int i = 0; i < N; i++) {
+		sf_call_join(&c[i]);
+		ck_assert_str_eq(c[i].text, ref);
+	}
+	ck_assert(j.jumped);
+	ck_assert_uint_eq(logcap_get(&logcap.took_over), 1);
+	ck_assert_uint_eq(logcap_get(&logcap.expired), 0);
+	ck_assert_uint_eq(fake.sf_fake_calls(), 2);
+
+	/* The jumper leads again, and a follower joins it: had its guard
+	 * stayed up, its call would pass through as re-entrant and the
+	 * follower would lead a flight of its own (two parked calls). */
+	fake.sf_fake_gate_close();
+	pthread_barrier_wait(&after);
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	struct sf_call f = { .node = "multi.test", .hints = &h_canon };
+	sf_call_start(&f);
+	ck_assert_uint_eq(logcap_wait_joined(N + 1), N + 1);
+	fake.sf_fake_gate_open();
+	sf_call_join(&f);
+	ck_assert_int_eq(pthread_join(j.tid, NULL), 0);
+	ck_assert_str_eq(j.again, ref);
+	ck_assert_str_eq(f.text, ref);
+	ck_assert_uint_eq(fake.sf_fake_calls(), 3);
+	ck_assert_uint_eq(logcap_get(&logcap.expired), 0);
+	pthread_barrier_destroy(&after);
+	free(j.again);
+	sf_call_free(c, N);
+	sf_call_free(&f, 1);
+	free(ref);
+}
+END_TEST
+
+/* The issue's scenario: a 1 s resolver, alarm() at 200 ms as the timeout,
+ * SFSHIM_WAIT_MS=3000.  The later lookup of the same name starts a flight
+ * of its own: it neither joins the abandoned one nor waits out the limit. */
+START_TEST(alarm_out_of_lookup_later_lookups_do_not_wait)
+{
+	setenv("SFSHIM_WAIT_MS", "3000", 1);
+	install_jump_handler(SIGALRM);
+	char *ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	/* Everything the shim resolves once is resolved before the alarm. */
+	free(sf_lookup_text(NULL, "other.test", NULL, &h_canon));
+	fake.sf_fake_set_delay_ms(1000);
+	struct jumper j = { .node = "multi.test", .alarm_ms = 200 };
+	ck_assert_int_eq(pthread_create(&j.tid, NULL, jumper_main, &j), 0);
+	ck_assert_int_eq(pthread_join(j.tid, NULL), 0);
+	ck_assert(j.jumped);
+	fake.sf_fake_set_delay_ms(0);
+	char *later = sf_lookup_text(NULL, "multi.test", NULL, &h_canon);
+	ck_assert_str_eq(later, ref);
+	ck_assert_uint_eq(logcap_get(&logcap.joined), 0);
+	ck_assert_uint_eq(logcap_get(&logcap.expired), 0);
+	ck_assert_uint_eq(fake.sf_fake_calls_for("multi.test"), 2);
+	free(later);
+	free(ref);
+}
+END_TEST
+
 /* ---- runner ------------------------------------------------------------ */
 
 int main(void)
@@ -533,6 +691,13 @@ int main(void)
 	tcase_add_test(tc, fork_during_flight_child_resolves_at_once);
 	tcase_add_test(tc, calls_before_main_work);
 	suite_add_tcase(s, tc);
+	/* Tests whose failure is a hang: a shorter limit. */
+	TCase *hang = tcase_create("dns_fake_no_hang");
+	tcase_add_checked_fixture(hang, setup, teardown);
+	tcase_set_timeout(hang, 30);
+	tcase_add_loop_test(hang, jumped_out_leader_releases_followers, 0, 2);
+	tcase_add_test(hang, alarm_out_of_lookup_later_lookups_do_not_wait);
+	suite_add_tcase(s, hang);
 	int failed = sf_run_suite(s);
 	return failed ? 1 : 0;
 }
