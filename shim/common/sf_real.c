@@ -11,6 +11,8 @@
 /* ---- libc -------------------------------------------------------------- */
 
 static sf_getaddrinfo_fn *real_getaddrinfo;
+static sf_unshare_fn *real_unshare;
+static sf_setns_fn *real_setns;
 static bool libc_is_glibc;
 static pthread_once_t libc_once = PTHREAD_ONCE_INIT;
 
@@ -21,6 +23,8 @@ static void resolve_libc(void)
 	sf_guard_enter();
 	real_getaddrinfo = (sf_getaddrinfo_fn *)dlsym(RTLD_NEXT, "getaddrinfo");
 	libc_is_glibc = dlsym(RTLD_NEXT, "gnu_get_libc_version") != NULL;
+	real_unshare = (sf_unshare_fn *)dlsym(RTLD_NEXT, "unshare");
+	real_setns = (sf_setns_fn *)dlsym(RTLD_NEXT, "setns");
 	sf_guard_leave();
 }
 
@@ -28,6 +32,18 @@ sf_getaddrinfo_fn *sf_real_getaddrinfo(void)
 {
 	pthread_once(&libc_once, resolve_libc);
 	return real_getaddrinfo;
+}
+
+sf_unshare_fn *sf_real_unshare(void)
+{
+	pthread_once(&libc_once, resolve_libc);
+	return real_unshare;
+}
+
+sf_setns_fn *sf_real_setns(void)
+{
+	pthread_once(&libc_once, resolve_libc);
+	return real_setns;
 }
 
 bool sf_real_libc_is_glibc(void)

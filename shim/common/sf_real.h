@@ -18,6 +18,13 @@ typedef int sf_getaddrinfo_fn(const char *, const char *,
 /* The next getaddrinfo after the shim, or NULL. */
 sf_getaddrinfo_fn *sf_real_getaddrinfo(void);
 
+/* The next unshare and setns (the namespace hooks in sf_ns.c), or NULL:
+ * the hooks then make the system call themselves. */
+typedef int sf_unshare_fn(int);
+typedef int sf_setns_fn(int, int);
+sf_unshare_fn *sf_real_unshare(void);
+sf_setns_fn *sf_real_setns(void);
+
 /* True when the libc below is glibc, whose freeaddrinfo releases lists that
  * the shim builds (see sf_addrinfo.c).  Elsewhere the DNS hook only passes
  * calls through. */

@@ -1,6 +1,7 @@
 /* sf_curl_key.c - classification of a handle's options and its key. */
 #include "curl/sf_curl_key.h"
 
+#include "common/sf_ns.h"
 #include "curl/sf_curl_opts.h"
 #include "core/sf_flight.h"
 
@@ -199,9 +200,14 @@ enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
 		if (info->cls == SF_OPTC_KEY)
 			put_value(&b, &h->opts[i]);
 	}
-	if (b.failed) {
+	/* Callers in other network or mount namespaces never share. */
+	unsigned char ns[SF_NS_ID_MAX];
+	int nsl = sf_ns_identity(ns);
+	if (nsl > 0)
+		put(&b, ns, (size_t)nsl);
+	if (b.failed || nsl < 0) {
 		free(b.p);
-		return SF_PASS_NOFLIGHT;
+		return nsl < 0 ? SF_PASS_UNSUPPORTED : SF_PASS_NOFLIGHT;
 	}
 	key->bytes = b.p;
 	key->len = b.len;

@@ -8,6 +8,7 @@
 #include "common/sf_export.h"
 #include "common/sf_guard.h"
 #include "common/sf_log.h"
+#include "common/sf_ns.h"
 #include "common/sf_real.h"
 #include "common/sf_stats.h"
 #include "core/sf_flight.h"
@@ -205,10 +206,16 @@ static enum sf_pass classify(const struct sf_config *c, const char *node,
 #define GAI_KEY_MAX 2048
 
 /* The key: every hints field that changes the answer, then node and
- * service, each with a presence byte so that NULL differs from "". */
+ * service, each with a presence byte so that NULL differs from "", then the
+ * caller's namespaces once any thread changed its own (sf_ns.h: another
+ * /etc/hosts, another network).  0: no key (pass through). */
 static size_t build_key(unsigned char *k, const char *node, size_t nodelen,
                         const char *service, const struct addrinfo *hints)
 {
+	unsigned char ns[SF_NS_ID_MAX];
+	int nsl = sf_ns_identity(ns);
+	if (nsl < 0)
+		return 0;
 	int32_t h[5] = { hints != NULL, 0, 0, 0, 0 };
 	if (hints) {
 		h[1] = hints->ai_flags;
@@ -218,7 +225,7 @@ static size_t build_key(unsigned char *k, const char *node, size_t nodelen,
 	}
 	size_t nl = nodelen + 1;
 	size_t sl = service ? strlen(service) + 1 : 0;
-	size_t len = sizeof(h) + nl + 1 + sl;
+	size_t len = sizeof(h) + nl + 1 + sl + (size_t)nsl;
 	if (len > GAI_KEY_MAX)
 		return 0;
 	memcpy(k, h, sizeof(h));
@@ -226,6 +233,8 @@ static size_t build_key(unsigned char *k, const char *node, size_t nodelen,
 	k[sizeof(h) + nl] = service != NULL;
 	if (sl)
 		memcpy(k + sizeof(h) + nl + 1, service, sl);
+	if (nsl)
+		memcpy(k + len - (size_t)nsl, ns, (size_t)nsl);
 	return len;
 }
 

@@ -37,6 +37,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
@@ -1696,6 +1697,44 @@ START_TEST(leader_jumping_out_of_callback_releases_followers)
 }
 END_TEST
 
+/* ---- namespaces (issue 7, defect 6) ------------------------------------- */
+
+/* A thread that moved to a network namespace of its own (unshare, called
+ * the ordinary way so that the shim sees it) asks for the URL whose flight
+ * the host namespace is running: 127.0.0.1 there is another loopback (down,
+ * no origin), so its own request fails to connect.  Joining the host's
+ * flight would have given it the host's response instead. */
+static void *netns_main(void *p)
+{
+	struct xfer *x = p;
+	sf_must(unshare(CLONE_NEWNET) == 0);
+	return xfer_main(x);
+}
+
+START_TEST(other_network_namespace_gets_its_own_response)
+{
+	char *id = new_id();
+	char *u = url("/bytes/1000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(2, u);
+	x[0].pattern = x[1].pattern = true;
+	start_leader(&x[0], id);
+	ck_assert_int_eq(pthread_create(&x[1].tid, NULL, netns_main, &x[1]),
+	                 0);
+	join(&x[1]); /* before the gate opens: it never waited on the host */
+	ck_assert_msg(x[1].rc == CURLE_COULDNT_CONNECT, "rc %d (%s)", x[1].rc,
+	              x[1].errbuf);
+	ck_assert_uint_eq(x[1].body_len, 0);
+	open_gate(id);
+	join(&x[0]);
+	assert_pattern_body(x, 0, 1000);
+	ck_assert_uint_eq(count_requests(id), 1);
+	ck_assert_uint_eq(joined(), 0);
+	xfers_free(x, 2);
+	free(u);
+	free(id);
+}
+END_TEST
+
 /* SF_TEST_ONLY=name[,name...] runs only those tests (when debugging). */
 static bool wanted(const char *name)
 {
@@ -1755,6 +1794,7 @@ int main(void)
 	ADD(tc, big_body_spills_to_file);
 	ADD(tc, followers_stream_before_leader_ends);
 	ADD(tc, leader_jumping_out_of_callback_releases_followers);
+	ADD(tc, other_network_namespace_gets_its_own_response);
 	suite_add_tcase(s, tc);
 	int failed = sf_run_suite(s);
 	curl_global_cleanup();

@@ -20,6 +20,9 @@
 #include <arpa/inet.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -659,6 +662,82 @@ START_TEST(alarm_out_of_lookup_later_lookups_do_not_wait)
 }
 END_TEST
 
+/* ---- namespaces (issue 7, defect 6) ------------------------------------- */
+
+/* A thread in a mount namespace of its own, with another /etc/hosts, asks
+ * for a name while the host namespace's flight for it is running: it must
+ * make its own call and get its own /etc/hosts's answer.  unshare is
+ * called the ordinary way, so that the shim's hook sees it. */
+struct ns_thread {
+	pthread_t tid;
+	pthread_barrier_t *ready, *go;
+	char hosts[64];
+	char *ref;  /* glibc's answer in its namespace */
+	char *text; /* the shim's */
+};
+
+static void *ns_thread_main(void *p)
+{
+	struct ns_thread *t = p;
+	sf_must(unshare(CLONE_NEWNS) == 0);
+	sf_must(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	sf_must(mount(t->hosts, "/etc/hosts", NULL, MS_BIND, NULL) == 0);
+	t->ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	pthread_barrier_wait(t->ready);
+	pthread_barrier_wait(t->go);
+	t->text = sf_lookup_text(NULL, "multi.test", NULL, &h_canon);
+	return NULL;
+}
+
+START_TEST(other_mount_namespace_gets_its_own_answer)
+{
+	char *ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	pthread_barrier_t ready, go;
+	pthread_barrier_init(&ready, NULL, 2);
+	pthread_barrier_init(&go, NULL, 2);
+	struct ns_thread t = { .ready = &ready, .go = &go };
+	snprintf(t.hosts, sizeof(t.hosts), "/tmp/sfshim-ns-hosts.%d",
+	         (int)getpid());
+	FILE *f = fopen(t.hosts, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("127.0.0.1 localhost\n192.0.2.99 multi.test\n", f);
+	fclose(f);
+	ck_assert_int_eq(pthread_create(&t.tid, NULL, ns_thread_main, &t), 0);
+	pthread_barrier_wait(&ready);
+	ck_assert_str_ne(t.ref, ref); /* the two worlds do differ */
+
+	/* The host namespace's flight, held in the fake. */
+	fake.sf_fake_gate_close();
+	struct sf_call host = { .node = "multi.test", .hints = &h_canon };
+	sf_call_start(&host);
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	/* The other namespace's caller does not join it: it parks too. */
+	pthread_barrier_wait(&go);
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(2, LIMIT_MS), 2);
+	fake.sf_fake_gate_open();
+	sf_call_join(&host);
+	ck_assert_int_eq(pthread_join(t.tid, NULL), 0);
+	ck_assert_str_eq(host.text, ref);
+	ck_assert_str_eq(t.text, t.ref);
+	ck_assert_uint_eq(fake.sf_fake_calls(), 2);
+	ck_assert_uint_eq(logcap_get(&logcap.joined), 0);
+
+	/* Callers in one namespace still coalesce once the flag is up. */
+	struct group g = G("multi.test", NULL, &h_canon, 8, true);
+	g.ref = strdup(ref);
+	burst(&g, 1);
+	assert_answers_are_ref(&g, 1);
+	groups_free(&g, 1);
+	unlink(t.hosts);
+	free(t.ref);
+	free(t.text);
+	sf_call_free(&host, 1);
+	pthread_barrier_destroy(&ready);
+	pthread_barrier_destroy(&go);
+	free(ref);
+}
+END_TEST
+
 /* ---- runner ------------------------------------------------------------ */
 
 int main(void)
@@ -697,6 +776,7 @@ int main(void)
 	tcase_set_timeout(hang, 30);
 	tcase_add_loop_test(hang, jumped_out_leader_releases_followers, 0, 2);
 	tcase_add_test(hang, alarm_out_of_lookup_later_lookups_do_not_wait);
+	tcase_add_test(hang, other_mount_namespace_gets_its_own_answer);
 	suite_add_tcase(s, hang);
 	int failed = sf_run_suite(s);
 	return failed ? 1 : 0;
