@@ -738,6 +738,90 @@ START_TEST(other_mount_namespace_gets_its_own_answer)
 }
 END_TEST
 
+/* ---- errors on request, memory (issue 7, defects 9 and 10) -------------- */
+
+/* Eight callers get EAI_AGAIN: one lookup shared by all of them by default;
+ * with SFSHIM_RETRY_ERRORS=1 the error is not shared and each caller looks
+ * up itself: eight lookups. */
+START_TEST(retry_errors_applies_to_dns)
+{
+	enum { N = 8 };
+	if (_i)
+		setenv("SFSHIM_RETRY_ERRORS", "1", 1);
+	else
+		unsetenv("SFSHIM_RETRY_ERRORS");
+	fake.sf_fake_set_error(EAI_AGAIN, 0);
+	struct sf_call c[N];
+	fake.sf_fake_gate_close();
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		sf_call_start(&c[i]);
+	}
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	ck_assert_uint_eq(logcap_wait_joined(N - 1), N - 1);
+	fake.sf_fake_gate_open();
+	for (int i = 0; i < N; i++) {
+		sf_call_join(&c[i]);
+		ck_assert_int_eq(c[i].rc, EAI_AGAIN);
+	}
+	ck_assert_uint_eq(fake.sf_fake_calls_for("multi.test"), _i ? N : 1);
+	sf_call_free(c, N);
+	unsetenv("SFSHIM_RETRY_ERRORS");
+}
+END_TEST
+
+/* Run with libsf_failalloc.so preloaded after the shim (10-dns-fake.sh):
+ * the followers' threads cannot allocate in the shim, so none can take its
+ * copy of the shared answer.  Each makes its own call instead, and gets
+ * the real answer, never an EAI_MEMORY its own call would not give. */
+typedef void failalloc_arm_fn(int);
+static failalloc_arm_fn *failalloc_arm;
+
+static void *armed_call_main(void *p)
+{
+	failalloc_arm(1);
+	return sf_call_main(p);
+}
+
+START_TEST(follower_short_of_memory_calls_alone)
+{
+	enum { N = 6 };
+	int (*active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT,
+	                                           "sf_failalloc_active");
+	unsigned long (*nfailed)(void) = (unsigned long (*)(void))dlsym(
+	        RTLD_DEFAULT, "sf_failalloc_failed");
+	failalloc_arm = (failalloc_arm_fn *)dlsym(RTLD_DEFAULT,
+	                                          "sf_failalloc_arm_thread");
+	ck_assert_msg(active && nfailed && failalloc_arm && active(),
+	              "libsf_failalloc.so is not preloaded after the shim");
+	char *ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	struct sf_call lead = { .node = "multi.test", .hints = &h_canon };
+	struct sf_call c[N];
+	fake.sf_fake_gate_close();
+	sf_call_start(&lead);
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		ck_assert_int_eq(pthread_create(&c[i].tid, NULL,
+		                                armed_call_main, &c[i]),
+		                 0);
+	}
+	ck_assert_uint_eq(logcap_wait_joined(N), N);
+	fake.sf_fake_gate_open();
+	sf_call_join(&lead);
+	ck_assert_str_eq(lead.text, ref);
+	for (int i = 0; i < N; i++) {
+		sf_call_join(&c[i]);
+		ck_assert_str_eq(c[i].text, ref);
+	}
+	ck_assert_uint_ge(nfailed(), N);
+	ck_assert_uint_eq(fake.sf_fake_calls(), 1 + N);
+	sf_call_free(c, N);
+	sf_call_free(&lead, 1);
+	free(ref);
+}
+END_TEST
+
 /* ---- runner ------------------------------------------------------------ */
 
 int main(void)
@@ -777,7 +861,23 @@ int main(void)
 	tcase_add_loop_test(hang, jumped_out_leader_releases_followers, 0, 2);
 	tcase_add_test(hang, alarm_out_of_lookup_later_lookups_do_not_wait);
 	tcase_add_test(hang, other_mount_namespace_gets_its_own_answer);
+	tcase_add_loop_test(hang, retry_errors_applies_to_dns, 0, 2);
 	suite_add_tcase(s, hang);
+	/* Only with the failing allocator preloaded (10-dns-fake.sh runs the
+	 * binary once more with it, CK_RUN_CASE=dns_fake_memory). */
+	const char *only = getenv("CK_RUN_CASE");
+	if (only && strcmp(only, "dns_fake_memory") == 0 &&
+	    !dlsym(RTLD_DEFAULT, "sf_failalloc_active")) {
+		fprintf(stderr, "libsf_failalloc.so is not preloaded\n");
+		return 1;
+	}
+	if (dlsym(RTLD_DEFAULT, "sf_failalloc_active")) {
+		TCase *mem = tcase_create("dns_fake_memory");
+		tcase_add_checked_fixture(mem, setup, teardown);
+		tcase_set_timeout(mem, 30);
+		tcase_add_test(mem, follower_short_of_memory_calls_alone);
+		suite_add_tcase(s, mem);
+	}
 	int failed = sf_run_suite(s);
 	return failed ? 1 : 0;
 }
