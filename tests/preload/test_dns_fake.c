@@ -607,7 +607,6 @@ START_TEST(jumped_out_leader_releases_followers)
 		sf_call_join(&c[i]);
 		ck_assert_str_eq(c[i].text, ref);
 	}
-	ck_assert(j.jumped);
 	ck_assert_uint_eq(logcap_get(&logcap.took_over), 1);
 	ck_assert_uint_eq(logcap_get(&logcap.expired), 0);
 	ck_assert_uint_eq(fake.sf_fake_calls(), 2);
@@ -624,6 +623,7 @@ START_TEST(jumped_out_leader_releases_followers)
 	fake.sf_fake_gate_open();
 	sf_call_join(&f);
 	ck_assert_int_eq(pthread_join(j.tid, NULL), 0);
+	ck_assert(j.jumped);
 	ck_assert_str_eq(j.again, ref);
 	ck_assert_str_eq(f.text, ref);
 	ck_assert_uint_eq(fake.sf_fake_calls(), 3);
