@@ -532,6 +532,8 @@ static void lead(sf_flight *f, const struct sf_do_ops *ops, void *arg,
 struct follow_ctx {
 	sf_flight *f;
 	const struct timespec *abs_deadline;
+	const struct sf_do_ops *ops;
+	void *arg;
 	enum sf_wait r;
 };
 
@@ -545,9 +547,13 @@ static void follow_left(void *p)
 	sf_flight_leave(c->f);
 }
 
+/* on_follow is inside too: it may log, and write(2) is a cancellation
+ * point. */
 static void follow_wait(void *p)
 {
 	struct follow_ctx *c = p;
+	if (c->ops->on_follow)
+		c->ops->on_follow(c->arg);
 	uint32_t cursor = 0;
 	do
 		c->r = sf_flight_wait(c->f, &cursor, c->abs_deadline);
@@ -557,10 +563,11 @@ static void follow_wait(void *p)
 /* Waits until the flight is done, the caller is promoted or the deadline
  * passes.  A follower that leaves the wait without returning leaves the
  * flight. */
-static enum sf_wait follow(sf_flight *f, uint64_t wait_ns)
+static enum sf_wait follow(sf_flight *f, uint64_t wait_ns,
+                           const struct sf_do_ops *ops, void *arg)
 {
 	struct timespec deadline;
-	struct follow_ctx ctx = { .f = f };
+	struct follow_ctx ctx = { .f = f, .ops = ops, .arg = arg };
 	if (wait_ns) {
 		deadline = sf_ns_to_timespec(sf_now_ns() + wait_ns);
 		ctx.abs_deadline = &deadline;
@@ -590,10 +597,8 @@ enum sf_path sf_do(sf_group *g, const void *key, size_t keylen,
 		return SF_PATH_ALONE;
 	}
 	while (!leader) {
-		if (ops->on_follow)
-			ops->on_follow(arg);
 		enum sf_path path;
-		switch (follow(f, wait_ns)) {
+		switch (follow(f, wait_ns, ops, arg)) {
 		case SF_WAIT_DONE: {
 			const void *result = sf_flight_result(f);
 			if (result && result != &not_shared &&

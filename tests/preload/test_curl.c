@@ -1673,7 +1673,7 @@ START_TEST(leader_jumping_out_of_callback_releases_followers)
 	for (size_t i = 0; i < N; i++)
 		assert_pattern_body(x, i, 200000);
 	ck_assert_uint_eq(count_requests(id), 2); /* the promoted follower's */
-	ck_assert_uint_eq(logcap_get(&logcap.took_over), 1);
+	ck_assert_uint_eq(logcap_wait_for(&logcap.took_over, 1), 1);
 
 	/* The thread that jumped leads the next flight, and is followed. */
 	pthread_barrier_wait(&after);

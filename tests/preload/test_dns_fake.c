@@ -607,7 +607,8 @@ START_TEST(jumped_out_leader_releases_followers)
 		sf_call_join(&c[i]);
 		ck_assert_str_eq(c[i].text, ref);
 	}
-	ck_assert_uint_eq(logcap_get(&logcap.took_over), 1);
+	/* Logged on return; the reader thread may not have seen it yet. */
+	ck_assert_uint_eq(logcap_wait_for(&logcap.took_over, 1), 1);
 	ck_assert_uint_eq(logcap_get(&logcap.expired), 0);
 	ck_assert_uint_eq(fake.sf_fake_calls(), 2);
 
