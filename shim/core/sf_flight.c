@@ -497,36 +497,39 @@ const void *sf_flight_key(const sf_flight *f, size_t *keylen)
 
 /* ---- Do ---------------------------------------------------------------- */
 
-struct lead_ctx {
-	sf_flight *f;
+struct call_ctx {
+	sf_flight *f; /* the flight this caller leads, or NULL */
 	const struct sf_do_ops *ops;
 	void *arg, *out;
 };
 
-/* The leader left call() without returning: its thread was cancelled, or
- * a longjmp (a signal handler's timeout, a callback) took it out.  The
- * flight is handed over at once, so that no follower waits for a leader
- * that will never come back and no later caller joins a flight nobody
- * leads. */
-static void lead_left(void *p)
+/* call() was left without returning: its thread was cancelled, or a
+ * longjmp (a signal handler's timeout, a callback) took it out.  The hook
+ * undoes its own state, and a leader's flight is handed over at once, so
+ * that no follower waits for a leader that will never come back and no
+ * later caller joins a flight nobody leads. */
+static void call_left(void *p)
 {
-	struct lead_ctx *c = p;
-	sf_flight_abandon(c->f);
+	struct call_ctx *c = p;
+	if (c->ops->left)
+		c->ops->left(c->arg);
+	if (c->f)
+		sf_flight_abandon(c->f);
 }
 
-static void lead_call(void *p)
+static void call_run(void *p)
 {
-	struct lead_ctx *c = p;
+	struct call_ctx *c = p;
 	c->ops->call(c->arg, c->out);
 }
 
-/* The leader's call, abandoning the flight if it is left without
- * returning. */
-static void lead(sf_flight *f, const struct sf_do_ops *ops, void *arg,
-                 void *out)
+/* Every call() sf_do() makes, led or alone, runs guarded: one registration
+ * per call covers both the hook's state and the flight. */
+static void guarded_call(sf_flight *f, const struct sf_do_ops *ops, void *arg,
+                         void *out)
 {
-	struct lead_ctx ctx = { .f = f, .ops = ops, .arg = arg, .out = out };
-	sf_leave_guarded(lead_call, &ctx, lead_left, &ctx);
+	struct call_ctx ctx = { .f = f, .ops = ops, .arg = arg, .out = out };
+	sf_leave_guarded(call_run, &ctx, call_left, &ctx);
 }
 
 struct follow_ctx {
@@ -593,7 +596,7 @@ enum sf_path sf_do(sf_group *g, const void *key, size_t keylen,
 	info->followers = 0;
 	sf_flight *f = sf_join(g, key, keylen, &leader);
 	if (!f) {
-		ops->call(arg, out);
+		guarded_call(NULL, ops, arg, out);
 		return SF_PATH_ALONE;
 	}
 	while (!leader) {
@@ -619,11 +622,11 @@ enum sf_path sf_do(sf_group *g, const void *key, size_t keylen,
 			break;
 		}
 		sf_flight_leave(f);
-		ops->call(arg, out);
+		guarded_call(NULL, ops, arg, out);
 		return path;
 	}
 
-	lead(f, ops, arg, out);
+	guarded_call(f, ops, arg, out);
 	enum sf_result r = ops->judge ? ops->judge(out) : SF_RESULT_OK;
 	enum sf_share rule = sf_share_rule(r, retry_errors);
 	if (rule == SF_SHARE_HANDOVER) {

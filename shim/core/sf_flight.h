@@ -129,6 +129,11 @@ unsigned sf_flight_seal(sf_flight *f);
  * followers it had. */
 struct sf_do_ops {
 	void (*call)(void *arg, void *out);
+	/* optional: call() was left without returning (a longjmp out of it,
+	 * or the thread's cancellation; core/sf_leave.h): undo what call()
+	 * set up, such as a re-entrancy depth.  A leader's flight is handed
+	 * over by sf_do() itself. */
+	void (*left)(void *arg);
 	void (*on_follow)(void *arg); /* optional: joined as a follower */
 	enum sf_result (*judge)(const void *out);
 	void *(*share)(const void *out);

@@ -12,7 +12,6 @@
 #include "common/sf_real.h"
 #include "common/sf_stats.h"
 #include "core/sf_flight.h"
-#include "core/sf_leave.h"
 #include "dns/sf_addrinfo.h"
 
 #include <arpa/inet.h>
@@ -28,6 +27,7 @@ struct gai_call {
 	sf_getaddrinfo_fn *real;
 	const char *node, *service;
 	const struct addrinfo *hints;
+	int depth; /* the re-entrancy guard's depth before the real call */
 };
 
 struct gai_answer {
@@ -36,38 +36,28 @@ struct gai_answer {
 	struct addrinfo *list;
 };
 
-struct gai_real {
-	const struct gai_call *c;
-	struct gai_answer *a;
-	int depth; /* the guard's depth before the call */
-};
-
-static void gai_real_call(void *arg)
+static void gai_call(void *arg, void *out)
 {
-	struct gai_real *r = arg;
-	r->a->rc =
-	        r->c->real(r->c->node, r->c->service, r->c->hints, &r->a->list);
-	r->a->err = errno;
+	struct gai_call *c = arg;
+	struct gai_answer *a = out;
+	a->list = NULL;
+	c->depth = sf_guard_save();
+	sf_guard_enter();
+	a->rc = c->real(c->node, c->service, c->hints, &a->list);
+	a->err = errno;
+	sf_guard_leave();
+	if (a->rc != 0)
+		a->list = NULL; /* glibc leaves *res alone on failure */
 }
 
 /* getaddrinfo may be a cancellation point, and a program's signal handler
- * may siglongjmp out of it (alarm() as a resolver timeout): never leave the
- * guard up.  (The flight, if any, is released by the core: sf_do.) */
+ * may siglongjmp out of it (alarm() as a resolver timeout): sf_do() then
+ * calls this, and the guard goes back to where it was (and the flight, if
+ * any, is handed over by the core). */
 static void gai_left(void *arg)
 {
-	struct gai_real *r = arg;
-	sf_guard_restore(r->depth);
-}
-
-static void gai_call(void *arg, void *out)
-{
-	struct gai_real r = { .c = arg, .a = out, .depth = sf_guard_save() };
-	r.a->list = NULL;
-	sf_guard_enter();
-	sf_leave_guarded(gai_real_call, &r, gai_left, &r);
-	sf_guard_leave();
-	if (r.a->rc != 0)
-		r.a->list = NULL; /* glibc leaves *res alone on failure */
+	struct gai_call *c = arg;
+	sf_guard_restore(c->depth);
 }
 
 static void *gai_share(const void *out)
@@ -136,6 +126,7 @@ static void gai_on_follow(void *arg)
 
 static const struct sf_do_ops gai_ops = {
 	.call = gai_call,
+	.left = gai_left,
 	.on_follow = gai_on_follow,
 	.judge = gai_judge,
 	.share = gai_share,
@@ -270,7 +261,7 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 		return real(node, service, hints, res);
 	}
 
-	struct gai_call call = { real, node, service, hints };
+	struct gai_call call = { real, node, service, hints, 0 };
 	struct gai_answer ans = { 0 };
 	struct sf_do_info info;
 	enum sf_path path = sf_do(group, key, keylen, &gai_ops, &call, &ans,
