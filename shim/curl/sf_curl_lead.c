@@ -217,8 +217,8 @@ static void lead_cleanup(void *arg)
 	sf_curl_key_free(&l->p->key);
 }
 
+/* One real perform, run guarded (core/sf_leave.h). */
 struct perform {
-	struct lead *l;
 	const struct sf_curl_real *api;
 	CURL *easy;
 	CURLcode code;
@@ -233,7 +233,7 @@ static void perform_call(void *arg)
 
 static CURLcode real_perform(struct lead *l)
 {
-	struct perform x = { l, l->p->api, l->p->h->easy, CURLE_OK, 0 };
+	struct perform x = { l->p->api, l->p->h->easy, CURLE_OK, 0 };
 	install(l);
 	sf_guard_enter();
 	/* libcurl waits in poll(), a cancellation point, and a callback may
@@ -244,6 +244,7 @@ static CURLcode real_perform(struct lead *l)
 	return x.code;
 }
 
+/* A plain perform left without returning puts the guard back. */
 static void alone_left(void *arg)
 {
 	struct perform *x = arg;
@@ -311,8 +312,7 @@ CURLcode sf_curl_alone(struct sf_curl_xfer *p)
 {
 	if (p->d.skip_headers || p->d.skip_body)
 		return sf_curl_lead(p, NULL);
-	struct perform x = { NULL, p->api, p->h->easy, CURLE_OK,
-		             sf_guard_save() };
+	struct perform x = { p->api, p->h->easy, CURLE_OK, sf_guard_save() };
 	sf_guard_enter();
 	sf_leave_guarded(perform_call, &x, alone_left, &x);
 	sf_guard_leave();
