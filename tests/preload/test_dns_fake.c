@@ -535,6 +535,7 @@ struct jumper {
 	unsigned alarm_ms;     /* > 0: a timer signals this thread (SIGALRM) */
 	pthread_barrier_t *after; /* then: wait here, and look up again */
 	bool jumped;
+	int canceltype;        /* the thread's cancel type after the call */
 	char *again;           /* the answer of the lookup after the jump */
 };
 
@@ -568,6 +569,7 @@ static void *jumper_main(void *p)
 		j->jumped = true;
 	}
 	jump_target = NULL;
+	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &j->canceltype);
 	if (j->alarm_ms)
 		timer_delete(t);
 	if (j->after) {
@@ -633,6 +635,41 @@ START_TEST(jumped_out_leader_releases_followers)
 	free(j.again);
 	sf_call_free(c, N);
 	sf_call_free(&f, 1);
+	free(ref);
+}
+END_TEST
+
+/* A follower whose signal handler jumps out of its wait leaves the flight
+ * (under ASan a reference left behind is a leak) and gets back the deferred
+ * cancellation it had (the wait runs asynchronously cancellable); the
+ * leader and the flight are unaffected, and the thread can look up again. */
+START_TEST(jumped_out_follower_leaves_cleanly)
+{
+	setenv("SFSHIM_WAIT_MS", "0", 1);
+	install_jump_handler(SIGUSR1);
+	char *ref = sf_lookup_text(libc_gai, "multi.test", NULL, &h_canon);
+	fake.sf_fake_gate_close();
+	struct sf_call lead = { .node = "multi.test", .hints = &h_canon };
+	sf_call_start(&lead);
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
+	pthread_barrier_t after;
+	pthread_barrier_init(&after, NULL, 2);
+	struct jumper j = { .node = "multi.test", .after = &after };
+	ck_assert_int_eq(pthread_create(&j.tid, NULL, jumper_main, &j), 0);
+	ck_assert_uint_eq(logcap_wait_joined(1), 1);
+	ck_assert_int_eq(pthread_kill(j.tid, SIGUSR1), 0);
+	fake.sf_fake_gate_open();
+	sf_call_join(&lead);
+	ck_assert_str_eq(lead.text, ref);
+	pthread_barrier_wait(&after); /* the jumper looks up once more */
+	ck_assert_int_eq(pthread_join(j.tid, NULL), 0);
+	ck_assert(j.jumped);
+	ck_assert_int_eq(j.canceltype, PTHREAD_CANCEL_DEFERRED);
+	ck_assert_str_eq(j.again, ref);
+	ck_assert_uint_eq(fake.sf_fake_calls(), 2);
+	pthread_barrier_destroy(&after);
+	free(j.again);
+	sf_call_free(&lead, 1);
 	free(ref);
 }
 END_TEST
@@ -863,6 +900,7 @@ int main(void)
 	tcase_add_loop_test(hang, jumped_out_leader_releases_followers, 0, 2);
 	tcase_add_loop_test(hang, alarm_out_of_lookup_later_lookups_do_not_wait,
 	                    0, 2);
+	tcase_add_test(hang, jumped_out_follower_leaves_cleanly);
 	tcase_add_test(hang, other_mount_namespace_gets_its_own_answer);
 	tcase_add_loop_test(hang, retry_errors_applies_to_dns, 0, 2);
 	suite_add_tcase(s, hang);
