@@ -514,10 +514,18 @@ END_TEST
  * followers released promptly, and the thread's re-entrancy guard put
  * back. */
 static __thread sigjmp_buf *jump_target;
+static __thread timer_t *jump_timer; /* re-armed until the call sleeps */
 
 static void jump_out(int sig)
 {
 	(void)sig;
+	if (jump_timer && fake.sf_fake_sleeping_now() == 0) {
+		/* Not in the resolver yet (a stalled thread): try again in
+		 * 10 ms rather than jump out of the shim's own code. */
+		struct itimerspec it = { .it_value = { 0, 10000000L } };
+		timer_settime(*jump_timer, 0, &it, NULL);
+		return;
+	}
 	if (jump_target)
 		siglongjmp(*jump_target, 1);
 }
@@ -560,8 +568,10 @@ static void *jumper_main(void *p)
 	static __thread timer_t t; /* not a local: it lives across the jump */
 	if (sigsetjmp(env, 1) == 0) {
 		jump_target = &env;
-		if (j->alarm_ms)
+		if (j->alarm_ms) {
 			t = thread_alarm(j->alarm_ms);
+			jump_timer = &t;
+		}
 		struct addrinfo *r = NULL;
 		if (sf_default_gai(j->node, NULL, &h_canon, &r) == 0)
 			freeaddrinfo(r);
@@ -569,6 +579,7 @@ static void *jumper_main(void *p)
 		j->jumped = true;
 	}
 	jump_target = NULL;
+	jump_timer = NULL;
 	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &j->canceltype);
 	if (j->alarm_ms)
 		timer_delete(t);
