@@ -2,8 +2,8 @@
 #include "curl/sf_curl_key.h"
 
 #include "common/sf_ns.h"
-#include "curl/sf_curl_opts.h"
 #include "core/sf_flight.h"
+#include "curl/sf_curl_opts.h"
 
 #include <stdlib.h>
 #include <string.h>
