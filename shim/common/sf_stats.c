@@ -67,6 +67,95 @@ void sf_stats_flight(enum sf_api api, const char *raw, unsigned followers)
 	pthread_mutex_unlock(&busy_lock);
 }
 
+/* Pass-through causes, one small table per API: a slot is claimed with a
+ * compare-and-swap of its name pointer, so exactly one caller sees a cause
+ * first and logs it, and no caller ever waits.  The names are static
+ * strings compared by content.  A full table counts the rest as "other". */
+#define CAUSE_SLOTS 32
+#define CAUSE_SHOWN 5
+
+struct cause {
+	_Atomic(const char *) name;
+	_Atomic unsigned long count;
+};
+static struct cause causes[SF_API_COUNT][CAUSE_SLOTS];
+static _Atomic unsigned long causes_other[SF_API_COUNT];
+
+static const char *const pass_names[SF_PASS_COUNT] = {
+	"disabled",    "filtered",  "numeric",
+	"unsupported", "reentrant", "noflight",
+};
+
+void sf_stats_pass_cause(enum sf_api api, enum sf_pass why, const char *cause)
+{
+	if (!cause || (unsigned)api >= SF_API_COUNT ||
+	    (unsigned)why >= SF_PASS_COUNT)
+		return;
+	for (int i = 0; i < CAUSE_SLOTS; i++) {
+		struct cause *c = &causes[api][i];
+		const char *n =
+		        atomic_load_explicit(&c->name, memory_order_acquire);
+		if (!n && atomic_compare_exchange_strong(&c->name, &n, cause)) {
+			atomic_fetch_add_explicit(&c->count, 1,
+			                          memory_order_relaxed);
+			sf_log(SF_LOG_INFO, "%s: %s: passing through (%s)",
+			       api_names[api], cause, pass_names[why]);
+			return;
+		}
+		/* n is the slot's name now (the failed exchange loaded it). */
+		if (strcmp(n, cause) == 0) {
+			atomic_fetch_add_explicit(&c->count, 1,
+			                          memory_order_relaxed);
+			return;
+		}
+	}
+	atomic_fetch_add_explicit(&causes_other[api], 1, memory_order_relaxed);
+}
+
+/* "sfshim[pid]: curl: passthrough causes: CURLOPT_SHARE set=3 ..." */
+static int report_causes(char *line, size_t size, int pid, int api)
+{
+	struct {
+		const char *name;
+		unsigned long count;
+	} top[CAUSE_SLOTS];
+	int n = 0;
+	for (int i = 0; i < CAUSE_SLOTS; i++) {
+		top[n].name = atomic_load_explicit(&causes[api][i].name,
+		                                   memory_order_acquire);
+		top[n].count = atomic_load_explicit(&causes[api][i].count,
+		                                    memory_order_relaxed);
+		if (top[n].name && top[n].count)
+			n++;
+	}
+	unsigned long other = atomic_load(&causes_other[api]);
+	if (!n && !other)
+		return 0;
+	size_t len = (size_t)snprintf(
+	        line, size, "sfshim[%d]: %s: passthrough causes:", pid,
+	        api_names[api]);
+	for (int shown = 0; shown < CAUSE_SHOWN && len < size; shown++) {
+		int best = -1;
+		for (int i = 0; i < n; i++)
+			if (top[i].count &&
+			    (best < 0 || top[i].count > top[best].count))
+				best = i;
+		if (best < 0)
+			break;
+		len += (size_t)snprintf(line + len, size - len, "%s %s=%lu",
+		                        shown ? "," : "", top[best].name,
+		                        top[best].count);
+		top[best].count = 0;
+	}
+	if (other && len < size)
+		len += (size_t)snprintf(line + len, size - len, "%s other=%lu",
+		                        n ? "," : "", other);
+	/* A truncated list still ends as one line. */
+	len = len < size - 1 ? len : size - 2;
+	line[len] = '\n';
+	return (int)len + 1;
+}
+
 static void put(int fd, const char *line, int n)
 {
 	if (n <= 0)
@@ -112,6 +201,7 @@ void sf_stats_report(int fd)
 		        p[SF_PASS_UNSUPPORTED], p[SF_PASS_REENTRANT],
 		        p[SF_PASS_NOFLIGHT], saved, ratio);
 		put(fd, line, n);
+		put(fd, line, report_causes(line, sizeof(line), pid, a));
 	}
 	struct busy top[BUSY_SLOTS];
 	pthread_mutex_lock(&busy_lock);
@@ -142,6 +232,8 @@ static void atfork_child(void)
 {
 	memset(&sf_stats, 0, sizeof(sf_stats));
 	memset(busiest, 0, sizeof(busiest));
+	memset(causes, 0, sizeof(causes));
+	memset(causes_other, 0, sizeof(causes_other));
 	pthread_mutex_init(&busy_lock, NULL);
 }
 

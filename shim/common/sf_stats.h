@@ -56,6 +56,14 @@ static inline void sf_count_path(enum sf_api api, enum sf_path p)
 			sf_count(api, (enum sf_stat)s);
 }
 
+/* Names why a call passed through, once per call: counted by name in a
+ * small fixed table and logged at info the first time the name is seen
+ * ("curl: CURLOPT_SHARE set: passing through").  cause must be a string
+ * with static storage made of option names and fixed words: never a value,
+ * a host or a URL (the log and the stats file must not reveal secrets).
+ * The summary lists the most frequent causes per API. */
+void sf_stats_pass_cause(enum sf_api api, enum sf_pass why, const char *cause);
+
 /* A finished flight that had followers: feeds the busiest-keys table.
  * label (a host name, a URL) is stored redacted and escaped (sf_text.h). */
 void sf_stats_flight(enum sf_api api, const char *label, unsigned followers);

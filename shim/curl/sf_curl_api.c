@@ -8,14 +8,14 @@
  * unversioned references.  Handles the shim did not see created (libcurl's
  * own, e.g. for DoH) pass through untouched. */
 #include "common/sf_config.h"
+#include "common/sf_export.h"
+#include "common/sf_real.h"
+#include "common/sf_stats.h"
 #include "curl/sf_curl_handle.h"
 #include "curl/sf_curl_info.h"
 #include "curl/sf_curl_opts.h"
 #include "curl/sf_curl_perform.h"
 #include "curl/sf_curl_reply.h"
-#include "common/sf_export.h"
-#include "common/sf_real.h"
-#include "common/sf_stats.h"
 
 #include <stdarg.h>
 
@@ -36,7 +36,10 @@ static const struct sf_curl_real *owner(struct sf_curl_handle *h,
 	return h ? h->api : api;
 }
 
-/* Exactly one argument, of the type the option id implies, goes on. */
+/* Exactly one argument, of the type the option id implies, goes on.  An
+ * id the option table lacks (a newer libcurl's, or garbage) reaches libcurl
+ * untouched, whatever libcurl says comes back, and the handle never
+ * coalesces again: its argument is never looked into. */
 static CURLcode do_setopt(const struct sf_curl_real *api, CURL *easy,
                           CURLoption opt, va_list ap)
 {
@@ -44,6 +47,7 @@ static CURLcode do_setopt(const struct sf_curl_real *api, CURL *easy,
 	api = owner(h, api);
 	if (!api->easy_setopt)
 		return CURLE_FAILED_INIT;
+	bool known = sf_curl_opt_lookup(opt) != NULL;
 	unsigned char kind = sf_curl_opt_kind_of(opt);
 	union sf_curl_optval v;
 	CURLcode rc;
@@ -59,6 +63,10 @@ static CURLcode do_setopt(const struct sf_curl_real *api, CURL *easy,
 	case SF_OPTK_BLOB: {
 		struct curl_blob *b = va_arg(ap, struct curl_blob *);
 		rc = api->easy_setopt(easy, opt, b);
+		if (!known) {
+			v.p = b; /* maybe not a blob at all: never read */
+			break;
+		}
 		v.blob.data = b ? b->data : NULL;
 		v.blob.len = b ? b->len : 0;
 		if (b && !b->data)
@@ -70,8 +78,12 @@ static CURLcode do_setopt(const struct sf_curl_real *api, CURL *easy,
 		rc = api->easy_setopt(easy, opt, v.p);
 		break;
 	}
-	/* What libcurl refused did not change the handle. */
-	if (h && rc == CURLE_OK)
+	if (!h)
+		return rc;
+	if (!known)
+		h->unknown =
+		        true;    /* even if refused: libcurl may know better */
+	else if (rc == CURLE_OK) /* what libcurl refused changed nothing */
 		sf_curl_handle_set(h, opt, kind, v);
 	return rc;
 }
@@ -83,7 +95,14 @@ static CURLcode do_perform(const struct sf_curl_real *api, CURL *easy)
 		return sf_curl_perform(h);
 	if (!api->easy_perform)
 		return CURLE_FAILED_INIT;
-	sf_count_pass(SF_API_CURL, SF_PASS_UNSUPPORTED); /* not seen created */
+	if (!sf_config()->curl) {
+		sf_count_pass(SF_API_CURL, SF_PASS_DISABLED);
+	} else {
+		/* not seen created (libcurl's own, or made before the shim) */
+		sf_count_pass(SF_API_CURL, SF_PASS_UNSUPPORTED);
+		sf_stats_pass_cause(SF_API_CURL, SF_PASS_UNSUPPORTED,
+		                    "handle not created through the shim");
+	}
 	return api->easy_perform(easy);
 }
 

@@ -4,6 +4,7 @@
 #include "curl/sf_curl_opts.h"
 #include "curl/sf_curl_reply.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@ struct sf_curl_handle *sf_curl_handle_add(CURL *easy,
 		return NULL;
 	r->easy = easy;
 	r->api = api;
+	sf_curl_method_init(&r->method);
 	struct shard *s = shard_of(easy);
 	pthread_mutex_lock(&s->lock);
 	/* A stale record for a recycled address (a handle freed behind the
@@ -153,36 +155,63 @@ const struct sf_curl_opt *sf_curl_handle_get(const struct sf_curl_handle *r,
 	return i < r->nopts && r->opts[i].id == id ? &r->opts[i] : NULL;
 }
 
-void sf_curl_handle_set(struct sf_curl_handle *r, CURLoption id,
-                        unsigned char kind, union sf_curl_optval v)
+/* Stores one value with its sequence number; false when memory is short
+ * (the handle is then marked unrecorded). */
+static bool store(struct sf_curl_handle *r, CURLoption id, unsigned char kind,
+                  union sf_curl_optval v, uint32_t seq)
 {
 	union sf_curl_optval copy;
 	if (copy_value(kind, &copy, v) < 0) {
 		r->unrecorded = true;
-		return;
+		return false;
 	}
 	size_t i = position(r, id);
 	if (i < r->nopts && r->opts[i].id == id) {
 		free_value(&r->opts[i]);
+		r->opts[i].kind = kind;
 		r->opts[i].v = copy;
-		return;
+		r->opts[i].seq = seq;
+		return true;
 	}
 	if (r->nopts == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 16;
 		struct sf_curl_opt *n = realloc(r->opts, cap * sizeof(*n));
 		if (!n) {
-			struct sf_curl_opt tmp = { id, kind, copy };
+			struct sf_curl_opt tmp = { id, kind, 0, copy };
 			free_value(&tmp);
 			r->unrecorded = true;
-			return;
+			return false;
 		}
 		r->opts = n;
 		r->cap = cap;
 	}
 	memmove(&r->opts[i + 1], &r->opts[i],
 	        (r->nopts - i) * sizeof(r->opts[0]));
-	r->opts[i] = (struct sf_curl_opt){ id, kind, copy };
+	r->opts[i] = (struct sf_curl_opt){ id, kind, seq, copy };
 	r->nopts++;
+	return true;
+}
+
+void sf_curl_handle_set(struct sf_curl_handle *r, CURLoption id,
+                        unsigned char kind, union sf_curl_optval v)
+{
+	if (!sf_curl_opt_lookup(id)) {
+		/* Its argument's meaning is unknown: keep nothing of it. */
+		r->unknown = true;
+		return;
+	}
+	/* The method follows every accepted call, even one whose value
+	 * could not be stored: a handle marked unrecorded never coalesces,
+	 * but its method stays libcurl's. */
+	sf_curl_method_apply(&r->method, id, kind == SF_OPTK_LONG ? v.l : 0,
+	                     kind == SF_OPTK_LONG ? NULL : v.p);
+	/* 2^32 setopt calls on one handle without a reset: from then on
+	 * order is unknown, so stop coalescing rather than wrap. */
+	if (r->seq == UINT32_MAX) {
+		r->unrecorded = true;
+		return;
+	}
+	store(r, id, kind, v, ++r->seq);
 }
 
 void sf_curl_handle_forget_reply(struct sf_curl_handle *r)
@@ -200,17 +229,25 @@ void sf_curl_handle_clear(struct sf_curl_handle *r)
 	free(r->opts);
 	r->opts = NULL;
 	r->nopts = r->cap = 0;
+	r->seq = 0;
 	r->unrecorded = false;
+	r->unknown = false;
+	sf_curl_method_init(&r->method);
 	sf_curl_handle_forget_reply(r);
 }
 
 void sf_curl_handle_copy_opts(struct sf_curl_handle *dst,
                               const struct sf_curl_handle *src)
 {
+	/* State, order and values as they are: replaying the values in id
+	 * order would change the method. */
 	dst->unrecorded = src->unrecorded;
+	dst->unknown = src->unknown;
+	dst->method = src->method;
+	dst->seq = src->seq;
 	for (size_t i = 0; i < src->nopts; i++)
-		sf_curl_handle_set(dst, src->opts[i].id, src->opts[i].kind,
-		                   src->opts[i].v);
+		store(dst, src->opts[i].id, src->opts[i].kind, src->opts[i].v,
+		      src->opts[i].seq);
 }
 
 static long opt_long(const struct sf_curl_handle *r, CURLoption id)
@@ -219,14 +256,20 @@ static long opt_long(const struct sf_curl_handle *r, CURLoption id)
 	return o ? o->v.l : 0;
 }
 
-/* Pairs of options that set one field: the one with the later setopt
- * wins.  (Until setopt order is recorded, the _MS form is preferred.) */
+/* A pair of options that write one libcurl field: the later setopt wins.
+ * libcurl refuses negative seconds (never recorded) and reads the _MS
+ * value as unsigned, capped at UINT_MAX. */
 static long ms_pair(const struct sf_curl_handle *r, CURLoption secs,
                     CURLoption ms)
 {
-	if (sf_curl_handle_get(r, ms))
-		return opt_long(r, ms);
-	return opt_long(r, secs) * 1000;
+	const struct sf_curl_opt *s = sf_curl_handle_get(r, secs);
+	const struct sf_curl_opt *m = sf_curl_handle_get(r, ms);
+	if (s && (!m || s->seq > m->seq))
+		return s->v.l * 1000;
+	if (!m)
+		return 0;
+	unsigned long u = (unsigned long)m->v.l;
+	return u > UINT_MAX ? (long)UINT_MAX : (long)u;
 }
 
 void sf_curl_handle_limits(const struct sf_curl_handle *r,

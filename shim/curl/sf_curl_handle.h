@@ -2,8 +2,12 @@
  * created.
  *
  * libcurl has no API to read options back, so every curl_easy_setopt on a
- * known handle is recorded here (latest value per option, sorted by id),
- * and reset, duphandle and cleanup are mirrored.  Handles the shim did not
+ * known handle is recorded here (latest value per option, sorted by id,
+ * each with the sequence number of the setopt that set it, so that related
+ * options resolve as in libcurl: the last setopt wins), and reset,
+ * duphandle and cleanup are mirrored.  The method is mirrored call by call
+ * (sf_curl_method.h): it depends on more than the last value of each
+ * option.  Handles the shim did not
  * see created (libcurl's internal ones) have no record and pass through.
  * A handle is used by one thread at a time (libcurl's rule), so a record
  * needs no lock of its own; only the table does. */
@@ -11,6 +15,7 @@
 #define SF_CURL_HANDLE_H
 
 #include "common/sf_real.h"
+#include "curl/sf_curl_method.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +36,7 @@ union sf_curl_optval {
 struct sf_curl_opt {
 	CURLoption id;
 	unsigned char kind; /* enum sf_curl_optkind */
+	uint32_t seq;       /* when it was last set: larger is later */
 	union sf_curl_optval v;
 };
 
@@ -39,7 +45,10 @@ struct sf_curl_handle {
 	const struct sf_curl_real *api; /* the library that created it */
 	struct sf_curl_opt *opts;       /* sorted by id */
 	size_t nopts, cap;
+	uint32_t seq;    /* setopt calls recorded so far */
 	bool unrecorded; /* an option could not be recorded: never coalesce */
+	bool unknown;    /* an option id the table lacks was set: likewise */
+	struct sf_curl_method method; /* as libcurl derives it, call by call */
 
 	/* After a perform answered from another transfer, getinfo and the
 	 * header API answer from this reply, until the next perform, reset or
@@ -63,15 +72,18 @@ struct sf_curl_handle *sf_curl_handle_add(CURL *easy,
 /* Forgets easy and frees its record. */
 void sf_curl_handle_remove(CURL *easy);
 
-/* Records one setopt; kind as decoded by sf_curl_opt_kind_of. */
+/* Records one setopt that libcurl accepted; kind as decoded by
+ * sf_curl_opt_kind_of.  An id the option table lacks is not stored: it
+ * marks the handle unknown. */
 void sf_curl_handle_set(struct sf_curl_handle *r, CURLoption id,
                         unsigned char kind, union sf_curl_optval v);
 /* The recorded option, or NULL when never set since creation/reset. */
 const struct sf_curl_opt *sf_curl_handle_get(const struct sf_curl_handle *r,
                                              CURLoption id);
 /* A caller's own limits, as libcurl derives them from the options set on
- * the handle (related options set one field: the last setopt wins).  Zero
- * means no limit. */
+ * the handle: TIMEOUT and TIMEOUT_MS (CONNECTTIMEOUT and its _MS form)
+ * write one field, so the later setopt of the two wins, whatever its value
+ * (TIMEOUT=0 after TIMEOUT_MS=300 means no limit).  Zero means no limit. */
 struct sf_curl_limits {
 	long timeout_ms;         /* TIMEOUT / TIMEOUT_MS */
 	long connect_timeout_ms; /* CONNECTTIMEOUT / CONNECTTIMEOUT_MS */

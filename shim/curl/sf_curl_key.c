@@ -100,45 +100,25 @@ static bool is_set(const struct sf_curl_opt *o)
 	}
 }
 
-/* The method, replayed from the recorded options the way libcurl sets it:
- * only a plain GET may coalesce. */
-struct method {
-	bool nobody, upload, post, custom;
-};
-
-static void apply_method(struct method *m, const struct sf_curl_opt *o)
-{
-	switch (o->id) {
-	case CURLOPT_NOBODY:
-		m->nobody = o->v.l != 0;
-		break;
-	case CURLOPT_UPLOAD:
-	case CURLOPT_PUT:
-		m->upload = o->v.l != 0;
-		break;
-	case CURLOPT_POST:
-		m->post = o->v.l != 0;
-		break;
-	case CURLOPT_POSTFIELDS:
-	case CURLOPT_COPYPOSTFIELDS:
-		m->post = true;
-		break; /* even NULL */
-	case CURLOPT_HTTPPOST:
-	case CURLOPT_MIMEPOST:
-		m->post = o->v.p != NULL;
-		break;
-	case CURLOPT_CUSTOMREQUEST:
-		m->custom = o->v.s != NULL;
-		break;
-	default:
-		break;
-	}
-}
-
 static bool http_url(const char *url)
 {
 	return url && (strncasecmp(url, "http://", 7) == 0 ||
 	               strncasecmp(url, "https://", 8) == 0);
+}
+
+/* Why a handle passes through, named for the stats and the log: option
+ * names and fixed words only, never a value (a URL, a credential). */
+static enum sf_pass pass(enum sf_pass why, const char *cause)
+{
+	sf_stats_pass_cause(SF_API_CURL, why, cause);
+	return why;
+}
+
+/* The cause for a method other than GET: the option that set it last. */
+static const char *method_cause(const struct sf_curl_method *m)
+{
+	const struct sf_curl_opt_info *info = sf_curl_opt_lookup(m->by);
+	return info ? info->cause : "method not GET";
 }
 
 enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
@@ -147,33 +127,29 @@ enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
 {
 	if (!c->curl)
 		return SF_PASS_DISABLED;
+	if (h->unknown)
+		return pass(SF_PASS_UNSUPPORTED, "unknown CURLOPT set");
+	if (h->unrecorded)
+		return pass(SF_PASS_UNSUPPORTED, "option not recorded");
 	const struct sf_curl_opt *url = sf_curl_handle_get(h, CURLOPT_URL);
-	if (h->unrecorded || !url || !http_url(url->v.s))
-		return SF_PASS_UNSUPPORTED;
+	if (!url || !url->v.s)
+		return pass(SF_PASS_UNSUPPORTED, "CURLOPT_URL not set");
+	if (!http_url(url->v.s))
+		return pass(SF_PASS_UNSUPPORTED, "URL scheme not http(s)");
 	if (!sf_filter_allows(&c->urls, url->v.s))
-		return SF_PASS_FILTERED;
+		return pass(SF_PASS_FILTERED, "URL filter");
 
-	struct method m = { 0 };
-	bool httpget_last = false;
 	for (size_t i = 0; i < h->nopts; i++) {
 		const struct sf_curl_opt *o = &h->opts[i];
 		const struct sf_curl_opt_info *info = sf_curl_opt_lookup(o->id);
-		if (!info)
-			return SF_PASS_UNSUPPORTED; /* unknown: never guess */
+		if (!info) /* the record keeps known ids only */
+			return pass(SF_PASS_UNSUPPORTED, "unknown CURLOPT set");
 		if (info->cls == SF_OPTC_PASS && is_set(o))
-			return SF_PASS_UNSUPPORTED;
-		if (info->cls == SF_OPTC_METHOD)
-			apply_method(&m, o);
-		if (o->id == CURLOPT_HTTPGET)
-			httpget_last = o->v.l != 0;
+			return pass(SF_PASS_UNSUPPORTED, info->cause);
 	}
-	/* HTTPGET=1 resets the method; the record keeps no order between
-	 * options, so a handle with both HTTPGET and another method option
-	 * is left alone rather than guessed. */
-	if (httpget_last && (m.nobody || m.upload || m.post))
-		return SF_PASS_UNSUPPORTED;
-	if (m.nobody || m.upload || m.post || m.custom)
-		return SF_PASS_UNSUPPORTED;
+	/* libcurl's own derivation, mirrored call by call: only a GET. */
+	if (!sf_curl_method_is_get(&h->method))
+		return pass(SF_PASS_UNSUPPORTED, method_cause(&h->method));
 
 	/* Delivery that cannot be replayed: libcurl's own progress meter, and
 	 * fwrite to a NULL stream. */
@@ -182,12 +158,14 @@ enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
 	                !o->v.l;
 	if (progress && !sf_curl_handle_get(h, CURLOPT_XFERINFOFUNCTION) &&
 	    !sf_curl_handle_get(h, CURLOPT_PROGRESSFUNCTION))
-		return SF_PASS_UNSUPPORTED;
+		return pass(SF_PASS_UNSUPPORTED,
+		            "CURLOPT_NOPROGRESS=0 without a callback");
 	o = sf_curl_handle_get(h, CURLOPT_WRITEDATA);
 	const struct sf_curl_opt *wf =
 	        sf_curl_handle_get(h, CURLOPT_WRITEFUNCTION);
 	if (o && !o->v.p && (!wf || !wf->v.p))
-		return SF_PASS_UNSUPPORTED;
+		return pass(SF_PASS_UNSUPPORTED,
+		            "CURLOPT_WRITEDATA NULL without a WRITEFUNCTION");
 
 	struct buf b = { 0 };
 	static const char tag[] = "curl-easy-get";
@@ -207,7 +185,10 @@ enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
 		put(&b, ns, (size_t)nsl);
 	if (b.failed || nsl < 0) {
 		free(b.p);
-		return nsl < 0 ? SF_PASS_UNSUPPORTED : SF_PASS_NOFLIGHT;
+		return nsl < 0 ? pass(SF_PASS_UNSUPPORTED,
+		                      "namespace not readable")
+		               : pass(SF_PASS_NOFLIGHT,
+		                      "key too large or no memory");
 	}
 	key->bytes = b.p;
 	key->len = b.len;

@@ -3,8 +3,8 @@
 #define SF_CURL_KEY_H
 
 #include "common/sf_config.h"
-#include "curl/sf_curl_handle.h"
 #include "common/sf_stats.h"
+#include "curl/sf_curl_handle.h"
 
 struct sf_curl_key {
 	unsigned char *bytes; /* malloc'd */
@@ -14,7 +14,8 @@ struct sf_curl_key {
 
 /* Returns SF_PASS_COUNT and fills key when the handle's perform may
  * coalesce: a GET over http(s) whose every set option the shim
- * understands.  Otherwise returns why not (key untouched).  The key holds
+ * understands.  Otherwise returns why not (key untouched), after naming
+ * the option or argument that blocks it with sf_stats_pass_cause.  The key holds
  * the library flavour, the URL and every option that shapes the request or
  * the response, slists and blobs by content as they are now. */
 enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,

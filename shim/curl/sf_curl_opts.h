@@ -27,6 +27,8 @@ enum sf_curl_optclass {
 struct sf_curl_opt_info {
 	CURLoption id;
 	unsigned char kind, cls;
+	const char *name;  /* "CURLOPT_SHARE": for logs and the stats */
+	const char *cause; /* "CURLOPT_SHARE set": why a call passed through */
 };
 
 extern const struct sf_curl_opt_info sf_curl_opt_table[];
@@ -35,7 +37,9 @@ extern const size_t sf_curl_opt_table_len;
 /* The row for id, or NULL for an option this shim does not know. */
 const struct sf_curl_opt_info *sf_curl_opt_lookup(CURLoption id);
 
-/* The argument kind for any id, known or not, from its numeric range. */
+/* The argument kind for any id, known or not, from its numeric range.  For
+ * an unknown id only the size of the argument may be relied on: never
+ * dereference it. */
 enum sf_curl_optkind sf_curl_opt_kind_of(CURLoption id);
 
 #endif

@@ -1,14 +1,24 @@
-/* sf_curl_opts_table.c - what each libcurl 7.88 option means to the shim.
+/* sf_curl_opts_table.c - what each libcurl option means to the shim.
  *
- * One row per CURLOPT_* of curl/curl.h 7.88 (the list was extracted from the
- * header, the classes assigned by hand; see sf_curl_opts.h for their
- * meaning).  Options missing here, such as those of a newer libcurl, are
- * unknown: a handle that sets one is never coalesced. */
+ * One row per CURLOPT_* of curl/curl.h up to libcurl 8.14 (the list was
+ * extracted from the 7.88.1 and 8.14.1 headers, the classes assigned by
+ * hand; see sf_curl_opts.h for their meaning), sorted by id.  Options
+ * missing here are unknown: a handle that sets one is never coalesced.
+ * tests/integration/32-curl-optlist.sh fails when the installed header (or
+ * the 8.14 one, when fetched) has an id this table lacks.
+ *
+ * Options added after 7.88 are written by number (ROW_ID), so that the
+ * table builds against the 7.88 headers that Debian 12 ships. */
 #include "curl/sf_curl_opts.h"
 
-#define ROW(opt, kind, cls)                        \
-	{                                          \
-		opt, SF_OPTK_##kind, SF_OPTC_##cls \
+#define ROW(opt, kind, cls)                                           \
+	{                                                             \
+		opt, SF_OPTK_##kind, SF_OPTC_##cls, #opt, #opt " set" \
+	}
+#define ROW_ID(opt, type, num, kind, cls)                               \
+	{                                                               \
+		(CURLoption)(CURLOPTTYPE_##type + num), SF_OPTK_##kind, \
+		        SF_OPTC_##cls, #opt, #opt " set"                \
 	}
 
 const struct sf_curl_opt_info sf_curl_opt_table[] = {
@@ -133,6 +143,7 @@ const struct sf_curl_opt_info sf_curl_opt_table[] = {
 	ROW(CURLOPT_HTTP09_ALLOWED, LONG, KEY),
 	ROW(CURLOPT_ALTSVC_CTRL, LONG, PASS),
 	ROW(CURLOPT_MAXAGE_CONN, LONG, IGNORE),
+	/* CURLOPT_MAIL_RCPT_ALLOWFAILS in 8.x: the same id */
 	ROW(CURLOPT_MAIL_RCPT_ALLLOWFAILS, LONG, KEY),
 	ROW(CURLOPT_HSTS_CTRL, LONG, PASS),
 	ROW(CURLOPT_DOH_SSL_VERIFYPEER, LONG, KEY),
@@ -143,6 +154,11 @@ const struct sf_curl_opt_info sf_curl_opt_table[] = {
 	ROW(CURLOPT_WS_OPTIONS, LONG, KEY),
 	ROW(CURLOPT_CA_CACHE_TIMEOUT, LONG, IGNORE),
 	ROW(CURLOPT_QUICK_EXIT, LONG, IGNORE),
+	/* 8.x: seconds for the FTP/IMAP/... server response; libcurl's TCP
+	 * keepalive probe count; IMAP upload flags. */
+	ROW_ID(CURLOPT_SERVER_RESPONSE_TIMEOUT_MS, LONG, 324, LONG, IGNORE),
+	ROW_ID(CURLOPT_TCP_KEEPCNT, LONG, 326, LONG, IGNORE),
+	ROW_ID(CURLOPT_UPLOAD_FLAGS, LONG, 327, LONG, KEY),
 	ROW(CURLOPT_WRITEDATA, PTR, DELIVERY),
 	ROW(CURLOPT_URL, STRING, KEY),
 	ROW(CURLOPT_PROXY, STRING, KEY),
@@ -207,6 +223,7 @@ const struct sf_curl_opt_info sf_curl_opt_table[] = {
 	ROW(CURLOPT_PROXYUSERNAME, STRING, KEY),
 	ROW(CURLOPT_PROXYPASSWORD, STRING, KEY),
 	ROW(CURLOPT_NOPROXY, STRING, KEY),
+	ROW(CURLOPT_SOCKS5_GSSAPI_SERVICE, STRING, KEY), /* deprecated */
 	ROW(CURLOPT_SSH_KNOWNHOSTS, STRING, KEY),
 	ROW(CURLOPT_SSH_KEYDATA, PTR, IGNORE),
 	ROW(CURLOPT_MAIL_FROM, STRING, KEY),
@@ -274,6 +291,11 @@ const struct sf_curl_opt_info sf_curl_opt_table[] = {
 	ROW(CURLOPT_SSH_HOSTKEYDATA, PTR, IGNORE),
 	ROW(CURLOPT_PROTOCOLS_STR, STRING, KEY),
 	ROW(CURLOPT_REDIR_PROTOCOLS_STR, STRING, KEY),
+	/* 8.x: the client IP sent in the HAProxy PROXY header (changes what is
+	 * sent), Encrypted Client Hello and TLS signature algorithms. */
+	ROW_ID(CURLOPT_HAPROXY_CLIENT_IP, OBJECTPOINT, 323, STRING, KEY),
+	ROW_ID(CURLOPT_ECH, OBJECTPOINT, 325, STRING, KEY),
+	ROW_ID(CURLOPT_SSL_SIGNATURE_ALGORITHMS, OBJECTPOINT, 328, STRING, KEY),
 	ROW(CURLOPT_WRITEFUNCTION, FUNC, DELIVERY),
 	ROW(CURLOPT_READFUNCTION, FUNC, IGNORE),
 	ROW(CURLOPT_PROGRESSFUNCTION, FUNC, DELIVERY),
@@ -281,6 +303,11 @@ const struct sf_curl_opt_info sf_curl_opt_table[] = {
 	ROW(CURLOPT_DEBUGFUNCTION, FUNC, PASS),
 	ROW(CURLOPT_SSL_CTX_FUNCTION, FUNC, PASS),
 	ROW(CURLOPT_IOCTLFUNCTION, FUNC, IGNORE),
+	/* Deprecated character conversion hooks: a libcurl that still calls
+	 * them would change the bytes. */
+	ROW(CURLOPT_CONV_FROM_NETWORK_FUNCTION, FUNC, PASS),
+	ROW(CURLOPT_CONV_TO_NETWORK_FUNCTION, FUNC, PASS),
+	ROW(CURLOPT_CONV_FROM_UTF8_FUNCTION, FUNC, PASS),
 	ROW(CURLOPT_SOCKOPTFUNCTION, FUNC, PASS),
 	ROW(CURLOPT_OPENSOCKETFUNCTION, FUNC, PASS),
 	ROW(CURLOPT_SEEKFUNCTION, FUNC, IGNORE),

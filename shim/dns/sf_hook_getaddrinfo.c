@@ -174,21 +174,31 @@ static bool host_allowed(const struct sf_filter *f, const char *node, size_t n)
 	return sf_filter_allows(f, name);
 }
 
-/* Returns SF_PASS_COUNT when the call may coalesce, else why it may not. */
+/* Returns SF_PASS_COUNT when the call may coalesce, else why it may not,
+ * and names the argument in *cause (fixed words, never the host). */
 static enum sf_pass classify(const struct sf_config *c, const char *node,
-                             size_t nodelen, const struct addrinfo *hints)
+                             size_t nodelen, const struct addrinfo *hints,
+                             const char **cause)
 {
-	if (!host_allowed(&c->hosts, node, nodelen))
+	if (!host_allowed(&c->hosts, node, nodelen)) {
+		*cause = "host filter";
 		return SF_PASS_FILTERED;
-	if (hints && (hints->ai_flags & AI_NUMERICHOST))
+	}
+	if (hints && (hints->ai_flags & AI_NUMERICHOST)) {
+		*cause = "AI_NUMERICHOST set";
 		return SF_PASS_NUMERIC;
+	}
 	/* POSIX wants these zero; whatever the libc makes of other values is
 	 * its business, not something to share. */
 	if (hints && (hints->ai_addrlen || hints->ai_addr ||
-	              hints->ai_canonname || hints->ai_next))
+	              hints->ai_canonname || hints->ai_next)) {
+		*cause = "hints with ai_addr/ai_canonname/ai_next set";
 		return SF_PASS_UNSUPPORTED;
-	if (is_numeric_host(node))
+	}
+	if (is_numeric_host(node)) {
+		*cause = "numeric host";
 		return SF_PASS_NUMERIC;
+	}
 	return SF_PASS_COUNT;
 }
 
@@ -239,15 +249,19 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 	}
 	const struct sf_config *c = sf_config();
 	enum sf_pass why;
+	const char *cause = NULL; /* for sf_stats_pass_cause */
 	size_t nodelen = 0;
 	if (sf_guard_active())
 		why = SF_PASS_REENTRANT;
 	else if (!c->dns)
 		why = SF_PASS_DISABLED;
-	else if (!node || !res || !sf_real_libc_is_glibc())
+	else if (!node || !res || !sf_real_libc_is_glibc()) {
 		why = SF_PASS_UNSUPPORTED;
-	else
-		why = classify(c, node, nodelen = strlen(node), hints);
+		cause = !node  ? "node NULL"
+		        : !res ? "res NULL"
+		               : "libc not glibc";
+	} else
+		why = classify(c, node, nodelen = strlen(node), hints, &cause);
 	unsigned char key[GAI_KEY_MAX];
 	size_t keylen = 0;
 	if (why == SF_PASS_COUNT) {
@@ -258,6 +272,8 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 	}
 	if (why != SF_PASS_COUNT) {
 		sf_count_pass(SF_API_DNS, why);
+		if (cause)
+			sf_stats_pass_cause(SF_API_DNS, why, cause);
 		return real(node, service, hints, res);
 	}
 
