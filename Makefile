@@ -78,6 +78,12 @@ CORE_SRC := $(wildcard shim/core/*.c) shim/common/sf_config.c shim/common/sf_log
 CORE_OBJ := $(patsubst shim/%.c,$(B)/shim/%.o,$(filter $(SHIM_SRC),$(CORE_SRC)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+# Unit tests of the curl hook that drive the real libcurl against the HTTP
+# fixture: linked with the shim's objects minus its exported wrappers (the
+# test's own libcurl calls must reach libcurl), run by an integration script.
+CURL_UNIT_TESTS := $(B)/tests/test_curl_method
+UNIT_TESTS := $(filter-out $(CURL_UNIT_TESTS),$(UNIT_TESTS))
+CURL_UNIT_OBJ := $(filter-out $(B)/shim/curl/sf_curl_api.o $(B)/shim/dns/sf_hook_getaddrinfo.o,$(SHIM_OBJ))
 PRELOAD_TESTS := $(patsubst tests/preload/%.c,$(B)/tests/%,$(wildcard tests/preload/test_*.c))
 FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/tests/%,$(filter-out tests/fixtures/lib%,$(wildcard tests/fixtures/*.c)))
 FIXTURE_LIBS := $(patsubst tests/fixtures/lib%.c,$(B)/tests/lib%.so,$(wildcard tests/fixtures/lib*.c))
@@ -102,6 +108,10 @@ $(LIB): $(SHIM_OBJ) shim/sfshim.map
 $(B)/tests/test_%: tests/unit/test_%.c $(CORE_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(CORE_OBJ) $(CHECK_LIBS) -ldl
+
+$(CURL_UNIT_TESTS): $(B)/tests/test_%: tests/unit/test_%.c $(CURL_UNIT_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(CURL_UNIT_OBJ) $(CHECK_LIBS) $(CURL_LIBS) -ldl
 
 $(B)/tests/test_%: tests/preload/test_%.c $(wildcard tests/preload/*.h)
 	@mkdir -p $(@D)
@@ -136,7 +146,7 @@ $(B)/tests/libsf_binding_gnutls.so: tests/fixtures/libsf_binding.c tests/fixture
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $< $(CURL_GNUTLS_SO)
 
-tests-build: $(LIB) $(UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
+tests-build: $(LIB) $(UNIT_TESTS) $(CURL_UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
 .PHONY: tests-build
 
 check: check-layers check-unit check-integration

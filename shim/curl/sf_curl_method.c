@@ -2,7 +2,8 @@
  *
  * Written from the behaviour of curl 7.88.1 and 8.14.1's lib/setopt.c and
  * Curl_http_method in lib/http.c, and checked against the real library by
- * tests/unit/test_curl_method.c (every option pair, both orders). */
+ * tests/unit/test_curl_method.c (every option pair, both orders, and the
+ * triples where the rules differ). */
 #include "curl/sf_curl_method.h"
 
 void sf_curl_method_init(struct sf_curl_method *m)
@@ -84,7 +85,7 @@ void sf_curl_method_apply(struct sf_curl_method *m, CURLoption id, long lval,
 }
 
 enum sf_curl_verb sf_curl_method_verb(const struct sf_curl_method *m,
-                                      unsigned version_num)
+                                      enum sf_curl_rules rules)
 {
 	if (m->custom)
 		return SF_VERB_CUSTOM;
@@ -92,7 +93,7 @@ enum sf_curl_verb sf_curl_method_verb(const struct sf_curl_method *m,
 		return SF_VERB_HEAD;
 	/* 8.1.0 derives upload from the request kind, 7.x kept a flag that
 	 * forces PUT over any kind set since. */
-	if (version_num < SF_CURL_UNIFIED_UPLOAD && m->upload)
+	if (rules == SF_CURL_RULES_UPLOAD_FLAG && m->upload)
 		return SF_VERB_PUT;
 	switch ((enum sf_curl_req)m->req) {
 	case SF_REQ_POST:
@@ -111,8 +112,8 @@ enum sf_curl_verb sf_curl_method_verb(const struct sf_curl_method *m,
 
 bool sf_curl_method_is_get(const struct sf_curl_method *m)
 {
-	return sf_curl_method_verb(m, 0) == SF_VERB_GET &&
-	       sf_curl_method_verb(m, SF_CURL_UNIFIED_UPLOAD) == SF_VERB_GET;
+	return sf_curl_method_verb(m, SF_CURL_RULES_UNIFIED) == SF_VERB_GET &&
+	       sf_curl_method_verb(m, SF_CURL_RULES_UPLOAD_FLAG) == SF_VERB_GET;
 }
 
 const char *sf_curl_verb_name(enum sf_curl_verb v)

@@ -8,8 +8,9 @@
  * shim mirrors those fields on every setopt that libcurl accepted, in
  * call order, instead of replaying the recorded values.  At perform,
  * Curl_http_method (lib/http.c) turns the fields into the verb: a custom
- * request string wins, then "no body" (HEAD), then upload (PUT, 7.x only),
- * then the request kind.  Only a real GET may coalesce. */
+ * request string wins, then "no body" (HEAD), then upload (PUT, stock 7.x
+ * only, see below), then the request kind.  Only a real GET may
+ * coalesce. */
 #ifndef SF_CURL_METHOD_H
 #define SF_CURL_METHOD_H
 
@@ -44,24 +45,30 @@ enum sf_curl_verb {
 	SF_VERB_CUSTOM, /* CUSTOMREQUEST's string, whatever it says */
 };
 
-/* The libcurl versions whose rules differ: 8.1.0 dropped the upload flag,
- * so UPLOAD=1 followed by POSTFIELDS is a PUT in 7.88 and a POST in 8.x. */
-#define SF_CURL_UNIFIED_UPLOAD 0x080100
+/* Two sets of rules are in the field.  Up to 7.x, UPLOAD kept its own flag
+ * that forces PUT over any request kind set later: UPLOAD=1 then
+ * POSTFIELDS sends PUT.  curl 8.1.0 dropped the flag (the fix for
+ * CVE-2023-28322, which distributions backported into their 7.x, Debian
+ * 12's 7.88.1 included): the same calls send POST.  The version number
+ * cannot tell a patched 7.88.1 from a stock one. */
+enum sf_curl_rules {
+	SF_CURL_RULES_UNIFIED,     /* 8.1.0+, or a 7.x with the fix */
+	SF_CURL_RULES_UPLOAD_FLAG, /* a stock 7.x */
+};
 
 /* A fresh or reset handle: GET. */
 void sf_curl_method_init(struct sf_curl_method *m);
-/* One setopt that libcurl accepted.  v points at the argument as decoded
- * (a long for the LONG options, a pointer otherwise); options that do not
- * touch the method are ignored. */
-void sf_curl_method_apply(struct sf_curl_method *m, CURLoption id, long lval,
-                          const void *pval);
-/* The verb a libcurl of version_num (LIBCURL_VERSION_NUM layout) sends. */
+/* One setopt that libcurl accepted.  lval is the argument of the LONG
+ * options, pval that of the pointer ones; options that do not touch the
+ * method are ignored. */
+void sf_curl_method_apply(struct sf_curl_method *m, CURLoption id,
+                          long lval, const void *pval);
+/* The verb a libcurl following rules sends. */
 enum sf_curl_verb sf_curl_method_verb(const struct sf_curl_method *m,
-                                      unsigned version_num);
-/* True when every libcurl version this shim knows sends a plain GET: the
- * only method that may coalesce.  (The shim does not ask the library for
- * its version on the hot path; where 7.x and 8.x differ, it is not a GET
- * for one of them, and the call passes through.) */
+                                      enum sf_curl_rules rules);
+/* True when a plain GET goes out under either set of rules: the only
+ * method that may coalesce.  Where the rules differ, the call passes
+ * through (rare: UPLOAD=1 followed by another method option). */
 bool sf_curl_method_is_get(const struct sf_curl_method *m);
 /* "GET", "HEAD", "POST", "PUT" or "CUSTOM". */
 const char *sf_curl_verb_name(enum sf_curl_verb v);
