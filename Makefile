@@ -146,6 +146,12 @@ $(B)/tests/libsf_binding_gnutls.so: tests/fixtures/libsf_binding.c tests/fixture
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $< $(CURL_GNUTLS_SO)
 
+# The option table on its own, for the header comparison.
+OPT_TABLE_OBJ := $(B)/shim/curl/sf_curl_opts.o $(B)/shim/curl/sf_curl_opts_table.o
+$(B)/tests/sf_curl_optdump: tests/fixtures/sf_curl_optdump.c $(OPT_TABLE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -Ishim -o $@ $< $(OPT_TABLE_OBJ)
+
 tests-build: $(LIB) $(UNIT_TESTS) $(CURL_UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
 .PHONY: tests-build
 
