@@ -42,7 +42,7 @@ expect 0 "t0psecret" <(grep -F "passing through" "$SF_TMP/curl.err"; grep -F "pa
 	"curl tool: no token in the cause lines"
 
 # The DNS hook: two numeric hosts, one AI_NUMERICHOST lookup of a name.
-LD_PRELOAD="$SHIM" SFSHIM_LOG=info SFSHIM_STATS=stderr python3 -c '
+LD_PRELOAD="$SHIM" SFSHIM_LOG=info SFSHIM_STATS=stderr /usr/bin/python3 -c '
 import socket
 socket.getaddrinfo("127.0.0.1", 80)
 socket.getaddrinfo("127.0.0.2", 80)
