@@ -61,8 +61,8 @@ void sf_curl_method_init(struct sf_curl_method *m);
 /* One setopt that libcurl accepted.  lval is the argument of the LONG
  * options, pval that of the pointer ones; options that do not touch the
  * method are ignored. */
-void sf_curl_method_apply(struct sf_curl_method *m, CURLoption id,
-                          long lval, const void *pval);
+void sf_curl_method_apply(struct sf_curl_method *m, CURLoption id, long lval,
+                          const void *pval);
 /* The verb a libcurl following rules sends. */
 enum sf_curl_verb sf_curl_method_verb(const struct sf_curl_method *m,
                                       enum sf_curl_rules rules);

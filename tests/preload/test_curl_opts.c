@@ -192,12 +192,15 @@ static void cleanup(struct xfer *x, size_t n)
 			curl_easy_cleanup(x[i].h);
 }
 
+/* Every x[i].url: the origin, then fmt with id twice (id=..., gate=...). */
 static void set_url(struct xfer *x, size_t n, const char *fmt, const char *id)
 {
-	for (size_t i = 0; i < n; i++)
-		snprintf(x[i].url, sizeof(x[i].url), "http://127.0.0.1:%d", srv_port),
-		        snprintf(x[i].url + strlen(x[i].url),
-		                 sizeof(x[i].url) - strlen(x[i].url), fmt, id, id);
+	for (size_t i = 0; i < n; i++) {
+		int k = snprintf(x[i].url, sizeof(x[i].url),
+		                 "http://127.0.0.1:%d", srv_port);
+		snprintf(x[i].url + k, sizeof(x[i].url) - (size_t)k, fmt, id,
+		         id);
+	}
 }
 
 /* ---- setopt order: timeouts --------------------------------------------- */
@@ -482,15 +485,16 @@ static bool wanted(const char *name)
 		return true;
 	size_t n = strlen(name);
 	for (const char *p = only; (p = strstr(p, name)); p += n)
-		if ((p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+		if ((p == only || p[-1] == ',') &&
+		    (p[n] == '\0' || p[n] == ','))
 			return true;
 	return false;
 }
 
-#define ADD_LOOP(tc, t, cases)                                           \
-	do {                                                             \
-		if (wanted(#t))                                          \
-			tcase_add_loop_test(tc, t, 0,                    \
+#define ADD_LOOP(tc, t, cases)                                                 \
+	do {                                                                   \
+		if (wanted(#t))                                                \
+			tcase_add_loop_test(tc, t, 0,                          \
 			                    sizeof(cases) / sizeof(cases[0])); \
 	} while (0)
 

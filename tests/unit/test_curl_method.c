@@ -38,21 +38,40 @@
 struct setting {
 	const char *label;
 	CURLoption id;
-	long l;         /* LONG options */
-	int ptr;        /* pointer options: "=0" NULL, "=1" a real object */
+	long l;  /* LONG options */
+	int ptr; /* pointer options: "=0" NULL, "=1" a real object */
 };
 
-#define L(opt, v) { #opt "=" #v, CURLOPT_##opt, v, 0 }
-#define P(opt, has) { #opt "=" #has, CURLOPT_##opt, 0, has }
+#define L(opt, v)                                \
+	{                                        \
+#opt "=" #v, CURLOPT_##opt, v, 0 \
+	}
+#define P(opt, has)                                  \
+	{                                            \
+#opt "=" #has, CURLOPT_##opt, 0, has \
+	}
 
 static const struct setting settings[] = {
-	L(POST, 0),         L(POST, 1),           P(POSTFIELDS, 1),
-	P(POSTFIELDS, 0),   P(COPYPOSTFIELDS, 1), P(COPYPOSTFIELDS, 0),
-	P(MIMEPOST, 1),     P(MIMEPOST, 0),       P(HTTPPOST, 1),
-	P(HTTPPOST, 0),     L(UPLOAD, 0),         L(UPLOAD, 1),
-	L(NOBODY, 0),       L(NOBODY, 1),         L(HTTPGET, 0),
-	L(HTTPGET, 1),      P(CUSTOMREQUEST, 1),  P(CUSTOMREQUEST, 0),
-	L(PUT, 0),          L(PUT, 1),
+	L(POST, 0),
+	L(POST, 1),
+	P(POSTFIELDS, 1),
+	P(POSTFIELDS, 0),
+	P(COPYPOSTFIELDS, 1),
+	P(COPYPOSTFIELDS, 0),
+	P(MIMEPOST, 1),
+	P(MIMEPOST, 0),
+	P(HTTPPOST, 1),
+	P(HTTPPOST, 0),
+	L(UPLOAD, 0),
+	L(UPLOAD, 1),
+	L(NOBODY, 0),
+	L(NOBODY, 1),
+	L(HTTPGET, 0),
+	L(HTTPGET, 1),
+	P(CUSTOMREQUEST, 1),
+	P(CUSTOMREQUEST, 0),
+	L(PUT, 0),
+	L(PUT, 1),
 };
 #define NSET (sizeof(settings) / sizeof(settings[0]))
 
@@ -213,7 +232,8 @@ static bool run(const size_t *seq, size_t n)
 	if (!ok && !quiet)
 		fprintf(stderr, "%s: libcurl sent %s, the shim says %s\n",
 		        label, seen.method, want);
-	if (is_get && (strcmp(seen.method, "GET") || strcmp(seen.body, "none"))) {
+	if (is_get &&
+	    (strcmp(seen.method, "GET") || strcmp(seen.body, "none"))) {
 		fprintf(stderr, "%s: shim says GET, origin got %s (body %s)\n",
 		        label, seen.method, seen.body);
 		ok = false;
@@ -275,8 +295,8 @@ START_TEST(every_method_combination)
 			}
 	fprintf(stderr, "libcurl %s: %u sequences, %u misclassified\n",
 	        curl_version_info(CURLVERSION_NOW)->version, runs, failures);
-	ck_assert_uint_eq(runs, NSET + NSET * NSET +
-	                                NTRIPLE * NTRIPLE * NTRIPLE);
+	ck_assert_uint_eq(runs,
+	                  NSET + NSET * NSET + NTRIPLE * NTRIPLE * NTRIPLE);
 	ck_assert_uint_eq(failures, 0);
 
 	sf_curl_handle_remove(easy);
