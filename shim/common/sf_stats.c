@@ -102,8 +102,9 @@ void sf_stats_pass_cause(enum sf_api api, enum sf_pass why, const char *cause)
 			       api_names[api], cause, pass_names[why]);
 			return;
 		}
-		/* n is the slot's name now (the failed exchange loaded it). */
-		if (strcmp(n, cause) == 0) {
+		/* n is the slot's name now (the failed exchange loaded it);
+		 * the same literal usually comes back at the same address. */
+		if (n == cause || strcmp(n, cause) == 0) {
 			atomic_fetch_add_explicit(&c->count, 1,
 			                          memory_order_relaxed);
 			return;
