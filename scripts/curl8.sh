@@ -43,8 +43,9 @@ fetch() {
 	have && return 0
 	[ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ] ||
 		skip "only set up for amd64"
-	command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
+	if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
 		skip "apt-get or dpkg-deb missing"
+	fi
 	rm -rf "$APTDIR" "$DEST.tmp"
 	mkdir -p "$APTDIR/lists/partial" "$APTDIR/archives/partial" "$DEST.tmp"
 	local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -64,7 +65,8 @@ fetch() {
 		-o "Dir::State::Lists=$PWD/$APTDIR/lists" \
 		madison libcurl4 2>/dev/null |
 		awk -F'|' -v v="$VERSION" '{ gsub(/ /, "", $2) } index($2, v "-") == 1 { print $2; exit }')
-	[ -n "$full" ] || skip "no libcurl4 $VERSION in $SUITE"
+	[ -n "$full" ] ||
+		skip "no libcurl4 $VERSION from $SUITE at $MIRROR (unreachable? see $APTDIR/update.log)"
 	local want=() p
 	for p in "${PKGS[@]}"; do want+=("$p=$full"); done
 	want+=("${DEPS[@]}")

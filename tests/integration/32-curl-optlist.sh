@@ -50,7 +50,7 @@ for h in $headers; do
 			END { if (n < 100) print "only " n " options parsed" }')
 	if [ -n "$missing" ]; then
 		echo "FAIL: $h has options the table lacks:"
-		echo "$missing" | sed 's/^/    /'
+		printf '    %s\n' "${missing//$'\n'/$'\n'    }"
 		fail=1
 	else
 		echo "ok: every CURLOPT of $h is in the table ($(wc -l <"$table") rows)"
