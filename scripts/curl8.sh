@@ -21,8 +21,12 @@ B=${B:-build}
 VERSION=${CURL8_VERSION:-8.14.1}
 SUITE=${CURL8_SUITE:-bookworm-backports}
 MIRROR=${CURL8_MIRROR:-http://deb.debian.org/debian}
-DEST=$B/curl8
-APTDIR=$B/curl8.apt
+case $B in
+/*) out=$B ;;
+*) out=$PWD/$B ;;
+esac
+DEST=$out/curl8
+APTDIR=$out/curl8.apt
 LIBDIR=$DEST/usr/lib/x86_64-linux-gnu
 PKGS=(libcurl4 libcurl3-gnutls libcurl4-openssl-dev)
 # What 8.14's gnutls flavour links that bookworm lacks (HTTP/3 stacks):
@@ -47,23 +51,22 @@ fetch() {
 		skip "apt-get or dpkg-deb missing"
 	fi
 	rm -rf "$APTDIR" "$DEST.tmp"
-	mkdir -p "$APTDIR/lists/partial" "$APTDIR/archives/partial" "$DEST.tmp"
+	mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$DEST.tmp"
 	local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 	echo "deb [signed-by=$keyring] $MIRROR $SUITE main" >"$APTDIR/sources.list"
-	local apt=(apt-get -q -o "Dir::Etc::SourceList=$PWD/$APTDIR/sources.list"
+	# Sources, lists and caches of its own: the system's apt state is
+	# neither read for sources nor written.
+	local conf=(-o "Dir::Etc::SourceList=$APTDIR/sources.list"
 		-o Dir::Etc::SourceParts=/dev/null
-		-o "Dir::State::Lists=$PWD/$APTDIR/lists"
-		-o "Dir::Cache::Archives=$PWD/$APTDIR/archives"
-		-o APT::Sandbox::User=root)
+		-o "Dir::State::Lists=$APTDIR/lists"
+		-o "Dir::Cache=$APTDIR/cache")
+	local apt=(apt-get -q "${conf[@]}" -o APT::Sandbox::User=root)
 	echo "curl8: fetching libcurl $VERSION from $SUITE into $DEST"
 	"${apt[@]}" update >"$APTDIR/update.log" 2>&1 ||
 		skip "apt-get update for $SUITE failed (see $APTDIR/update.log)"
 	# The version in the suite, e.g. 8.14.1-2+deb13u2~bpo12+1.
 	local full
-	full=$(apt-cache -o "Dir::Etc::SourceList=$PWD/$APTDIR/sources.list" \
-		-o Dir::Etc::SourceParts=/dev/null \
-		-o "Dir::State::Lists=$PWD/$APTDIR/lists" \
-		madison libcurl4 2>/dev/null |
+	full=$(apt-cache "${conf[@]}" madison libcurl4 2>/dev/null |
 		awk -F'|' -v v="$VERSION" '{ gsub(/ /, "", $2) } index($2, v "-") == 1 { print $2; exit }')
 	[ -n "$full" ] ||
 		skip "no libcurl4 $VERSION from $SUITE at $MIRROR (unreachable? see $APTDIR/update.log)"
@@ -81,7 +84,7 @@ fetch() {
 	have || skip "the packages did not hold libcurl.so.4, libcurl-gnutls.so.4 and curl.h"
 	local lib missing
 	for lib in "$LIBDIR/libcurl.so.4" "$LIBDIR/libcurl-gnutls.so.4"; do
-		missing=$(LD_LIBRARY_PATH="$PWD/$LIBDIR" ldd "$lib" | grep "not found" || true)
+		missing=$(LD_LIBRARY_PATH="$LIBDIR" ldd "$lib" | grep "not found" || true)
 		[ -z "$missing" ] || skip "$lib needs libraries that are not there: $missing"
 	done
 }
@@ -89,7 +92,7 @@ fetch() {
 check() {
 	fetch
 	local got
-	got=$(LD_LIBRARY_PATH="$PWD/$LIBDIR" "$B/tests/sf_curl_version" 2>/dev/null) || got=
+	got=$(LD_LIBRARY_PATH="$LIBDIR" "$B/tests/sf_curl_version" 2>/dev/null) || got=
 	case $got in
 	"$VERSION"*) ;;
 	*) echo "curl8: LD_LIBRARY_PATH=$LIBDIR gives libcurl '$got', not $VERSION" >&2; exit 1 ;;
@@ -97,7 +100,7 @@ check() {
 	echo "curl8: running the curl tests against libcurl $got ($LIBDIR)"
 	# The curl hook's tests; 32-curl-optlist.sh also reads 8.14's curl.h
 	# and 38-curl8-newopt.sh builds a program with it.
-	LD_LIBRARY_PATH="$PWD/$LIBDIR" B="$B" tests/run-integration.sh \
+	LD_LIBRARY_PATH="$LIBDIR" B="$B" tests/run-integration.sh \
 		tests/integration/3[0-9]-*.sh tests/integration/4[0-9]-*.sh \
 		tests/integration/5[0-9]-*.sh
 }
