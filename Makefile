@@ -78,11 +78,12 @@ CORE_SRC := $(wildcard shim/core/*.c) shim/common/sf_config.c shim/common/sf_log
 CORE_OBJ := $(patsubst shim/%.c,$(B)/shim/%.o,$(filter $(SHIM_SRC),$(CORE_SRC)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
-# Unit tests of the curl hook that drive the real libcurl against the HTTP
-# fixture: linked with the shim's objects minus its exported wrappers (the
-# test's own libcurl calls must reach libcurl), run by an integration script.
-CURL_UNIT_TESTS := $(B)/tests/test_curl_method
-UNIT_TESTS := $(filter-out $(CURL_UNIT_TESTS),$(UNIT_TESTS))
+# Unit tests of the curl hook: linked with the shim's objects minus its
+# exported wrappers (a test's own libcurl calls must reach libcurl).
+# test_curl_method drives the real libcurl against the HTTP fixture, so an
+# integration script runs it (31-curl-method.sh).
+CURL_UNIT_TESTS := $(B)/tests/test_curl_method $(B)/tests/test_curl_handle
+UNIT_TESTS := $(filter-out $(B)/tests/test_curl_method,$(UNIT_TESTS))
 CURL_UNIT_OBJ := $(filter-out $(B)/shim/curl/sf_curl_api.o $(B)/shim/dns/sf_hook_getaddrinfo.o,$(SHIM_OBJ))
 PRELOAD_TESTS := $(patsubst tests/preload/%.c,$(B)/tests/%,$(wildcard tests/preload/test_*.c))
 FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/tests/%,$(filter-out tests/fixtures/lib%,$(wildcard tests/fixtures/*.c)))
