@@ -87,7 +87,9 @@ echo "ok   --stats: $(grep 'dns: calls' <<<"$stats")"
 # Versions: one source (VERSION in the Makefile).  The launcher reports its
 # own and the library's, the library says its version in one info line when
 # it loads its configuration and in the stats summary.
-version=$(make -s --no-print-directory version)
+# Outside any jobserver of the make that runs this test: a -j parent would
+# make the inner make announce its directory.
+version=$(MAKEFLAGS= MAKELEVEL= make -s --no-print-directory version)
 [ -n "$version" ] || fail "make version printed nothing"
 out=$(LD_PRELOAD='' scripts/sfshim --version)
 [ "$(sed -n 1p <<<"$out")" = "sfshim $version" ] ||
