@@ -25,11 +25,19 @@
 #     what lone leaders keep, a reply below SFSHIM_SPILL being stored whole),
 #     and 100 threads that only exist (threads) or only hold an easy handle
 #     (handles).  Each memory row is the median of RSS_RUNS (3) processes.
+#  3. lone path: one thread, one reused handle, sequential GETs of 1 KiB,
+#     256 KiB and 10 MiB from the loopback origin (nobody ever joins), in
+#     LONE_RUNS (7) processes per size and side, alternating without/with
+#     the shim: the median process's mean wall time and CPU time (user +
+#     system of the client process) per request, and what the shim adds
+#     (target: <= 3% at every size).  The CPU figure is less disturbed by
+#     other load on the machine.
 # A measurement, not a test: the exit status is 0 unless something failed.
 set -eu
 cd "$(dirname "$0")/.."
 B=${B:-build}
 THREADS=${THREADS:-64} FOLLOWERS=${FOLLOWERS:-100} RSS_RUNS=${RSS_RUNS:-3}
+LONE_RUNS=${LONE_RUNS:-7} ONLY=${ONLY:-herd,memory,lone}
 CC=${CC:-cc}
 CFLAGS="-std=gnu11 -Wall -Wextra -Werror -O2 -g -pthread -D_GNU_SOURCE -DCURL_DISABLE_TYPECHECK -DCURL_DISABLE_DEPRECATION"
 
@@ -38,6 +46,7 @@ CFLAGS="-std=gnu11 -Wall -Wextra -Werror -O2 -g -pthread -D_GNU_SOURCE -DCURL_DI
 case $B in build) ;; *) echo "note: $B is a sanitizer build; figures are not representative" >&2 ;; esac
 mkdir -p "$B/bench"
 $CC $CFLAGS -o "$B/bench/bench_curl" scripts/bench/bench_curl.c -lcurl -lpthread -ldl
+$CC $CFLAGS -o "$B/bench/bench_lone" scripts/bench/bench_lone.c -lcurl
 
 shim=$(realpath "$B/libsfshim.so")
 bench=$(realpath "$B/bench/bench_curl")
@@ -80,7 +89,10 @@ get() { # KEY LINE
 	echo "?"
 }
 
+wanted() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
+
 # ---- 1. herd -------------------------------------------------------------
+if wanted herd; then
 herd_url="$origin/bytes/1048576?chunk=65536&interval=20"
 echo "== herd: $THREADS threads, GET $herd_url"
 printf '%-12s %5s %5s %8s | %-22s | %-22s | %-17s\n' "" reqs ok wall_ms \
@@ -102,8 +114,10 @@ for who in without with; do
 		"$(get reqs "$line")" "$(get ok "$line")" "$(get wall_ms "$line")" \
 		"$lead" "$fol" "$(get done_med_ms "$line") / $(get done_max_ms "$line")"
 done
+fi
 
 # ---- 2. memory -------------------------------------------------------------
+if wanted memory; then
 big_url="$origin/bytes/10485760?delay=500"
 echo
 echo "== memory: 10 MiB body ($big_url), peak RSS, median of $RSS_RUNS processes"
@@ -146,3 +160,29 @@ row "$F threads + easy handles, no transfer" LD_PRELOAD="$shim" -- -m -x handles
 echo "(MB = MiB; heap = main [heap] + per-thread malloc arenas; stacks = ~8 MiB"
 echo " thread-stack mappings, resident part; the breakdown is the largest smaps"
 echo " sample, which can trail VmHWM by a few hundred KB)"
+fi
+
+# ---- 3. lone path ------------------------------------------------------------
+if wanted lone; then
+lone=$(realpath "$B/bench/bench_lone")
+echo
+echo "== lone path: 1 thread, 1 reused handle, sequential GETs, us per request, median of $LONE_RUNS processes per side (alternating)"
+printf '%-10s %6s | %9s %9s %7s | %9s %9s %7s\n' size reqs "wall w/o" "wall w/" added \
+	"cpu w/o" "cpu w/" added
+med() { printf '%s\n' "$@" | sort -g | awk -v m=$(((LONE_RUNS + 1) / 2)) 'NR == m'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (b - a) * 100 / a }'; }
+for spec in 1024:4000 262144:1000 10485760:40; do
+	size=${spec%%:*} n=${spec#*:}
+	url="$origin/bytes/$size"
+	wo=() wi=() co=() ci=()
+	for _ in $(seq "$LONE_RUNS"); do
+		line=$("$lone" "$url" "$n")
+		wo+=("$(get us_per_req "$line")") co+=("$(get cpu_us_per_req "$line")")
+		line=$(LD_PRELOAD="$shim" "$lone" "$url" "$n")
+		wi+=("$(get us_per_req "$line")") ci+=("$(get cpu_us_per_req "$line")")
+	done
+	a=$(med "${wo[@]}") b=$(med "${wi[@]}") c=$(med "${co[@]}") d=$(med "${ci[@]}")
+	printf '%-10s %6s | %9s %9s %7s | %9s %9s %7s\n' "$size" "$n" "$a" "$b" "$(pct "$a" "$b")" \
+		"$c" "$d" "$(pct "$c" "$d")"
+done
+fi

@@ -264,8 +264,10 @@ sf_flight *sf_join(sf_group *g, const void *key, size_t keylen, bool *leader)
 			*leader = true;
 			return f;
 		}
+		/* seq_cst: pairs with sf_flight_notify(), which skips the
+		 * wake-up while nobody follows (see there). */
 		atomic_fetch_add_explicit(&f->followers, 1,
-		                          memory_order_relaxed);
+		                          memory_order_seq_cst);
 		pthread_mutex_unlock(&s->lock);
 		*leader = false;
 		return f;
@@ -347,10 +349,16 @@ unsigned sf_flight_seal(sf_flight *f)
 
 /* ---- leader side ------------------------------------------------------- */
 
+/* A lone leader publishes many times and nobody is asleep on the word: the
+ * wake-up system call is made only when somebody follows.  No wake-up is
+ * lost: a follower counts itself (seq_cst) before it first reads the word,
+ * and here the event is added before the count is read (seq_cst), so either
+ * the follower sees this event or this sees the follower. */
 void sf_flight_notify(sf_flight *f)
 {
-	atomic_fetch_add_explicit(&f->word, SF_EVENT, memory_order_release);
-	sf_futex_wake_all(&f->word);
+	atomic_fetch_add_explicit(&f->word, SF_EVENT, memory_order_seq_cst);
+	if (atomic_load_explicit(&f->followers, memory_order_seq_cst))
+		sf_futex_wake_all(&f->word);
 }
 
 void sf_flight_finish(sf_flight *f, void *result, void (*dtor)(void *))

@@ -3,7 +3,9 @@
  * Publication is one release store of the length after the bytes are in
  * place (memcpy into a chunk, or a completed write(2) to the file); readers
  * load it with acquire and only touch bytes below it.  The chunk table is
- * sized once for spill_bytes, so it never moves under a reader. */
+ * sized once for spill_bytes, so it never moves under a reader.  The first
+ * chunk is small: most streams are short (a header block, a small body),
+ * and a 64 KiB allocation for each would cost more than the copy. */
 #include "core/sf_stream.h"
 
 #include <errno.h>
@@ -13,7 +15,24 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHUNK (64u * 1024u)
+#define FIRST (4u * 1024u)  /* chunk 0 */
+#define CHUNK (64u * 1024u) /* every later chunk */
+
+/* Chunk i holds [start_of(i), start_of(i) + size_of(i)). */
+static size_t start_of(size_t i)
+{
+	return i ? FIRST + (i - 1) * CHUNK : 0;
+}
+
+static size_t size_of(size_t i)
+{
+	return i ? CHUNK : FIRST;
+}
+
+static size_t chunk_of(size_t off)
+{
+	return off < FIRST ? 0 : 1 + (off - FIRST) / CHUNK;
+}
 
 struct sf_stream {
 	_Atomic size_t len; /* published bytes */
@@ -26,12 +45,16 @@ struct sf_stream {
 
 sf_stream *sf_stream_new(size_t spill_bytes)
 {
-	size_t nchunks = (spill_bytes + CHUNK - 1) / CHUNK;
+	size_t nchunks =
+	        !spill_bytes ? 0
+	        : spill_bytes <= FIRST
+	                ? 1
+	                : 1 + (spill_bytes - FIRST + CHUNK - 1) / CHUNK;
 	sf_stream *s = calloc(1, sizeof(*s) + nchunks * sizeof(s->chunk[0]));
 	if (!s)
 		return NULL;
 	s->nchunks = nchunks;
-	s->mem_cap = nchunks * CHUNK;
+	s->mem_cap = start_of(nchunks);
 	s->fd = -1;
 	return s;
 }
@@ -95,10 +118,10 @@ int sf_stream_append(sf_stream *s, const void *data, size_t n)
 		return -1;
 	}
 	while (n && len < s->mem_cap) {
-		size_t i = len / CHUNK, at = len % CHUNK;
-		if (!s->chunk[i] && !(s->chunk[i] = malloc(CHUNK)))
+		size_t i = chunk_of(len), at = len - start_of(i);
+		if (!s->chunk[i] && !(s->chunk[i] = malloc(size_of(i))))
 			goto fail;
-		size_t k = CHUNK - at < n ? CHUNK - at : n;
+		size_t k = size_of(i) - at < n ? size_of(i) - at : n;
 		memcpy(s->chunk[i] + at, p, k);
 		p += k;
 		n -= k;
@@ -132,8 +155,8 @@ ssize_t sf_stream_read(const sf_stream *s, size_t off, void *buf, size_t n)
 	if (n > len - off)
 		n = len - off;
 	if (off < s->mem_cap) {
-		size_t i = off / CHUNK, at = off % CHUNK;
-		size_t k = CHUNK - at < n ? CHUNK - at : n;
+		size_t i = chunk_of(off), at = off - start_of(i);
+		size_t k = size_of(i) - at < n ? size_of(i) - at : n;
 		memcpy(buf, s->chunk[i] + at, k);
 		return (ssize_t)k;
 	}
@@ -149,9 +172,9 @@ const void *sf_stream_peek(const sf_stream *s, size_t off, size_t *n)
 	size_t len = sf_stream_length(s);
 	if (off >= len || off >= s->mem_cap)
 		return NULL;
-	size_t at = off % CHUNK, k = CHUNK - at;
+	size_t i = chunk_of(off), at = off - start_of(i), k = size_of(i) - at;
 	if (k > len - off)
 		k = len - off;
 	*n = k;
-	return s->chunk[off / CHUNK] + at;
+	return s->chunk[i] + at;
 }

@@ -40,9 +40,7 @@ void sf_delivery_init(struct sf_delivery *d, const struct sf_curl_handle *h)
 		d->progress_data = v->p;
 	if ((v = val(h, CURLOPT_ERRORBUFFER)))
 		d->errbuf = v->p;
-	struct sf_curl_limits lim;
-	sf_curl_handle_limits(h, &lim);
-	d->timeout_ms = lim.timeout_ms;
+	sf_curl_handle_limits(h, &d->lim);
 }
 
 static size_t call_write(curl_write_callback fn, const char *p, size_t n,
@@ -79,7 +77,8 @@ static long long number_at(const char *p, size_t n)
 }
 
 /* The status line and "Content-Length: 123" of the latest response feed
- * progress totals and a failed follower's getinfo. */
+ * progress totals and getinfo, mid-transfer and after a follower's own
+ * failure. */
 static void track_length(struct sf_delivery *d, const char *line, size_t len)
 {
 	static const char cl[] = "content-length:";
@@ -98,47 +97,34 @@ static void track_length(struct sf_delivery *d, const char *line, size_t len)
 
 CURLcode sf_deliver_header(struct sf_delivery *d, const char *line, size_t len)
 {
-	d->headers_done++;
-	if (d->skip_headers) {
-		d->skip_headers--;
-		return CURLE_OK;
-	}
 	track_length(d, line, len);
 	CURLcode rc = CURLE_OK;
-	/* libcurl splits long header data like body data. */
-	for (size_t off = 0; off < len && rc == CURLE_OK;) {
+	/* With CURLOPT_HEADER, libcurl's write callback gets header data in
+	 * CURL_MAX_WRITE_SIZE pieces, like body data; the header callback
+	 * gets each line whole. */
+	for (size_t off = 0;
+	     d->include_header && off < len && rc == CURLE_OK;) {
 		size_t n = len - off > CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE
 		                                           : len - off;
-		if (d->include_header)
-			rc = written(d,
-			             call_write(d->write_fn, line + off, n,
-			                        d->write_data),
-			             n,
-			             "Failure writing output to destination");
-		if (rc == CURLE_OK && d->header_fn)
-			rc = written(d,
-			             d->header_fn((char *)line + off, 1, n,
-			                          d->header_data),
-			             n, "Failed writing header");
-		else if (rc == CURLE_OK && d->header_data)
-			rc = written(d,
-			             call_write(d->write_fn, line + off, n,
-			                        d->header_data),
-			             n, "Failed writing header");
+		rc = written(d,
+		             call_write(d->write_fn, line + off, n,
+		                        d->write_data),
+		             n, "Failure writing output to destination");
 		off += n;
 	}
+	if (rc == CURLE_OK && d->header_fn)
+		rc = written(d,
+		             d->header_fn((char *)line, 1, len, d->header_data),
+		             len, "Failed writing header");
+	else if (rc == CURLE_OK && d->header_data)
+		rc = written(d,
+		             call_write(d->write_fn, line, len, d->header_data),
+		             len, "Failed writing header");
 	return rc;
 }
 
 CURLcode sf_deliver_body(struct sf_delivery *d, const char *data, size_t len)
 {
-	if (d->skip_body) {
-		size_t k = len < d->skip_body ? len : d->skip_body;
-		d->skip_body -= k;
-		d->body_done += k;
-		data += k;
-		len -= k;
-	}
 	while (len) {
 		size_t n = len > CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE
 		                                     : len;
@@ -157,18 +143,39 @@ CURLcode sf_deliver_body(struct sf_delivery *d, const char *data, size_t len)
 int sf_deliver_progress(struct sf_delivery *d, curl_off_t dltotal,
                         curl_off_t dlnow)
 {
+	int rc = 0;
 	if (d->noprogress)
 		return 0;
 	if (d->xferinfo)
-		return d->xferinfo(d->progress_data, dltotal, dlnow, 0, 0);
-	if (d->progress)
-		return d->progress(d->progress_data, (double)dltotal,
-		                   (double)dlnow, 0, 0);
-	return 0;
+		rc = d->xferinfo(d->progress_data, dltotal, dlnow, 0, 0);
+	else if (d->progress)
+		rc = d->progress(d->progress_data, (double)dltotal,
+		                 (double)dlnow, 0, 0);
+	/* "Draw your own meter": a follower has none to draw, but it is
+	 * no abort. */
+	return rc == CURL_PROGRESSFUNC_CONTINUE ? 0 : rc;
 }
 
 void sf_delivery_error(struct sf_delivery *d, const char *msg)
 {
 	if (d->errbuf)
 		snprintf(d->errbuf, CURL_ERROR_SIZE, "%s", msg);
+}
+
+CURLcode sf_delivery_timed_out(struct sf_delivery *d, long ms)
+{
+	char msg[CURL_ERROR_SIZE];
+	if (d->content_length >= 0)
+		snprintf(
+		        msg, sizeof(msg),
+		        "Operation timed out after %ld milliseconds with %zu out "
+		        "of %lld bytes received",
+		        ms, d->body_done, (long long)d->content_length);
+	else
+		snprintf(msg, sizeof(msg),
+		         "Operation timed out after %ld milliseconds with %zu "
+		         "bytes received",
+		         ms, d->body_done);
+	sf_delivery_error(d, msg);
+	return CURLE_OPERATION_TIMEDOUT;
 }

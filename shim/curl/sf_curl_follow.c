@@ -1,11 +1,14 @@
-/* sf_curl_follow.c - a follower replays the flight's reply through its
+/* sf_curl_follow.c - a follower replays the flight's response through its
  * own callbacks, while the leader is still downloading, and answers its
- * own progress callback, timeout and deadline. */
+ * own progress callback and limits: TIMEOUT, LOW_SPEED_*, and
+ * SFSHIM_WAIT_MS, which bounds every wait without progress from the
+ * leader (so that no cycle through the program's locks can hang it). */
 #include "curl/sf_curl_xfer.h"
 
 #include "common/sf_log.h"
 #include "common/sf_stats.h"
 #include "core/sf_clock.h"
+#include "curl/sf_curl_info.h"
 #include "curl/sf_curl_reply.h"
 
 #include <pthread.h>
@@ -16,12 +19,28 @@
 struct follow {
 	struct sf_curl_xfer *p;
 	sf_flight *f;
-	struct sf_curl_reply *reply; /* the generation being replayed */
-	size_t pos;                  /* next record in reply->stream */
-	unsigned char *buf;
-	size_t bufcap;
+	struct sf_curl_reader rd; /* the generation being read */
 	bool left;
 };
+
+/* The header API inside the program's callbacks answers from the lines it
+ * was given so far (h->reply, until the replay ends). */
+static void start_live(struct sf_curl_xfer *p)
+{
+	sf_curl_info_live(p->h, &p->d);
+	p->h->reply = sf_curl_reply_new_live(p->api->easy_header != NULL);
+}
+
+static bool live_reply(const struct sf_curl_xfer *p)
+{
+	return p->h->reply && !p->h->reply->stream;
+}
+
+static void end_live(struct sf_curl_xfer *p)
+{
+	sf_curl_info_live(p->h, NULL);
+	sf_curl_handle_forget_reply(p->h);
+}
 
 static void leave(struct follow *w)
 {
@@ -33,129 +52,24 @@ static void leave(struct follow *w)
 static void follow_cleanup(void *arg)
 {
 	struct follow *w = arg;
+	end_live(w->p);
 	leave(w);
-	free(w->buf);
+	sf_curl_reader_free(&w->rd);
+	sf_curl_cursor_free(&w->p->cur);
 	sf_curl_key_free(&w->p->key);
 }
 
-/* A new response will be delivered from its start: what the program
- * already has of the previous one is skipped. */
-static void resume_from_start(struct sf_delivery *d)
+/* The cursor's way to the program's callbacks. */
+static bool give(void *ctx, enum sf_curl_rec type, const char *data, size_t n)
 {
-	d->skip_headers = d->headers_done;
-	d->skip_body = d->body_done;
-	d->headers_done = d->body_done = 0;
-}
-
-/* Switches to the newest generation of the flight's reply. */
-static void take_newest(struct follow *w)
-{
-	struct sf_curl_reply *r = sf_curl_current_reply(w->f);
-	if (!r || r == w->reply)
-		return;
-	if (w->reply)
-		resume_from_start(&w->p->d);
-	w->reply = r;
-	w->pos = 0;
-}
-
-static bool read_exact(const sf_stream *s, size_t off, void *buf, size_t n)
-{
-	unsigned char *p = buf;
-	while (n) {
-		ssize_t r = sf_stream_read(s, off, p, n);
-		if (r <= 0)
-			return false;
-		p += r;
-		off += (size_t)r;
-		n -= (size_t)r;
-	}
-	return true;
-}
-
-/* Bytes a follower copies at a time out of the spill file.  Kept small:
- * with a hundred followers these buffers are most of the shim's memory. */
-#define FILE_PIECE 4096
-
-static bool reserve(struct follow *w, size_t n)
-{
-	if (n <= w->bufcap)
-		return true;
-	unsigned char *b = realloc(w->buf, n);
-	if (!b)
-		return false;
-	w->buf = b;
-	w->bufcap = n;
-	return true;
-}
-
-/* Hands n body bytes at off to the program: straight from the reply's
- * memory where they are there, through a small buffer from the file. */
-static CURLcode deliver_body_at(struct follow *w, size_t off, size_t n)
-{
-	const sf_stream *s = w->reply->stream;
-	while (n) {
-		size_t k;
-		const void *p = sf_stream_peek(s, off, &k);
-		if (!p) {
-			k = n < FILE_PIECE ? n : FILE_PIECE;
-			if (!reserve(w, FILE_PIECE))
-				return CURLE_OUT_OF_MEMORY;
-			if (!read_exact(s, off, w->buf, k))
-				return CURLE_READ_ERROR;
-			p = w->buf;
-		}
-		if (k > n)
-			k = n;
-		CURLcode rc = sf_deliver_body(&w->p->d, p, k);
-		if (rc != CURLE_OK)
-			return rc;
-		off += k;
-		n -= k;
-	}
-	return CURLE_OK;
-}
-
-/* A header line goes to the program in one piece, as libcurl sends it. */
-static CURLcode deliver_header_at(struct follow *w, size_t off, size_t n)
-{
-	if (!reserve(w, n ? n : 1))
-		return CURLE_OUT_OF_MEMORY;
-	if (n && !read_exact(w->reply->stream, off, w->buf, n))
-		return CURLE_READ_ERROR;
-	return sf_deliver_header(&w->p->d, (char *)w->buf, n);
-}
-
-/* Delivers every complete record published so far.  *delivered tells
- * whether anything new reached the program. */
-static CURLcode drain(struct follow *w, bool *delivered)
-{
-	*delivered = false;
-	if (!w->reply)
-		return CURLE_OK;
-	const sf_stream *s = w->reply->stream;
-	for (;;) {
-		size_t avail = sf_stream_length(s);
-		unsigned char head[SF_REC_HDRLEN];
-		uint32_t n;
-		if (avail - w->pos < SF_REC_HDRLEN)
-			return CURLE_OK;
-		if (!read_exact(s, w->pos, head, sizeof(head)))
-			return CURLE_READ_ERROR;
-		memcpy(&n, head + 1, sizeof(n));
-		if (avail - w->pos - SF_REC_HDRLEN < n)
-			return CURLE_OK; /* the rest is on its way */
-		size_t at = w->pos + SF_REC_HDRLEN;
-		w->pos = at + n;
-		CURLcode rc = head[0] == SF_REC_HEADER
-		                      ? deliver_header_at(w, at, n)
-		                      : deliver_body_at(w, at, n);
-		if (rc != CURLE_OK)
-			return rc;
-		if (!w->p->h->first_byte_ns)
-			w->p->h->first_byte_ns = sf_now_ns() - w->p->start_ns;
-		*delivered = true;
-	}
+	struct sf_curl_xfer *p = ctx;
+	if (type == SF_REC_HEADER && p->h->reply)
+		sf_curl_reply_add_line(p->h->reply, data, n);
+	CURLcode rc = type == SF_REC_HEADER ? sf_deliver_header(&p->d, data, n)
+	                                    : sf_deliver_body(&p->d, data, n);
+	if (!p->h->first_byte_ns)
+		p->h->first_byte_ns = sf_now_ns() - p->start_ns;
+	return rc == CURLE_OK;
 }
 
 static CURLcode fail(struct sf_curl_xfer *p, CURLcode code, const char *msg)
@@ -164,31 +78,54 @@ static CURLcode fail(struct sf_curl_xfer *p, CURLcode code, const char *msg)
 	return code;
 }
 
-static CURLcode timed_out(struct sf_curl_xfer *p, uint64_t now)
-{
-	char msg[CURL_ERROR_SIZE];
-	long ms = (long)((now - p->start_ns) / 1000000u);
-	if (p->d.content_length >= 0)
-		snprintf(
-		        msg, sizeof(msg),
-		        "Operation timed out after %ld milliseconds with %zu out "
-		        "of %lld bytes received",
-		        ms, p->d.body_done, (long long)p->d.content_length);
-	else
-		snprintf(
-		        msg, sizeof(msg),
-		        "Operation timed out after %ld milliseconds with %zu bytes "
-		        "received",
-		        ms, p->d.body_done);
-	return fail(p, CURLE_OPERATION_TIMEDOUT, msg);
-}
-
 static uint64_t earliest(uint64_t a, uint64_t b)
 {
 	return !a ? b : !b ? a : a < b ? a : b;
 }
 
-enum outcome { FOLLOWED, PROMOTED, ALONE_EXPIRED, ALONE_RETRY };
+#define SECOND 1000000000u
+
+/* libcurl's LOW_SPEED_LIMIT/LOW_SPEED_TIME, measured on what this
+ * follower's program receives, once a second. */
+struct speed {
+	uint64_t at, next, slow_since;
+	size_t bytes;
+};
+
+static bool too_slow(struct sf_curl_xfer *p, struct speed *s, uint64_t now)
+{
+	const struct sf_curl_limits *lim = &p->d.lim;
+	if (lim->low_speed_limit <= 0 || lim->low_speed_time <= 0 ||
+	    now < s->next)
+		return false;
+	uint64_t span = now - s->at;
+	double bps =
+	        span ? (double)(p->d.body_done - s->bytes) * 1e9 / (double)span
+	             : 0;
+	if (bps >= (double)lim->low_speed_limit)
+		s->slow_since = 0;
+	else if (!s->slow_since)
+		s->slow_since = s->at;
+	s->at = now;
+	s->next = now + SECOND;
+	s->bytes = p->d.body_done;
+	return s->slow_since &&
+	       now - s->slow_since >= (uint64_t)lim->low_speed_time * SECOND;
+}
+
+/* libcurl's error.  Not inlined: the message buffer stays off the stack
+ * of the follower's loop, which every program callback runs beneath. */
+__attribute__((noinline)) static CURLcode slow_error(struct sf_curl_xfer *p)
+{
+	char msg[CURL_ERROR_SIZE];
+	snprintf(msg, sizeof(msg),
+	         "Operation too slow. Less than %ld bytes/sec "
+	         "transferred the last %ld seconds",
+	         p->d.lim.low_speed_limit, p->d.lim.low_speed_time);
+	return fail(p, CURLE_OPERATION_TIMEDOUT, msg);
+}
+
+enum outcome { FOLLOWED, PROMOTED, ALONE_EXPIRED, ALONE_RETRY, ALONE_SHORT };
 
 /* The follower's loop.  Returns FOLLOWED with *code set, or what the
  * caller must do next. */
@@ -197,19 +134,22 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 	struct sf_curl_xfer *p = w->p;
 	struct sf_delivery *d = &p->d;
 	uint32_t cursor = 0;
-	uint64_t stall = p->cfg->wait_ns ? p->start_ns + p->cfg->wait_ns : 0;
+	uint64_t wait = p->cfg->wait_ns, last = p->start_ns;
 	uint64_t own =
-	        d->timeout_ms > 0
-	                ? p->start_ns + (uint64_t)d->timeout_ms * 1000000u
+	        d->lim.timeout_ms > 0
+	                ? p->start_ns + (uint64_t)d->lim.timeout_ms * 1000000u
 	                : 0;
 	bool progress = !d->noprogress;
+	bool slow_check = d->lim.low_speed_limit > 0 &&
+	                  d->lim.low_speed_time > 0;
+	struct speed speed = { .at = p->start_ns,
+		               .next = p->start_ns + SECOND };
 	uint64_t tick = 0;
+	bool idle = false;
 	for (;;) {
-		bool fresh = d->headers_done || d->body_done;
 		uint64_t now = sf_now_ns();
 		if (progress && (!tick || now >= tick)) {
-			tick = now +
-			       1000000000u; /* libcurl calls it at least 1/s */
+			tick = now + SECOND; /* libcurl calls it at least 1/s */
 			curl_off_t total =
 			        d->content_length > 0 ? d->content_length : 0;
 			if (sf_deliver_progress(d, total,
@@ -220,51 +160,65 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 			}
 		}
 		if (own && now >= own) {
-			*code = timed_out(p, now);
+			*code = sf_delivery_timed_out(
+			        d, (long)((now - p->start_ns) / 1000000u));
 			return FOLLOWED;
 		}
-		if (stall && !fresh && now >= stall)
+		if (slow_check && too_slow(p, &speed, now)) {
+			*code = slow_error(p);
+			return FOLLOWED;
+		}
+		/* Only a wait that found nothing new counts: time spent in
+		 * the program's own callbacks is not the leader's stall. */
+		if (wait && idle && now >= last + wait)
 			return ALONE_EXPIRED;
-		uint64_t until = earliest(own, fresh ? 0 : stall);
+		uint64_t until = earliest(own, wait ? last + wait : 0);
 		until = earliest(until, progress ? tick : 0);
+		until = earliest(until, slow_check ? speed.next : 0);
 		struct timespec ts = sf_ns_to_timespec(until),
 		                *dl = until ? &ts : NULL;
 
 		enum sf_wait ev = sf_flight_wait(w->f, &cursor, dl);
 		if (ev == SF_WAIT_PROMOTED)
 			return PROMOTED;
-		take_newest(w);
-		bool delivered;
-		CURLcode rc = drain(w, &delivered);
-		if (rc != CURLE_OK) {
-			*code = rc == CURLE_WRITE_ERROR
-			                ? fail(p, rc, d->failure)
-			                : fail(p, rc,
-			                       "sfshim: cannot read the shared response");
+		idle = ev == SF_WAIT_TIMEOUT;
+		if (!idle)
+			last = sf_now_ns(); /* the leader moved on */
+		sf_curl_reader_take(&w->rd, &p->cur,
+		                    sf_curl_response_newest(w->f));
+		size_t had = p->cur.hdrs + p->cur.body;
+		switch (sf_curl_reader_drain(&w->rd, &p->cur, give, p)) {
+		case SF_REFUSED:
+			*code = fail(p, CURLE_WRITE_ERROR, d->failure);
 			return FOLLOWED;
+		case SF_UNREADABLE:
+			return ALONE_SHORT;
+		case SF_DIVERGED:
+			*code = fail(p, CURLE_RECV_ERROR, SF_CURL_CHANGED_MSG);
+			return FOLLOWED;
+		case SF_FED:
+			break;
 		}
-		if (delivered && progress)
+		if (p->cur.hdrs + p->cur.body != had && progress)
 			tick = 0; /* libcurl reports progress on data too */
 		if (ev != SF_WAIT_DONE)
 			continue;
 
 		struct sf_curl_reply *final = sf_flight_result(w->f);
+		if (!final)
+			return ALONE_SHORT; /* the leader could not share it */
 		if (final->retry)
 			return ALONE_RETRY;
-		if (d->skip_headers || d->skip_body) {
-			/* A later leader got a shorter response than the one this
-			 * follower had started to deliver. */
-			*code = fail(
-			        p, CURLE_RECV_ERROR,
-			        "sfshim: the response changed between attempts");
+		if (!sf_curl_cursor_covered(&p->cur)) {
+			*code = fail(p, CURLE_RECV_ERROR, SF_CURL_CHANGED_MSG);
 			return FOLLOWED;
 		}
 		*code = final->code;
 		if (final->code != CURLE_OK)
 			sf_delivery_error(d, final->errmsg);
+		end_live(p);
 		sf_curl_reply_ref(final);
-		p->h->reply =
-		        final; /* getinfo and headers answer from it now */
+		p->h->reply = final; /* getinfo and headers answer from it */
 		return FOLLOWED;
 	}
 }
@@ -277,7 +231,10 @@ static enum outcome follow_guarded(struct follow *w, CURLcode *code)
 {
 	enum outcome o;
 	pthread_cleanup_push(follow_cleanup, w);
+	start_live(w->p);
 	o = follow_loop(w, code);
+	if (live_reply(w->p))
+		end_live(w->p);
 	if (o != PROMOTED)
 		leave(w);
 	pthread_cleanup_pop(0);
@@ -291,10 +248,9 @@ CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f)
 	if (p->d.errbuf)
 		p->d.errbuf[0] = '\0'; /* as libcurl does at the start */
 	enum outcome o = follow_guarded(&w, &code);
-	free(w.buf);
+	sf_curl_reader_free(&w.rd);
 
-	if (o != FOLLOWED)
-		resume_from_start(&p->d);
+	p->late = o != FOLLOWED;
 	switch (o) {
 	case PROMOTED:
 		p->path = SF_PATH_PROMOTED;
@@ -304,11 +260,19 @@ CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f)
 	case ALONE_EXPIRED:
 		p->path = SF_PATH_EXPIRED;
 		sf_log(SF_LOG_INFO,
-		       "%s: waited past SFSHIM_WAIT_MS, fetching alone",
+		       "%s: waited past SFSHIM_WAIT_MS without progress, "
+		       "fetching alone",
 		       p->key.url);
 		return sf_curl_alone(p);
 	case ALONE_RETRY:
 		p->path = SF_PATH_RETRIED;
+		return sf_curl_alone(p);
+	case ALONE_SHORT:
+		p->path = SF_PATH_FALLBACK;
+		sf_log(SF_LOG_INFO,
+		       "%s: could not get its copy of the response, "
+		       "fetching alone",
+		       p->key.url);
 		return sf_curl_alone(p);
 	default:
 		/* With no reply (this follower failed on its own), getinfo

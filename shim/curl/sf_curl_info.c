@@ -7,9 +7,11 @@
  * never later than that. */
 #include "curl/sf_curl_info.h"
 
+#include "curl/sf_curl_deliver.h"
 #include "curl/sf_curl_reply.h"
 
 #include <string.h>
+#include <strings.h>
 
 enum time_kind { T_NONE, T_TOTAL, T_START, T_PHASE, T_REDIRECT, T_SPEED };
 
@@ -64,11 +66,12 @@ static bool per_handle(CURLINFO info)
 /* A time in nanoseconds from the leader's answer (either type). */
 static uint64_t leader_ns(const struct sf_curl_reply *r, int t, int n)
 {
-	if (!r->have[t][n])
+	const struct sf_curl_infos *in = r->info;
+	if (!in || !in->have[t][n])
 		return 0;
 	if (t == SF_INFO_DOUBLE)
-		return r->dbl[n] > 0 ? (uint64_t)(r->dbl[n] * 1e9) : 0;
-	return r->off[n] > 0 ? (uint64_t)r->off[n] * 1000u : 0;
+		return in->dbl[n] > 0 ? (uint64_t)(in->dbl[n] * 1e9) : 0;
+	return in->off[n] > 0 ? (uint64_t)in->off[n] * 1000u : 0;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -108,10 +111,68 @@ static bool own_answer(const struct sf_curl_handle *h, CURLINFO info, void *out)
 	}
 }
 
+/* The replay running on this thread: callbacks run on the performing
+ * thread, so a thread-local is all it takes. */
+static __thread struct {
+	const struct sf_curl_handle *h;
+	const struct sf_delivery *d;
+} live;
+
+void sf_curl_info_live(struct sf_curl_handle *h, const struct sf_delivery *d)
+{
+	live.h = d ? h : NULL;
+	live.d = d;
+}
+
+/* The latest response's Content-Type among the lines given so far (the
+ * follower's live view), as libcurl keeps it. */
+static const char *live_type(const struct sf_curl_reply *r)
+{
+	const char *type = NULL;
+	for (size_t i = 0; r && i < r->nhdrs; i++)
+		if (r->hdrs[i].request == r->requests &&
+		    strcasecmp(r->hdrs[i].name, "content-type") == 0)
+			type = r->hdrs[i].value;
+	return type;
+}
+
+/* Mid-transfer: what the program was given so far. */
+static bool live_answer(const struct sf_curl_handle *h,
+                        const struct sf_delivery *d, CURLINFO info, void *out)
+{
+	switch (info) {
+	case CURLINFO_RESPONSE_CODE:
+		*(long *)out = d->response_code;
+		return true;
+	case CURLINFO_CONTENT_TYPE:
+		*(const char **)out = live_type(h->reply);
+		return true;
+	case CURLINFO_CONTENT_LENGTH_DOWNLOAD_T:
+		*(curl_off_t *)out = d->content_length;
+		return true;
+	case CURLINFO_CONTENT_LENGTH_DOWNLOAD:
+		*(double *)out = (double)d->content_length;
+		return true;
+	case CURLINFO_SIZE_DOWNLOAD_T:
+		*(curl_off_t *)out = (curl_off_t)d->body_done;
+		return true;
+	case CURLINFO_SIZE_DOWNLOAD:
+		*(double *)out = (double)d->body_done;
+		return true;
+	default:
+		return false;
+	}
+}
+
 bool sf_curl_info_answer(struct sf_curl_handle *h, CURLINFO info, void *out,
                          CURLcode *rc)
 {
 	const struct sf_curl_reply *r = h->reply;
+	if (live.h == h) {
+		/* Mid-transfer: the rest is the handle's own answer. */
+		*rc = CURLE_OK;
+		return out && live_answer(h, live.d, info, out);
+	}
 	int t = sf_curl_info_type(info);
 	int n = (int)(info & CURLINFO_MASK);
 	if (!out || per_handle(info) || t < 0 || n >= SF_INFO_SLOTS)
@@ -120,7 +181,8 @@ bool sf_curl_info_answer(struct sf_curl_handle *h, CURLINFO info, void *out,
 		*rc = CURLE_OK;
 		return h->own_answers && own_answer(h, info, out);
 	}
-	if (!r->have[t][n]) {
+	const struct sf_curl_infos *in = r->info;
+	if (!in || !in->have[t][n]) {
 		*rc = CURLE_UNKNOWN_OPTION; /* what the leader's libcurl said */
 		return true;
 	}
@@ -147,16 +209,16 @@ bool sf_curl_info_answer(struct sf_curl_handle *h, CURLINFO info, void *out,
 	case T_NONE:
 		switch (t) {
 		case SF_INFO_STRING:
-			*(char **)out = r->str[n];
+			*(char **)out = in->str[n];
 			break;
 		case SF_INFO_LONG:
-			*(long *)out = r->lng[n];
+			*(long *)out = in->lng[n];
 			break;
 		case SF_INFO_DOUBLE:
-			*(double *)out = r->dbl[n];
+			*(double *)out = in->dbl[n];
 			break;
 		default:
-			*(curl_off_t *)out = r->off[n];
+			*(curl_off_t *)out = in->off[n];
 			break;
 		}
 		return true;

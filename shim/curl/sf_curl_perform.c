@@ -40,6 +40,7 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 	}
 
 	sf_delivery_init(&p.d, h);
+	sf_curl_cursor_init(&p.cur);
 	p.start_ns = sf_now_ns();
 	CURLcode code;
 	if (leader) {
@@ -51,6 +52,7 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 		code = sf_curl_follow(&p, f);
 	}
 	sf_count_path(SF_API_CURL, p.path);
+	sf_curl_cursor_free(&p.cur);
 	sf_curl_key_free(&p.key);
 	return code;
 }

@@ -38,8 +38,9 @@ void sf_curl_reply_unref(struct sf_curl_reply *r)
 	    atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	sf_stream_free(r->stream);
-	for (int i = 0; i < SF_INFO_SLOTS; i++)
-		free(r->str[i]);
+	for (int i = 0; r->info && i < SF_INFO_SLOTS; i++)
+		free(r->info->str[i]);
+	free(r->info);
 	for (size_t i = 0; i < r->nhdrs; i++) {
 		free(r->hdrs[i].name);
 		free(r->hdrs[i].value);
@@ -48,18 +49,55 @@ void sf_curl_reply_unref(struct sf_curl_reply *r)
 	free(r);
 }
 
-int sf_curl_reply_append(struct sf_curl_reply *r, enum sf_curl_rec type,
-                         const void *data, size_t len)
+static int add_header(struct sf_curl_reply *r, size_t *cap,
+                      const struct curl_header *h, int request);
+
+struct sf_curl_reply *sf_curl_reply_new_live(bool header_api)
 {
-	/* Readers consume a record only once all of it is published. */
-	unsigned char head[SF_REC_HDRLEN] = { (unsigned char)type };
-	uint32_t n = (uint32_t)len;
-	if (len > UINT32_MAX)
-		return -1;
-	memcpy(head + 1, &n, sizeof(n));
-	if (sf_stream_append(r->stream, head, sizeof(head)) < 0)
-		return -1;
-	return len ? sf_stream_append(r->stream, data, len) : 0;
+	struct sf_curl_reply *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	atomic_init(&r->refs, 1);
+	r->header_api = header_api;
+	return r;
+}
+
+int sf_curl_reply_add_line(struct sf_curl_reply *r, const char *line, size_t n)
+{
+	while (n && (line[n - 1] == '\r' || line[n - 1] == '\n'))
+		n--;
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		/* A status line after a final response starts the next
+		 * request (a redirect, an auth round); after a 1xx it does
+		 * not. */
+		if (r->live_status >= 200)
+			r->requests++;
+		const char *sp = memchr(line, ' ', n);
+		r->live_status = sp ? strtol(sp, NULL, 10) : 0;
+		if (r->live_status < 100)
+			r->live_status = 100;
+		return 0;
+	}
+	const char *colon = memchr(line, ':', n);
+	if (!colon || line[0] == ' ' || line[0] == '\t')
+		return 0; /* the blank line, folded lines */
+	const char *v = colon + 1, *end = line + n;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	char *name = strndup(line, (size_t)(colon - line));
+	char *value = strndup(v, (size_t)(end - v));
+	struct curl_header h = {
+		.name = name,
+		.value = value,
+		.origin = r->live_status < 200 && r->live_status ? CURLH_1XX
+		                                                 : CURLH_HEADER,
+	};
+	int rc = name && value ? add_header(r, &r->hcap, &h, r->requests) : -1;
+	free(name);
+	free(value);
+	return rc;
 }
 
 int sf_curl_info_type(CURLINFO info)
@@ -80,9 +118,13 @@ int sf_curl_info_type(CURLINFO info)
 
 /* Every transfer fact the leader's libcurl answers, whatever its version:
  * unknown numbers just fail with CURLE_UNKNOWN_OPTION and are not kept. */
-static void snapshot_infos(struct sf_curl_reply *r,
-                           const struct sf_curl_real *api, CURL *easy)
+static int snapshot_infos(struct sf_curl_reply *r,
+                          const struct sf_curl_real *api, CURL *easy)
 {
+	int ret = 0;
+	struct sf_curl_infos *in = r->info = calloc(1, sizeof(*r->info));
+	if (!in)
+		return -1;
 	static const CURLINFO base[SF_INFO_TYPES] = {
 		CURLINFO_STRING, CURLINFO_LONG, CURLINFO_DOUBLE, CURLINFO_OFF_T
 	};
@@ -98,23 +140,26 @@ static void snapshot_infos(struct sf_curl_reply *r,
 				char *s = NULL;
 				rc = api->easy_getinfo(easy, info, &s);
 				if (rc == CURLE_OK && s &&
-				    !(r->str[n] = strdup(s)))
+				    !(in->str[n] = strdup(s))) {
 					rc = CURLE_OUT_OF_MEMORY;
+					ret = -1;
+				}
 				break;
 			}
 			case SF_INFO_LONG:
-				rc = api->easy_getinfo(easy, info, &r->lng[n]);
+				rc = api->easy_getinfo(easy, info, &in->lng[n]);
 				break;
 			case SF_INFO_DOUBLE:
-				rc = api->easy_getinfo(easy, info, &r->dbl[n]);
+				rc = api->easy_getinfo(easy, info, &in->dbl[n]);
 				break;
 			default:
-				rc = api->easy_getinfo(easy, info, &r->off[n]);
+				rc = api->easy_getinfo(easy, info, &in->off[n]);
 				break;
 			}
-			r->have[t][n] = rc == CURLE_OK;
+			in->have[t][n] = rc == CURLE_OK;
 		}
 	}
+	return ret;
 }
 
 static int add_header(struct sf_curl_reply *r, size_t *cap,
@@ -142,11 +187,11 @@ static int add_header(struct sf_curl_reply *r, size_t *cap,
 	return 0;
 }
 
-static void snapshot_headers(struct sf_curl_reply *r,
-                             const struct sf_curl_real *api, CURL *easy)
+static int snapshot_headers(struct sf_curl_reply *r,
+                            const struct sf_curl_real *api, CURL *easy)
 {
 	if (!api->easy_header || !api->easy_nextheader)
-		return;
+		return 0;
 	r->header_api = true;
 	size_t cap = 0;
 	/* libcurl numbers the requests of a transfer (redirects, auth rounds)
@@ -162,15 +207,17 @@ static void snapshot_headers(struct sf_curl_reply *r,
 		for (h = api->easy_nextheader(easy, ORIGIN_ALL, req, NULL); h;
 		     h = api->easy_nextheader(easy, ORIGIN_ALL, req, h))
 			if (add_header(r, &cap, h, req) < 0)
-				return;
+				return -1;
 	}
+	return 0;
 }
 
-void sf_curl_reply_snapshot(struct sf_curl_reply *r,
-                            const struct sf_curl_real *api, CURL *easy)
+int sf_curl_reply_snapshot(struct sf_curl_reply *r,
+                           const struct sf_curl_real *api, CURL *easy)
 {
-	snapshot_infos(r, api, easy);
-	snapshot_headers(r, api, easy);
+	int a = snapshot_infos(r, api, easy);
+	int b = snapshot_headers(r, api, easy);
+	return a < 0 || b < 0 ? -1 : 0;
 }
 
 /* ---- the header API, as libcurl answers it ------------------------------ */

@@ -230,6 +230,12 @@ struct xfer {
 	bool pattern;           /* the body is /bytes/N: check it, keep a hash */
 	bool plain;             /* no WRITEFUNCTION/HEADERFUNCTION of ours */
 	bool spill_probe;       /* look for the shim's spill file mid-body */
+	bool any_version;       /* pattern with ver=1: the first byte tells
+	                           which version, the rest must match it */
+	/* Called in the write callback before a piece is taken (scripted
+	 * hand-overs); the piece is refused if it returns false. */
+	bool (*on_piece)(struct xfer *x, size_t len);
+	void (*on_line)(struct xfer *x); /* in the header callback */
 	pthread_barrier_t *barrier;
 
 	/* What happened. */
@@ -245,6 +251,14 @@ struct xfer {
 	uint64_t t_start, t_first_body, t_end;
 	int progress_calls;
 	bool saw_spill;
+	unsigned shift;         /* any_version: the version seen */
+	size_t max_hdr_line;    /* longest header callback call */
+	unsigned pieces;        /* write callback calls */
+	/* Mid-transfer answers, read in the first write callback call. */
+	bool mid_seen;
+	long mid_code;
+	char mid_type[64], mid_hdr[64];
+	curl_off_t mid_clen;
 
 	/* Answers read on the thread right after perform. */
 	char *info;             /* getinfo answers that every sharer must share */
@@ -292,11 +306,33 @@ static bool spill_file_open(void)
 	return found;
 }
 
+/* Scripted sequences wait for other transfers' progress on this. */
+static pthread_mutex_t prog_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t prog_cv = PTHREAD_COND_INITIALIZER;
+
+/* Waits until *v >= n (read under prog_mu); false past the limit. */
+static bool prog_wait(const volatile size_t *v, size_t n)
+{
+	struct timespec dl;
+	abs_deadline_ms(&dl, SF_WAIT_LIMIT_MS);
+	pthread_mutex_lock(&prog_mu);
+	int rc = 0;
+	while (*v < n && rc == 0)
+		rc = pthread_cond_timedwait(&prog_cv, &prog_mu, &dl);
+	bool ok = *v >= n;
+	pthread_mutex_unlock(&prog_mu);
+	return ok;
+}
+
 static void take_body(struct xfer *x, const char *p, size_t len)
 {
+	if (x->any_version && !x->body_len && len) {
+		const char *c = strchr(ALPHABET, p[0]);
+		x->shift = c ? (unsigned)(c - ALPHABET) : 0;
+	}
 	if (x->pattern) {
 		for (size_t i = 0; i < len; i++)
-			x->bad_bytes += p[i] != ALPHABET[(x->body_len + i) % 36];
+			x->bad_bytes += p[i] != ALPHABET[(x->body_len + i + x->shift) % 36];
 	} else {
 		sbuf_add(&x->body, p, len);
 	}
@@ -312,19 +348,44 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 		x->t_first_body = now_ns();
 	if (len > x->max_write)
 		x->max_write = len;
+	if (!x->mid_seen) {
+		/* libcurl answers these mid-transfer, inside its callbacks. */
+		char *ct = NULL;
+		struct curl_header *hh = NULL;
+		x->mid_seen = true;
+		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->mid_code);
+		curl_easy_getinfo(x->h, CURLINFO_CONTENT_TYPE, &ct);
+		snprintf(x->mid_type, sizeof(x->mid_type), "%s", ct ? ct : "(null)");
+		curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &x->mid_clen);
+		snprintf(x->mid_hdr, sizeof(x->mid_hdr), "%s",
+		         curl_easy_header(x->h, "Content-Type", 0, CURLH_HEADER, -1,
+		                          &hh) == CURLHE_OK && hh
+		                 ? hh->value
+		                 : "(missing)");
+	}
+	if (x->on_piece && !x->on_piece(x, len))
+		return len - 1;
 	if (x->fail_after && x->body_len + len > x->fail_after)
 		return len - 1; /* short: libcurl's CURLE_WRITE_ERROR */
 	if (x->spill_probe && x->body_len < (2u << 20) &&
 	    x->body_len + len >= (2u << 20))
 		x->saw_spill = spill_file_open();
+	pthread_mutex_lock(&prog_mu);
 	take_body(x, p, len);
+	x->pieces++;
+	pthread_cond_broadcast(&prog_cv);
+	pthread_mutex_unlock(&prog_mu);
 	return len;
 }
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct xfer *x = arg;
+	if (x->on_line)
+		x->on_line(x);
 	x->nhdr++;
+	if (size * nmemb > x->max_hdr_line)
+		x->max_hdr_line = size * nmemb;
 	sbuf_add(&x->hdr, p, size * nmemb);
 	return size * nmemb;
 }
@@ -1736,6 +1797,578 @@ START_TEST(other_network_namespace_gets_its_own_response)
 }
 END_TEST
 
+/* ---- hand-overs: every byte right, every deadline kept --------------------- */
+
+/* The shared response cannot be stored (no temporary directory, a body
+ * larger than SFSHIM_SPILL): every caller still gets the body exactly
+ * once, headers included (defect: prefixes delivered two or three times). */
+START_TEST(storage_failure_never_duplicates)
+{
+	setenv("TMPDIR", "/nonexistent-sfshim-tmp", 1);
+	setenv("SFSHIM_SPILL", "65536", 1);
+	char *id = new_id();
+	char *u = url("/bytes/1048576?id=%s&gate=%s&chunk=16384", id, id);
+	struct xfer *x = xfers(N_SAME, u);
+	for (size_t i = 0; i < N_SAME; i++)
+		x[i].pattern = true;
+	start_leader(&x[0], id);
+	start_together(x + 1, N_SAME - 1);
+	wait_joined(N_SAME - 1);
+	open_gate(id);
+	join_all(x, N_SAME);
+	for (size_t i = 0; i < N_SAME; i++) {
+		assert_pattern_body(x, i, 1048576);
+		ck_assert_msg(x[i].nhdr == x[0].nhdr &&
+		                      x[i].hdr.len == x[0].hdr.len &&
+		                      memcmp(x[i].hdr.p, x[0].hdr.p,
+		                             x[0].hdr.len) == 0,
+		              "[%zu] headers:\n%s---\n%s", i,
+		              sbuf_str(&x[i].hdr), sbuf_str(&x[0].hdr));
+	}
+	xfers_free(x, N_SAME);
+	free(u);
+	free(id);
+}
+END_TEST
+
+static struct xfer *script_peer;  /* the transfer a hold waits for */
+static size_t script_until;       /* ... until it has this many bytes */
+static volatile size_t script_go; /* released holds: 1 */
+static volatile size_t holding;   /* a hold is waiting */
+
+/* The leader refuses when its follower has delivered something. */
+static bool fail_when_peer_has_bytes(struct xfer *x, size_t len)
+{
+	if (x->body_len + len <= x->fail_after)
+		return true;
+	ck_assert(prog_wait(&script_peer->body_len, script_until));
+	ck_assert(prog_wait(&holding, 1));
+	return false;
+}
+
+/* Holds in the second piece until released. */
+static bool hold_second_piece(struct xfer *x, size_t len)
+{
+	(void)len;
+	if (x->pieces != 1)
+		return true;
+	pthread_mutex_lock(&prog_mu);
+	holding = 1;
+	pthread_cond_broadcast(&prog_cv);
+	pthread_mutex_unlock(&prog_mu);
+	ck_assert(prog_wait(&script_go, 1));
+	return true;
+}
+
+static void release_holds(void)
+{
+	pthread_mutex_lock(&prog_mu);
+	script_go = 1;
+	pthread_cond_broadcast(&prog_cv);
+	pthread_mutex_unlock(&prog_mu);
+}
+
+/* The leader fails on its own; the promoted follower's request gets a
+ * different body (the resource changed).  The follower had part of the old
+ * one: it must not get the rest of the new one with success (defect:
+ * spliced bodies). */
+START_TEST(changed_response_never_spliced)
+{
+	char *id = new_id();
+	char *u = url("/bytes/300000?id=%s&gate=%s&chunk=16384&ver=1", id, id);
+	struct xfer *x = xfers(2, u);
+	for (size_t i = 0; i < 2; i++)
+		x[i].pattern = x[i].any_version = true;
+	x[0].fail_after = 100000;
+	x[0].on_piece = fail_when_peer_has_bytes;
+	script_peer = &x[1];
+	script_until = 1;
+	holding = 1;
+	start_leader(&x[0], id);
+	start(&x[1]);
+	wait_joined(1);
+	open_gate(id);
+	join_all(x, 2);
+
+	ck_assert_int_eq(x[0].rc, CURLE_WRITE_ERROR);
+	ck_assert_uint_eq(count_requests(id), 2);
+	ck_assert_msg(x[1].rc != CURLE_OK, "spliced: rc 0, %zu bytes",
+	              x[1].body_len);
+	ck_assert_msg(strstr(x[1].errbuf, "sfshim") != NULL, "errbuf '%s'",
+	              x[1].errbuf);
+	ck_assert_uint_eq(x[1].bad_bytes, 0);
+	ck_assert_uint_lt(x[1].body_len, 300000);
+	xfers_free(x, 2);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* Two leaders fail on their own, one after the other, while a follower is
+ * behind (held in its write callback): it still gets every byte once. */
+START_TEST(successive_handovers_deliver_once)
+{
+	char *id = new_id();
+	char *u = url("/bytes/300000?id=%s&gate=%s&chunk=16384", id, id);
+	struct xfer *x = xfers(3, u);
+	for (size_t i = 0; i < 3; i++)
+		x[i].pattern = true;
+	x[0].fail_after = 50000;
+	x[0].on_piece = fail_when_peer_has_bytes;
+	x[1].fail_after = 150000;
+	x[2].on_piece = hold_second_piece;
+	script_peer = &x[2];
+	script_until = 1;
+	start_leader(&x[0], id);
+	start_together(x + 1, 2);
+	wait_joined(2);
+	open_gate(id);
+	join(&x[0]);
+	join(&x[1]);
+	release_holds();
+	join(&x[2]);
+
+	ck_assert_int_eq(x[0].rc, CURLE_WRITE_ERROR);
+	ck_assert_int_eq(x[1].rc, CURLE_WRITE_ERROR);
+	assert_pattern_body(x, 2, 300000);
+	ck_assert_uint_eq(count_requests(id), 3);
+	xfers_free(x, 3);
+	free(u);
+	free(id);
+}
+END_TEST
+
+static void opt_timeout_600ms(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 600L);
+}
+
+/* A follower that waited past SFSHIM_WAIT_MS and then asks alone is still
+ * bound by its own timeout, counted from its own call (defect: the timeout
+ * restarted at the hand-over). */
+START_TEST(deadline_spans_the_handover)
+{
+	setenv("SFSHIM_WAIT_MS", "300", 1);
+	char *id = new_id();
+	char *u = url("/bytes/5000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(2, u);
+	x[1].configure = opt_timeout_600ms;
+	start_leader(&x[0], id);
+	start(&x[1]);
+	join(&x[1]); /* the origin holds both requests */
+	open_gate(id);
+	join(&x[0]);
+
+	ck_assert_int_eq(x[1].rc, CURLE_OPERATION_TIMEDOUT);
+	uint64_t ms = (x[1].t_end - x[1].t_start) / 1000000u;
+	ck_assert_uint_ge(ms, 500); /* libcurl's timer may fire a ms early */
+	/* Without the rule: 300 ms of waiting plus a full 600 ms. */
+	ck_assert_msg(ms < 850, "perform took %" PRIu64 " ms", ms);
+	long said = -1;
+	ck_assert_msg(sscanf(x[1].errbuf,
+	                     "Operation timed out after %ld milliseconds",
+	                     &said) == 1 &&
+	                      said >= 600 && (uint64_t)said <= ms + 5,
+	              "errbuf '%s' (took %" PRIu64 " ms)", x[1].errbuf, ms);
+	ck_assert_int_eq(x[0].rc, CURLE_OK);
+	xfers_free(x, 2);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* Aborts the leader's transfer (its own failure) at its first progress
+ * call after 400 ms. */
+static int abort_after_400ms(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                             curl_off_t un)
+{
+	struct xfer *x = arg;
+	(void)dt, (void)dn, (void)ut, (void)un;
+	return now_ns() - x->t_start >= 400000000u;
+}
+
+static void opt_abort_after_400ms(struct xfer *x, CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_after_400ms);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+}
+
+static void opt_timeout_1500ms(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1500L);
+}
+
+/* A promoted follower's request gets what is left of its own timeout
+ * (defect: it started again at the hand-over). */
+START_TEST(promoted_follower_keeps_its_deadline)
+{
+	char *id = new_id();
+	char *u = url("/bytes/5000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(2, u);
+	x[0].configure = opt_abort_after_400ms;
+	x[1].configure = opt_timeout_1500ms;
+	start_leader(&x[0], id);
+	start(&x[1]);
+	wait_joined(1);
+	join_all(x, 2); /* the origin holds every request */
+	open_gate(id);
+
+	ck_assert_int_eq(x[0].rc, CURLE_ABORTED_BY_CALLBACK);
+	ck_assert_uint_eq(count_requests(id), 2); /* x[1] was promoted */
+	ck_assert_int_eq(x[1].rc, CURLE_OPERATION_TIMEDOUT);
+	uint64_t ms = (x[1].t_end - x[1].t_start) / 1000000u;
+	/* Without the rule: at least 400 ms of following plus 1500 ms. */
+	ck_assert_msg(ms >= 1400 && ms < 1800, "perform took %" PRIu64 " ms", ms);
+	long said = -1;
+	ck_assert_msg(sscanf(x[1].errbuf, "Operation timed out after %ld milliseconds",
+	                     &said) == 1 && said >= 1500 && (uint64_t)said <= ms + 5,
+	              "errbuf '%s' (took %" PRIu64 " ms)", x[1].errbuf, ms);
+	xfers_free(x, 2);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* A lock cycle through the program: the leader's write callback takes a
+ * mutex that the follower's thread holds around its perform.  Without the
+ * shim this program works; with it, SFSHIM_WAIT_MS must bound the
+ * follower's wait without progress even after its first byte. */
+static pthread_mutex_t cycle_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool lock_on_second_piece(struct xfer *x, size_t len)
+{
+	(void)len;
+	if (x->pieces == 1) {
+		pthread_mutex_lock(&cycle_mu);
+		pthread_mutex_unlock(&cycle_mu);
+	}
+	return true;
+}
+
+static void *locked_xfer_main(void *arg)
+{
+	pthread_mutex_lock(&cycle_mu);
+	xfer_main(arg);
+	pthread_mutex_unlock(&cycle_mu);
+	return NULL;
+}
+
+START_TEST(wait_limit_applies_after_first_byte)
+{
+	setenv("SFSHIM_WAIT_MS", "300", 1);
+	char *id = new_id();
+	char *u = url("/bytes/100000?id=%s&gate=%s&chunk=16384", id, id);
+	struct xfer *x = xfers(2, u);
+	for (size_t i = 0; i < 2; i++)
+		x[i].pattern = true;
+	x[0].on_piece = lock_on_second_piece;
+	start_leader(&x[0], id);
+	ck_assert_int_eq(
+	        pthread_create(&x[1].tid, NULL, locked_xfer_main, &x[1]), 0);
+	wait_joined(1);
+	open_gate(id);
+	join_all(x, 2);
+	assert_pattern_body(x, 0, 100000);
+	assert_pattern_body(x, 1, 100000);
+	ck_assert_uint_eq(count_requests(id), 2);
+	xfers_free(x, 2);
+	free(u);
+	free(id);
+}
+END_TEST
+
+static void opt_low_speed(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1000L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 1L);
+}
+
+/* A follower's own LOW_SPEED_LIMIT/LOW_SPEED_TIME end its wait on a
+ * stalled leader, as libcurl would end its own transfer. */
+START_TEST(follower_low_speed_limit)
+{
+	char *id = new_id();
+	char *u = url("/bytes/5000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(2, u);
+	x[1].configure = opt_low_speed;
+	start_leader(&x[0], id);
+	start(&x[1]);
+	join(&x[1]);
+	open_gate(id);
+	join(&x[0]);
+	ck_assert_int_eq(x[1].rc, CURLE_OPERATION_TIMEDOUT);
+	ck_assert_msg(strncmp(x[1].errbuf, "Operation too slow", 18) == 0,
+	              "errbuf '%s'", x[1].errbuf);
+	ck_assert_int_eq(x[0].rc, CURLE_OK);
+	ck_assert_uint_eq(count_requests(id), 1);
+	xfers_free(x, 2);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* A header line longer than CURL_MAX_WRITE_SIZE reaches HEADERFUNCTION in
+ * one call, for the leader and its followers, as libcurl passes it. */
+START_TEST(long_header_line_is_whole)
+{
+	char *id = new_id();
+	char *u = url("/bytes/1000?id=%s&gate=%s&longhdr=20000", id, id);
+	struct xfer *x = xfers(N, u);
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(x[i].rc, CURLE_OK);
+		ck_assert_uint_eq(x[i].max_hdr_line, 20010);
+		assert_same_as(x, i, 0);
+	}
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+static int continue_progress(void *arg, curl_off_t dt, curl_off_t dn,
+                             curl_off_t ut, curl_off_t un)
+{
+	struct xfer *x = arg;
+	(void)dt, (void)dn, (void)ut, (void)un;
+	x->progress_calls++;
+	return CURL_PROGRESSFUNC_CONTINUE;
+}
+
+static void opt_continue_progress(struct xfer *x, CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, continue_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+}
+
+/* CURL_PROGRESSFUNC_CONTINUE asks for libcurl's own meter: not an abort. */
+START_TEST(progress_continue_is_not_abort)
+{
+	char *id = new_id();
+	char *u = url("/bytes/5000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(2, u);
+	x[1].configure = opt_continue_progress;
+	x[1].pattern = x[0].pattern = true;
+	start_leader(&x[0], id);
+	start(&x[1]);
+	wait_joined(1);
+	open_gate(id);
+	join_all(x, 2);
+	ck_assert_int_gt(x[1].progress_calls, 0);
+	assert_pattern_body(x, 1, 5000);
+	xfers_free(x, 2);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* Inside a follower's write callback, getinfo and the header API answer
+ * what libcurl answers there: what the leader's handle said. */
+START_TEST(getinfo_inside_follower_callbacks)
+{
+	char *id = new_id();
+	char *u = url("/bytes/50000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+	ck_assert_int_eq(x[0].mid_code, 200);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(x[i].rc, CURLE_OK);
+		ck_assert_msg(
+		        x[i].mid_code == x[0].mid_code &&
+		                strcmp(x[i].mid_type, x[0].mid_type) == 0 &&
+		                x[i].mid_clen == x[0].mid_clen &&
+		                strcmp(x[i].mid_hdr, x[0].mid_hdr) == 0,
+		        "[%zu] mid-transfer: %ld %s %" PRId64
+		        " %s; leader: %ld %s %" PRId64 " %s",
+		        i, x[i].mid_code, x[i].mid_type, (int64_t)x[i].mid_clen,
+		        x[i].mid_hdr, x[0].mid_code, x[0].mid_type,
+		        (int64_t)x[0].mid_clen, x[0].mid_hdr);
+	}
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* ---- the shim's own allocations, made to fail ------------------------------ */
+
+/* In the plain build, this program's malloc family comes first in the
+ * global scope, so it is what the preloaded shim calls too.  On a thread
+ * that armed it, allocations called from libsfshim.so's own code fail;
+ * libcurl's and libc's go on.  (Sanitizer builds keep the runtime's
+ * allocator: the tests using this are skipped there.) */
+#if !SANITIZED
+#include <link.h>
+#include <stdatomic.h>
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+
+static uintptr_t shim_lo, shim_hi;
+static __thread bool shim_allocs_fail;
+static atomic_uint shim_allocs_failed;
+
+static int find_shim(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size, (void)arg;
+	if (!info->dlpi_name || !strstr(info->dlpi_name, "libsfshim.so"))
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		shim_lo = info->dlpi_addr + ph->p_vaddr;
+		shim_hi = shim_lo + ph->p_memsz;
+	}
+	return 1;
+}
+
+static bool fail_here(const void *caller)
+{
+	if (!shim_allocs_fail || (uintptr_t)caller < shim_lo ||
+	    (uintptr_t)caller >= shim_hi)
+		return false;
+	atomic_fetch_add(&shim_allocs_failed, 1);
+	return true;
+}
+
+void *malloc(size_t n)
+{
+	return fail_here(__builtin_return_address(0)) ? NULL : __libc_malloc(n);
+}
+
+void *calloc(size_t a, size_t b)
+{
+	return fail_here(__builtin_return_address(0)) ? NULL
+	                                              : __libc_calloc(a, b);
+}
+
+void *realloc(void *p, size_t n)
+{
+	return fail_here(__builtin_return_address(0)) ? NULL
+	                                              : __libc_realloc(p, n);
+}
+
+char *strdup(const char *s)
+{
+	if (fail_here(__builtin_return_address(0)))
+		return NULL;
+	size_t n = strlen(s) + 1;
+	char *d = __libc_malloc(n);
+	return d ? memcpy(d, s, n) : NULL;
+}
+
+char *strndup(const char *s, size_t max)
+{
+	if (fail_here(__builtin_return_address(0)))
+		return NULL;
+	size_t n = strnlen(s, max);
+	char *d = __libc_malloc(n + 1);
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static bool can_fail_shim_allocs(void)
+{
+	if (!shim_hi)
+		dl_iterate_phdr(find_shim, NULL);
+	return shim_hi != 0;
+}
+
+/* Arms on the follower's first header line: its reads of pieces that
+ * straddle the stream's chunks or lie in the spill file need a buffer. */
+static void starve_from_first_header(struct xfer *x)
+{
+	(void)x;
+	shim_allocs_fail = true;
+}
+
+/* Arms on the leader's last body piece: the shim's copy of its getinfo
+ * answers, made after the transfer, cannot be made. */
+static bool starve_after_last_piece(struct xfer *x, size_t len)
+{
+	if (x->body_len + len == x->fail_after)
+		shim_allocs_fail = true;
+	return true;
+}
+
+/* A follower whose buffer for the spill file cannot be allocated makes its
+ * own call, and gets what that call gets (defect: CURLE_OUT_OF_MEMORY). */
+START_TEST(follower_short_of_memory_fetches_alone)
+{
+	if (!can_fail_shim_allocs())
+		return;
+	setenv("SFSHIM_SPILL", "65536", 1);
+	char *id = new_id();
+	char *u = url("/bytes/300000?id=%s&gate=%s&chunk=16384", id, id);
+	struct xfer *x = xfers(2, u);
+	x[0].pattern = x[1].pattern = true;
+	x[1].on_line = starve_from_first_header;
+	start_leader(&x[0], id);
+	start(&x[1]);
+	wait_joined(1);
+	open_gate(id);
+	join_all(x, 2);
+	ck_assert_uint_gt(atomic_load(&shim_allocs_failed), 0);
+	assert_pattern_body(x, 0, 300000);
+	assert_pattern_body(x, 1, 300000);
+	assert_info_has(x, 1, "type=application/octet-stream");
+	ck_assert_uint_eq(count_requests(id), 2);
+	xfers_free(x, 2);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* The leader cannot copy its answers for its followers: they make their
+ * own calls rather than answer getinfo wrongly (defect: no CONTENT_TYPE). */
+START_TEST(leader_short_of_memory_followers_fetch_alone)
+{
+	if (!can_fail_shim_allocs())
+		return;
+	char *id = new_id();
+	char *u = url("/bytes/20000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	x[0].on_piece = starve_after_last_piece;
+	x[0].fail_after = 20000; /* never refused: marks the last piece */
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+	open_gate(id);
+	join_all(x, N);
+	ck_assert_uint_gt(atomic_load(&shim_allocs_failed), 0);
+	for (size_t i = 0; i < N; i++) {
+		assert_pattern_body(x, i, 20000);
+		assert_info_has(x, i, "type=application/octet-stream");
+		assert_same_as(x, i, 0);
+	}
+	ck_assert_uint_eq(count_requests(id), N);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+#endif
+
 /* SF_TEST_ONLY=name[,name...] runs only those tests (when debugging). */
 static bool wanted(const char *name)
 {
@@ -1796,6 +2429,20 @@ int main(void)
 	ADD(tc, followers_stream_before_leader_ends);
 	ADD(tc, leader_jumping_out_of_callback_releases_followers);
 	ADD(tc, other_network_namespace_gets_its_own_response);
+	ADD(tc, storage_failure_never_duplicates);
+	ADD(tc, changed_response_never_spliced);
+	ADD(tc, successive_handovers_deliver_once);
+	ADD(tc, deadline_spans_the_handover);
+	ADD(tc, promoted_follower_keeps_its_deadline);
+	ADD(tc, wait_limit_applies_after_first_byte);
+	ADD(tc, follower_low_speed_limit);
+	ADD(tc, long_header_line_is_whole);
+	ADD(tc, progress_continue_is_not_abort);
+	ADD(tc, getinfo_inside_follower_callbacks);
+#if !SANITIZED
+	ADD(tc, follower_short_of_memory_fetches_alone);
+	ADD(tc, leader_short_of_memory_followers_fetch_alone);
+#endif
 	suite_add_tcase(s, tc);
 	int failed = sf_run_suite(s);
 	curl_global_cleanup();

@@ -693,6 +693,26 @@ START_TEST(test_wait_cursor_and_timeout)
 }
 END_TEST
 
+/* A leader that notifies before anyone follows makes no wake-up call, and a
+ * follower joining later still sees the progress at once. */
+START_TEST(test_notify_before_followers)
+{
+	bool l1, l2;
+	sf_flight *lead = sf_join(W.g, W.key, W.keylen, &l1);
+	sf_flight_notify(lead);
+	sf_flight_notify(lead);
+	sf_flight *fol = sf_join(W.g, W.key, W.keylen, &l2);
+	ck_assert(l1 && !l2);
+	uint32_t cursor = 0;
+	struct timespec dl = in_ms(1000);
+	ck_assert_int_eq(sf_flight_wait(fol, &cursor, &dl), SF_WAIT_PROGRESS);
+	ck_assert(!reached(&dl));
+	sf_flight_finish(lead, NULL, NULL);
+	ck_assert_int_eq(sf_flight_wait(fol, &cursor, NULL), SF_WAIT_DONE);
+	sf_flight_leave(fol);
+}
+END_TEST
+
 struct waiter {
 	pthread_t t;
 	enum sf_wait last;
@@ -935,6 +955,7 @@ int main(void)
 	tcase_add_test(tc, test_many_keys);
 	tcase_add_test(tc, test_stream_notify_then_done);
 	tcase_add_test(tc, test_wait_cursor_and_timeout);
+	tcase_add_test(tc, test_notify_before_followers);
 	tcase_add_test(tc, test_abandon_promotes_one);
 	tcase_add_test(tc, test_abandon_alone_next_leads);
 	tcase_add_test(tc, test_key_and_user_area);

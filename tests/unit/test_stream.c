@@ -125,24 +125,63 @@ START_TEST(concurrent_readers)
 END_TEST
 
 /* Peeking gives the in-memory bytes in place, chunk by chunk, and nothing
- * for the spilled part or past what is published. */
+ * for the spilled part or past what is published.  Memory is a 4 KiB
+ * chunk, then 64 KiB chunks: 100 KiB takes 4 KiB + 2 x 64 KiB. */
 START_TEST(peek_memory_only)
 {
-	sf_stream *s = sf_stream_new(100 * 1024); /* two 64 KiB chunks */
+	enum { MEM = 4096 + 2 * 65536 };
+	sf_stream *s = sf_stream_new(100 * 1024);
 	append_pattern(s, 200000, 7000);
 	size_t n = 0, off = 0;
-	while (off < 131072) {
+	while (off < MEM) {
 		const unsigned char *p = sf_stream_peek(s, off, &n);
 		ck_assert_ptr_nonnull(p);
-		ck_assert_uint_le(n, 65536 - off % 65536);
+		size_t next =
+		        off < 4096 ? 4096
+		                   : 4096 + ((off - 4096) / 65536 + 1) * 65536;
+		ck_assert_uint_le(n, next - off);
 		for (size_t i = 0; i < n; i++)
 			ck_assert_uint_eq(p[i], pat(off + i));
 		off += n;
 	}
-	ck_assert_uint_eq(off, 131072);
-	ck_assert_ptr_null(sf_stream_peek(s, 131072, &n)); /* in the file */
+	ck_assert_uint_eq(off, MEM);
+	ck_assert_ptr_null(sf_stream_peek(s, MEM, &n));    /* in the file */
 	ck_assert_ptr_null(sf_stream_peek(s, 200000, &n)); /* not published */
 	sf_stream_free(s);
+}
+END_TEST
+
+/* A short stream lives in its small first chunk. */
+START_TEST(short_stream_first_chunk)
+{
+	sf_stream *s = sf_stream_new(256 * 1024);
+	append_pattern(s, 5000, 700); /* crosses the 4 KiB boundary */
+	expect_range(s, 0, 5000);
+	expect_range(s, 4090, 12);
+	size_t n;
+	ck_assert_ptr_nonnull(sf_stream_peek(s, 4000, &n));
+	ck_assert_uint_eq(n, 96);
+	sf_stream_free(s);
+}
+END_TEST
+
+/* No spill file can be made: appends fail past the memory part, and what
+ * was published stays readable. */
+START_TEST(spill_failure_keeps_published)
+{
+	setenv("TMPDIR", "/nonexistent-sfshim-stream", 1);
+	sf_stream *s = sf_stream_new(4096);
+	unsigned char b[3000];
+	fill(b, 0, sizeof(b));
+	ck_assert_int_eq(sf_stream_append(s, b, sizeof(b)), 0);
+	fill(b, 3000, sizeof(b));
+	ck_assert_int_eq(sf_stream_append(s, b, sizeof(b)), -1);
+	ck_assert_uint_ge(sf_stream_length(s), 3000);
+	ck_assert_uint_le(sf_stream_length(s), 4096);
+	expect_range(s, 0, sf_stream_length(s));
+	ck_assert_int_eq(sf_stream_append(s, b, 1), -1); /* stays broken */
+	sf_stream_free(s);
+	unsetenv("TMPDIR");
 }
 END_TEST
 
@@ -166,6 +205,8 @@ int main(void)
 	tcase_add_test(tc, zero_spill_is_all_file);
 	tcase_add_test(tc, concurrent_readers);
 	tcase_add_test(tc, peek_memory_only);
+	tcase_add_test(tc, short_stream_first_chunk);
+	tcase_add_test(tc, spill_failure_keeps_published);
 	tcase_add_test(tc, empty_appends);
 	suite_add_tcase(su, tc);
 	SRunner *sr = srunner_create(su);
