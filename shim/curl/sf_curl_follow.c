@@ -27,8 +27,10 @@ struct follow {
  * was given so far (h->reply, until the replay ends). */
 static void start_live(struct sf_curl_xfer *p)
 {
-	sf_curl_info_live(p->h, &p->d);
-	p->h->reply = sf_curl_reply_new_live(p->api->easy_header != NULL);
+	struct sf_curl_reply *r =
+	        sf_curl_reply_new_live(p->api->easy_header != NULL);
+	if (r)
+		p->h->reply = r;
 }
 
 static bool live_reply(const struct sf_curl_xfer *p)
@@ -38,7 +40,6 @@ static bool live_reply(const struct sf_curl_xfer *p)
 
 static void end_live(struct sf_curl_xfer *p)
 {
-	sf_curl_info_live(p->h, NULL);
 	sf_curl_handle_forget_reply(p->h);
 }
 
@@ -63,10 +64,13 @@ static void follow_cleanup(void *arg)
 static bool give(void *ctx, enum sf_curl_rec type, const char *data, size_t n)
 {
 	struct sf_curl_xfer *p = ctx;
-	if (type == SF_REC_HEADER && p->h->reply)
-		sf_curl_reply_add_line(p->h->reply, data, n);
+	struct sf_curl_reply *live = live_reply(p) ? p->h->reply : NULL;
+	if (type == SF_REC_HEADER && live)
+		sf_curl_reply_add_line(live, data, n);
 	CURLcode rc = type == SF_REC_HEADER ? sf_deliver_header(&p->d, data, n)
 	                                    : sf_deliver_body(&p->d, data, n);
+	if (live)
+		live->live_size = (curl_off_t)p->d.body_done;
 	if (!p->h->first_byte_ns)
 		p->h->first_byte_ns = sf_now_ns() - p->start_ns;
 	return rc == CURLE_OK;

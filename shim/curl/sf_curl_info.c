@@ -7,7 +7,6 @@
  * never later than that. */
 #include "curl/sf_curl_info.h"
 
-#include "curl/sf_curl_deliver.h"
 #include "curl/sf_curl_reply.h"
 
 #include <string.h>
@@ -111,19 +110,6 @@ static bool own_answer(const struct sf_curl_handle *h, CURLINFO info, void *out)
 	}
 }
 
-/* The replay running on this thread: callbacks run on the performing
- * thread, so a thread-local is all it takes. */
-static __thread struct {
-	const struct sf_curl_handle *h;
-	const struct sf_delivery *d;
-} live;
-
-void sf_curl_info_live(struct sf_curl_handle *h, const struct sf_delivery *d)
-{
-	live.h = d ? h : NULL;
-	live.d = d;
-}
-
 /* The latest response's Content-Type among the lines given so far (the
  * follower's live view), as libcurl keeps it. */
 static const char *live_type(const struct sf_curl_reply *r)
@@ -137,27 +123,26 @@ static const char *live_type(const struct sf_curl_reply *r)
 }
 
 /* Mid-transfer: what the program was given so far. */
-static bool live_answer(const struct sf_curl_handle *h,
-                        const struct sf_delivery *d, CURLINFO info, void *out)
+static bool live_answer(const struct sf_curl_reply *r, CURLINFO info, void *out)
 {
 	switch (info) {
 	case CURLINFO_RESPONSE_CODE:
-		*(long *)out = d->response_code;
+		*(long *)out = r->live_code;
 		return true;
 	case CURLINFO_CONTENT_TYPE:
-		*(const char **)out = live_type(h->reply);
+		*(const char **)out = live_type(r);
 		return true;
 	case CURLINFO_CONTENT_LENGTH_DOWNLOAD_T:
-		*(curl_off_t *)out = d->content_length;
+		*(curl_off_t *)out = r->live_length;
 		return true;
 	case CURLINFO_CONTENT_LENGTH_DOWNLOAD:
-		*(double *)out = (double)d->content_length;
+		*(double *)out = (double)r->live_length;
 		return true;
 	case CURLINFO_SIZE_DOWNLOAD_T:
-		*(curl_off_t *)out = (curl_off_t)d->body_done;
+		*(curl_off_t *)out = r->live_size;
 		return true;
 	case CURLINFO_SIZE_DOWNLOAD:
-		*(double *)out = (double)d->body_done;
+		*(double *)out = (double)r->live_size;
 		return true;
 	default:
 		return false;
@@ -168,10 +153,11 @@ bool sf_curl_info_answer(struct sf_curl_handle *h, CURLINFO info, void *out,
                          CURLcode *rc)
 {
 	const struct sf_curl_reply *r = h->reply;
-	if (live.h == h) {
-		/* Mid-transfer: the rest is the handle's own answer. */
+	if (r && !r->stream) {
+		/* A follower mid-transfer: the rest is the handle's own
+		 * answer. */
 		*rc = CURLE_OK;
-		return out && live_answer(h, live.d, info, out);
+		return out && live_answer(r, info, out);
 	}
 	int t = sf_curl_info_type(info);
 	int n = (int)(info & CURLINFO_MASK);

@@ -13,10 +13,4 @@
 bool sf_curl_info_answer(struct sf_curl_handle *h, CURLINFO info, void *out,
                          CURLcode *rc);
 
-struct sf_delivery;
-/* While a follower replays into h on this thread, getinfo in its callbacks
- * answers what libcurl would mid-transfer from what d was given so far
- * (d NULL: the replay ended). */
-void sf_curl_info_live(struct sf_curl_handle *h, const struct sf_delivery *d);
-
 #endif

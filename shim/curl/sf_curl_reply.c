@@ -59,6 +59,7 @@ struct sf_curl_reply *sf_curl_reply_new_live(bool header_api)
 		return NULL;
 	atomic_init(&r->refs, 1);
 	r->header_api = header_api;
+	r->live_length = -1;
 	return r;
 }
 
@@ -73,10 +74,27 @@ int sf_curl_reply_add_line(struct sf_curl_reply *r, const char *line, size_t n)
 		if (r->live_status >= 200)
 			r->requests++;
 		const char *sp = memchr(line, ' ', n);
-		r->live_status = sp ? strtol(sp, NULL, 10) : 0;
-		if (r->live_status < 100)
-			r->live_status = 100;
+		long code = sp ? strtol(sp, NULL, 10) : 0;
+		r->live_code = code;
+		r->live_length = -1;
+		r->live_status = code < 100 ? 100 : code;
 		return 0;
+	}
+	/* Before the program's callback sees the line, as libcurl parses
+	 * it before calling back. */
+	if (n > 15 && strncasecmp(line, "content-length:", 15) == 0) {
+		char digits[24];
+		size_t k = 0;
+		const char *v = line + 15;
+		while (v < line + n && (*v == ' ' || *v == '\t'))
+			v++;
+		while (v + k < line + n && k < sizeof(digits) - 1 &&
+		       v[k] >= '0' && v[k] <= '9') {
+			digits[k] = v[k];
+			k++;
+		}
+		digits[k] = '\0';
+		r->live_length = k ? strtoll(digits, NULL, 10) : -1;
 	}
 	const char *colon = memchr(line, ':', n);
 	if (!colon || line[0] == ' ' || line[0] == '\t')

@@ -54,9 +54,14 @@ struct sf_curl_reply {
 	int requests;    /* index of the last request, as libcurl counts */
 	bool header_api; /* the leader's libcurl has curl_easy_header */
 
-	/* A follower's own view mid-transfer (sf_curl_reply_add_line). */
+	/* A follower's own view mid-transfer (no stream): the header lines
+	 * it was given (sf_curl_reply_add_line) and what getinfo answers in
+	 * its callbacks.  Kept on the handle, not on the follower's stack, so
+	 * that a callback that jumps out leaves nothing dangling. */
 	size_t hcap;
 	long live_status; /* of the latest status line, 0 before one */
+	long live_code;
+	curl_off_t live_length, live_size;
 };
 
 struct sf_curl_reply *sf_curl_reply_new(size_t spill_bytes);
