@@ -8,6 +8,7 @@
 #include "common/sf_log.h"
 #include "common/sf_stats.h"
 #include "core/sf_clock.h"
+#include "core/sf_leave.h"
 #include "curl/sf_curl_info.h"
 #include "curl/sf_curl_reply.h"
 
@@ -16,11 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum outcome { FOLLOWED, PROMOTED, ALONE_EXPIRED, ALONE_RETRY, ALONE_SHORT };
+
 struct follow {
 	struct sf_curl_xfer *p;
 	sf_flight *f;
 	struct sf_curl_reader rd; /* the generation being read */
-	bool left;
+	enum outcome o;
+	CURLcode code; /* when FOLLOWED */
+	bool left;     /* the follower's reference is given back */
+	bool leading;  /* promoted: holds the leader's reference instead */
 };
 
 /* The header API inside the program's callbacks answers from the lines it
@@ -50,11 +56,26 @@ static void leave(struct follow *w)
 	w->left = true;
 }
 
-static void follow_cleanup(void *arg)
+/* The follower part was left without returning: its thread was cancelled
+ * (in a wait, in the log's write(2), in one of the program's callbacks), or
+ * the program jumped out of its own callback or a signal handler.  Whatever
+ * it holds goes: its place in the flight (a promoted follower hands the
+ * flight on, so nobody waits for a leader that is gone), the live view on
+ * the handle (its next perform starts clean), the reader, cursor and key.
+ * The program's options were never changed on a follower's handle, and the
+ * re-entrancy depth never raised, so they need nothing. */
+static void follow_left(void *arg)
 {
 	struct follow *w = arg;
+	/* A signal handler may have jumped out of the futex wait, which
+	 * runs with asynchronous cancellation (sf_flight_wait). */
+	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
 	end_live(w->p);
-	leave(w);
+	if (w->leading && !w->left)
+		sf_flight_abandon(w->f);
+	else
+		leave(w);
+	w->left = true;
 	sf_curl_reader_free(&w->rd);
 	sf_curl_cursor_free(&w->p->cur);
 	sf_curl_key_free(&w->p->key);
@@ -129,8 +150,6 @@ __attribute__((noinline)) static CURLcode slow_error(struct sf_curl_xfer *p)
 	return fail(p, CURLE_OPERATION_TIMEDOUT, msg);
 }
 
-enum outcome { FOLLOWED, PROMOTED, ALONE_EXPIRED, ALONE_RETRY, ALONE_SHORT };
-
 /* The follower's loop.  Returns FOLLOWED with *code set, or what the
  * caller must do next. */
 static enum outcome follow_loop(struct follow *w, CURLcode *code)
@@ -183,8 +202,10 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 		                *dl = until ? &ts : NULL;
 
 		enum sf_wait ev = sf_flight_wait(w->f, &cursor, dl);
-		if (ev == SF_WAIT_PROMOTED)
+		if (ev == SF_WAIT_PROMOTED) {
+			w->leading = true; /* before any cancellation point */
 			return PROMOTED;
+		}
 		idle = ev == SF_WAIT_TIMEOUT;
 		if (!idle)
 			last = sf_now_ns(); /* the leader moved on */
@@ -227,56 +248,67 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 	}
 }
 
-/* The follower's wait and replay, leaving the flight if the thread is
- * cancelled (in a wait or in one of the program's callbacks).  Apart from
- * follow() so that no local of the caller lives across the cleanup's
- * setjmp. */
-static enum outcome follow_guarded(struct follow *w, CURLcode *code)
+/* Everything between joining as a follower and knowing what comes next,
+ * log lines included (write(2) is a cancellation point), runs guarded:
+ * follow_left() releases what the follower holds however it is left. */
+static void follow_run(void *arg)
 {
-	enum outcome o;
-	pthread_cleanup_push(follow_cleanup, w);
-	start_live(w->p);
-	o = follow_loop(w, code);
-	if (live_reply(w->p))
-		end_live(w->p);
-	if (o != PROMOTED)
-		leave(w);
-	pthread_cleanup_pop(0);
-	return o;
-}
-
-CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f)
-{
-	struct follow w = { .p = p, .f = f };
-	CURLcode code = CURLE_OK;
+	struct follow *w = arg;
+	struct sf_curl_xfer *p = w->p;
+	sf_log(SF_LOG_DEBUG, "%s: joined flight", p->key.url);
 	if (p->d.errbuf)
 		p->d.errbuf[0] = '\0'; /* as libcurl does at the start */
-	enum outcome o = follow_guarded(&w, &code);
-	sf_curl_reader_free(&w.rd);
-
-	p->late = o != FOLLOWED;
-	switch (o) {
+	start_live(p);
+	w->o = follow_loop(w, &w->code);
+	if (live_reply(p))
+		end_live(p);
+	sf_curl_reader_free(&w->rd);
+	switch (w->o) {
 	case PROMOTED:
-		p->path = SF_PATH_PROMOTED;
+		/* Still holds the flight, as its leader now. */
 		sf_log(SF_LOG_INFO, "%s: leader gone, took over", p->key.url);
-		p->promoted = true;
-		return sf_curl_lead(p, f);
+		return;
 	case ALONE_EXPIRED:
-		p->path = SF_PATH_EXPIRED;
+		leave(w);
 		sf_log(SF_LOG_INFO,
 		       "%s: waited past SFSHIM_WAIT_MS without progress, "
 		       "fetching alone",
 		       p->key.url);
+		return;
+	case ALONE_SHORT:
+		leave(w);
+		sf_log(SF_LOG_INFO,
+		       "%s: could not get its copy of the response, "
+		       "fetching alone",
+		       p->key.url);
+		return;
+	default:
+		leave(w);
+		return;
+	}
+}
+
+CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f)
+{
+	struct follow w = { .p = p, .f = f, .code = CURLE_OK };
+	sf_leave_guarded(follow_run, &w, follow_left, &w);
+
+	/* From here the follower holds no flight reference, or (promoted)
+	 * sf_curl_lead() owns it, with its own guard. */
+	p->late = w.o != FOLLOWED;
+	switch (w.o) {
+	case PROMOTED:
+		p->path = SF_PATH_PROMOTED;
+		p->promoted = true;
+		return sf_curl_lead(p, f);
+	case ALONE_EXPIRED:
+		p->path = SF_PATH_EXPIRED;
 		return sf_curl_alone(p);
 	case ALONE_RETRY:
 		p->path = SF_PATH_RETRIED;
 		return sf_curl_alone(p);
 	case ALONE_SHORT:
 		p->path = SF_PATH_FALLBACK;
-		sf_log(SF_LOG_INFO,
-		       "%s: could not get its copy of the response, "
-		       "fetching alone",
-		       p->key.url);
 		return sf_curl_alone(p);
 	default:
 		/* With no reply (this follower failed on its own), getinfo
@@ -285,6 +317,6 @@ CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f)
 		p->h->size_download = (long)p->d.body_done;
 		p->h->response_code = p->d.response_code;
 		p->h->own_answers = true;
-		return code;
+		return w.code;
 	}
 }

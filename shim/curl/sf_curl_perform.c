@@ -3,7 +3,6 @@
 #include "curl/sf_curl_perform.h"
 
 #include "common/sf_guard.h"
-#include "common/sf_log.h"
 #include "common/sf_stats.h"
 #include "core/sf_clock.h"
 #include "curl/sf_curl_xfer.h"
@@ -47,8 +46,9 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 		p.path = SF_PATH_LEADER;
 		code = sf_curl_lead(&p, f);
 	} else {
+		/* Its log line too is inside the follower's guard: write(2)
+		 * is a cancellation point, and the flight is held already. */
 		p.path = SF_PATH_FOLLOWER;
-		sf_log(SF_LOG_DEBUG, "%s: joined flight", p.key.url);
 		code = sf_curl_follow(&p, f);
 	}
 	sf_count_path(SF_API_CURL, p.path);

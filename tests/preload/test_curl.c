@@ -33,6 +33,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -240,6 +241,7 @@ struct xfer {
 
 	/* What happened. */
 	pthread_t tid;
+	pid_t ostid;            /* the kernel's id of its thread */
 	CURL *h;
 	CURLcode rc;
 	char errbuf[CURL_ERROR_SIZE];
@@ -450,6 +452,7 @@ static void *xfer_main(void *arg)
 	struct xfer *x = arg;
 	/* Only the perform may be cancelled (leader_cancelled_promotes...). */
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	__atomic_store_n(&x->ostid, gettid(), __ATOMIC_RELEASE);
 	CURL *h = x->h = curl_easy_init();
 	sf_must(h != NULL);
 	curl_easy_setopt(h, CURLOPT_URL, x->url);
@@ -1759,6 +1762,256 @@ START_TEST(leader_jumping_out_of_callback_releases_followers)
 }
 END_TEST
 
+/* ---- a follower left anywhere (cancelled, or jumping out) --------------- */
+
+/* The kernel's thread id of x's thread, once it runs (0 before). */
+static pid_t xfer_ostid(const struct xfer *x)
+{
+	return __atomic_load_n(&x->ostid, __ATOMIC_ACQUIRE);
+}
+
+/* Is thread tid of this process inside write(2) on fd 2?  (The kernel's
+ * view: /proc/.../syscall reads "1 0x2 ..." while it is blocked there.) */
+static bool in_write_to_fd2(pid_t tid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool yes = fgets(buf, sizeof(buf), f) && strncmp(buf, "1 0x2 ", 6) == 0;
+	fclose(f);
+	return yes;
+}
+
+/* Makes fd 2 a full pipe (a write(2) to it blocks until the test lets it
+ * go) and returns the real one to put back; *pipe_fds gets the pipe. */
+static int stderr_blocks(int pipe_fds[2])
+{
+	ck_assert_int_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
+	ck_assert_int_ge(fcntl(pipe_fds[1], F_SETPIPE_SZ, 4096), 4096);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", pipe_fds[1]);
+	int nb = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC); /* its own flags */
+	ck_assert_int_ge(nb, 0);
+	while (write(nb, "x", 1) == 1)
+		;
+	ck_assert_int_eq(errno, EAGAIN);
+	close(nb);
+	int saved = dup(2);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(pipe_fds[1], 2), 2);
+	return saved;
+}
+
+static void stderr_back(int saved, int pipe_fds[2])
+{
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	close(pipe_fds[1]);
+	close(pipe_fds[0]);
+}
+
+/* A follower's thread is cancelled in the write(2) of its "joined flight"
+ * log line: it holds its place in the flight already, and nothing of the
+ * follower's own was set up yet.  fd 2 is a full pipe, so the write blocks;
+ * the test sees the follower blocked there (the only write to fd 2 on its
+ * way) and cancels it.  It leaves the flight and frees its key (under ASan:
+ * no leak report), the leader and later callers of the URL are unaffected. */
+START_TEST(follower_cancelled_in_its_join_log_line)
+{
+	char *id = new_id();
+	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(3, u);
+	for (size_t i = 0; i < 3; i++)
+		x[i].pattern = true;
+	start_leader(&x[0], id);
+
+	int pipe_fds[2];
+	int saved = stderr_blocks(pipe_fds);
+	start(&x[1]);
+	uint64_t limit = now_ns() + (uint64_t)SF_WAIT_LIMIT_MS * 1000000u;
+	bool blocked = false;
+	while (!blocked && now_ns() < limit) {
+		pid_t tid = xfer_ostid(&x[1]);
+		blocked = tid && in_write_to_fd2(tid);
+		if (!blocked)
+			sched_yield();
+	}
+	ck_assert_int_eq(pthread_cancel(x[1].tid), 0);
+	void *ret;
+	ck_assert_int_eq(pthread_join(x[1].tid, &ret), 0);
+	stderr_back(saved, pipe_fds);
+	ck_assert_msg(blocked, "the follower never wrote its join line");
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+
+	open_gate(id);
+	join(&x[0]);
+	assert_pattern_body(x, 0, 100000);
+	ck_assert_uint_eq(count_requests(id), 1);
+	start(&x[2]); /* a later caller: its own flight, at once */
+	join(&x[2]);
+	assert_pattern_body(x, 2, 100000);
+	ck_assert_uint_eq(count_requests(id), 2);
+	xfers_free(x, 3);
+	free(u);
+	free(id);
+}
+END_TEST
+
+/* A follower's own callback (write, header or progress) siglongjmps out
+ * of curl_easy_perform while the flight is replayed to it: it gives back
+ * its place in the flight and everything it held (under ASan: no leak
+ * report), the leader and the other followers get the whole response with
+ * one request, and its handle works for the next perform, which follows
+ * another flight as usual (options, mid-transfer view and re-entrancy
+ * depth all right). */
+enum jump_at { JUMP_BODY, JUMP_HEADER, JUMP_PROGRESS };
+
+static size_t jump_header(char *p, size_t size, size_t nmemb, void *arg)
+{
+	(void)p;
+	(void)arg;
+	if (curl_jump)
+		siglongjmp(*curl_jump, 1);
+	return size * nmemb;
+}
+
+static size_t discard(char *p, size_t size, size_t nmemb, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * nmemb;
+}
+
+static int jump_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                         curl_off_t un)
+{
+	(void)arg;
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	if (curl_jump)
+		siglongjmp(*curl_jump, 1);
+	return 0;
+}
+
+struct follower_jumper {
+	pthread_t tid;
+	const char *url;
+	enum jump_at at;
+	bool jumped;
+	pthread_barrier_t *after; /* then: perform again->url, same handle */
+	struct xfer *again;
+};
+
+static void *follower_jumper_main(void *p)
+{
+	struct follower_jumper *j = p;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	static __thread CURL *h; /* lives across the jump */
+	h = curl_easy_init();
+	sf_must(h != NULL);
+	curl_easy_setopt(h, CURLOPT_URL, j->url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION,
+	                 j->at == JUMP_BODY ? jump_body : discard);
+	if (j->at == JUMP_HEADER)
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, jump_header);
+	if (j->at == JUMP_PROGRESS) {
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, jump_progress);
+	}
+	sigjmp_buf env;
+	if (sigsetjmp(env, 1) == 0) {
+		curl_jump = &env;
+		curl_easy_perform(h);
+	} else {
+		j->jumped = true;
+	}
+	curl_jump = NULL;
+	pthread_barrier_wait(j->after);
+
+	/* The same handle, another URL, the test's own callbacks. */
+	struct xfer *x = j->again;
+	x->h = h;
+	curl_easy_setopt(h, CURLOPT_URL, x->url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+	x->t_start = now_ns();
+	x->rc = curl_easy_perform(h);
+	x->t_end = now_ns();
+	x->info = info_text(h);
+	x->hapi = header_api_text(h, &x->xfixture);
+	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &x->total_time);
+	curl_easy_getinfo(h, CURLINFO_PRIVATE, &x->priv);
+	return NULL;
+}
+
+START_TEST(follower_jumping_out_of_callback_releases_all)
+{
+	static const enum jump_at at[] = { JUMP_BODY, JUMP_HEADER, JUMP_PROGRESS };
+	char *id = new_id(), *id2 = new_id();
+	char *u = url("/bytes/200000?id=%s&gate=%s", id, id);
+	char *u2 = url("/bytes/1000?id=%s&gate=%s", id2, id2);
+	struct xfer *x = xfers(N, u), *y = xfers(2, u2), *z = xfers(1, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	y[0].pattern = y[1].pattern = z[0].pattern = true;
+	pthread_barrier_t after;
+	pthread_barrier_init(&after, NULL, 2);
+	struct follower_jumper j = {
+		.url = u, .at = at[_i], .after = &after, .again = &y[1]
+	};
+
+	start_leader(&y[0], id2); /* the flight the jumper follows next */
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	ck_assert_int_eq(pthread_create(&j.tid, NULL, follower_jumper_main, &j), 0);
+	wait_joined(N); /* N - 1 followers and the jumper */
+	open_gate(id);
+	join_all(x, N);
+	ck_assert_uint_eq(count_requests(id), 1);
+	for (size_t i = 0; i < N; i++) {
+		assert_pattern_body(x, i, 200000);
+		assert_same_as(x, i, 0);
+	}
+	assert_own(x, N);
+
+	/* The jumper's handle, performed again, follows y[0]. */
+	pthread_barrier_wait(&after);
+	wait_joined(N + 1);
+	open_gate(id2);
+	ck_assert_int_eq(pthread_join(j.tid, NULL), 0);
+	join(&y[0]);
+	ck_assert(j.jumped);
+	assert_pattern_body(y, 0, 1000);
+	assert_pattern_body(y, 1, 1000);
+	assert_same_as(y, 1, 0);
+	assert_own(y, 2);
+	ck_assert_uint_eq(count_requests(id2), 1);
+
+	/* A later caller of the first URL gets it, on its own. */
+	start(&z[0]);
+	join(&z[0]);
+	assert_pattern_body(z, 0, 200000);
+	ck_assert_uint_eq(count_requests(id), 2);
+	pthread_barrier_destroy(&after);
+	xfers_free(z, 1);
+	xfers_free(y, 2);
+	xfers_free(x, N);
+	free(u2);
+	free(u);
+	free(id2);
+	free(id);
+}
+END_TEST
+
 /* ---- namespaces (issue 7, defect 6) ------------------------------------- */
 
 /* A thread that moved to a network namespace of its own (unshare, called
@@ -2428,6 +2681,8 @@ int main(void)
 	ADD(tc, big_body_spills_to_file);
 	ADD(tc, followers_stream_before_leader_ends);
 	ADD(tc, leader_jumping_out_of_callback_releases_followers);
+	ADD(tc, follower_cancelled_in_its_join_log_line);
+	ADD_LOOP(tc, follower_jumping_out_of_callback_releases_all, 0, 3);
 	ADD(tc, other_network_namespace_gets_its_own_response);
 	ADD(tc, storage_failure_never_duplicates);
 	ADD(tc, changed_response_never_spliced);
