@@ -362,11 +362,14 @@ CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
 	                ? SF_SHARE_HANDOVER
 	                : sf_share_rule(judge(code), p->cfg->retry_errors);
 	if (l.f && rule == SF_SHARE_HANDOVER) {
+		/* Handed over before the log line: write(2) is a
+		 * cancellation point, and a leader cancelled there would
+		 * strand its followers. */
+		detach(&l);
 		sf_log(SF_LOG_INFO,
 		       "%s: leader failed on its own (%d), "
 		       "handing over",
 		       p->key.url, (int)code);
-		detach(&l);
 	} else if (l.f) {
 		/* Seal first: the answers are copied only for followers. */
 		unsigned followers = sf_flight_seal(f) - p->promoted;

@@ -2012,6 +2012,75 @@ START_TEST(follower_jumping_out_of_callback_releases_all)
 }
 END_TEST
 
+/* The leader's own failure (its progress callback aborts once body data
+ * came) hands the flight over; its thread is then cancelled in the
+ * write(2) of its "handing over" log line (fd 2 a full pipe, the leader
+ * seen blocked there).  The flight was handed over before that line: one
+ * follower is promoted and the others get the response from it, without
+ * waiting out SFSHIM_WAIT_MS and fetching alone. */
+static int abort_on_body(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                         curl_off_t un)
+{
+	(void)arg, (void)dt, (void)ut, (void)un;
+	return dn > 0;
+}
+
+static void opt_abort_on_body(struct xfer *x, CURL *h)
+{
+	(void)x;
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_on_body);
+}
+
+START_TEST(leader_cancelled_in_its_handover_log_line)
+{
+	char *id = new_id();
+	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	x[0].configure = opt_abort_on_body;
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+
+	int pipe_fds[2];
+	int saved = stderr_blocks(pipe_fds);
+	open_gate(id);
+	uint64_t limit = now_ns() + (uint64_t)SF_WAIT_LIMIT_MS * 1000000u;
+	bool blocked = false;
+	while (!blocked && now_ns() < limit) {
+		blocked = in_write_to_fd2(xfer_ostid(&x[0]));
+		if (!blocked)
+			sched_yield();
+	}
+	ck_assert_int_eq(pthread_cancel(x[0].tid), 0);
+	void *ret;
+	ck_assert_int_eq(pthread_join(x[0].tid, &ret), 0);
+	/* Lets the promoted follower's "took over" line through. */
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	char junk[4096];
+	ck_assert_int_gt(read(pipe_fds[0], junk, sizeof(junk)), 0);
+	join_all(x + 1, N - 1);
+	close(saved);
+	close(pipe_fds[1]);
+	close(pipe_fds[0]);
+	ck_assert_msg(blocked, "the leader never wrote its hand-over line");
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+
+	ck_assert_uint_eq(count_requests(id), 2); /* the promoted follower's */
+	ck_assert_uint_eq(logcap_get(&logcap.expired), 0);
+	for (size_t i = 1; i < N; i++) {
+		assert_pattern_body(x, i, 100000);
+		assert_same_as(x, i, 1);
+	}
+	assert_own(x + 1, N - 1);
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
 /* ---- namespaces (issue 7, defect 6) ------------------------------------- */
 
 /* A thread that moved to a network namespace of its own (unshare, called
@@ -2682,6 +2751,7 @@ int main(void)
 	ADD(tc, followers_stream_before_leader_ends);
 	ADD(tc, leader_jumping_out_of_callback_releases_followers);
 	ADD(tc, follower_cancelled_in_its_join_log_line);
+	ADD(tc, leader_cancelled_in_its_handover_log_line);
 	ADD_LOOP(tc, follower_jumping_out_of_callback_releases_all, 0, 3);
 	ADD(tc, other_network_namespace_gets_its_own_response);
 	ADD(tc, storage_failure_never_duplicates);
