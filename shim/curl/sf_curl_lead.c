@@ -322,6 +322,31 @@ static enum sf_result judge(CURLcode code)
 	return SF_RESULT_ERROR;
 }
 
+/* The hand-over's log line runs guarded: write(2) is a cancellation point,
+ * and a leader cancelled (or jumped out of a signal handler) there still
+ * frees what it and its caller hold.  The flight is handed over already. */
+struct handover {
+	struct lead *l;
+	CURLcode code;
+};
+
+static void handover_log(void *arg)
+{
+	struct handover *ho = arg;
+	sf_log(SF_LOG_INFO, "%s: leader failed on its own (%d), handing over",
+	       ho->l->p->key.url, (int)ho->code);
+}
+
+static void handover_left(void *arg)
+{
+	struct lead *l = arg;
+	unstore(l);
+	sf_curl_reply_unref(l->reply);
+	l->reply = NULL;
+	sf_curl_cursor_free(&l->p->cur);
+	sf_curl_key_free(&l->p->key);
+}
+
 /* Performs the request for real.  With a flight, records the reply for its
  * followers; without one (a follower fetching alone after partly
  * delivering), its cursor keeps the program's bytes right. */
@@ -366,10 +391,8 @@ CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
 		 * cancellation point, and a leader cancelled there would
 		 * strand its followers. */
 		detach(&l);
-		sf_log(SF_LOG_INFO,
-		       "%s: leader failed on its own (%d), "
-		       "handing over",
-		       p->key.url, (int)code);
+		struct handover ho = { &l, code };
+		sf_leave_guarded(handover_log, &ho, handover_left, &l);
 	} else if (l.f) {
 		/* Seal first: the answers are copied only for followers. */
 		unsigned followers = sf_flight_seal(f) - p->promoted;
