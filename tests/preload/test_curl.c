@@ -2081,6 +2081,72 @@ START_TEST(leader_cancelled_in_its_handover_log_line)
 }
 END_TEST
 
+/* The leader's thread is cancelled while the origin holds the response,
+ * and the follower promoted in its place is cancelled in the write(2) of
+ * its "took over" log line (fd 2 a full pipe; the test finds the follower
+ * blocked there): it still held the flight, as its new leader, and hands
+ * it on.  Another follower is promoted and everybody left gets the
+ * response from it, without waiting out SFSHIM_WAIT_MS. */
+START_TEST(promoted_follower_cancelled_in_its_log_line)
+{
+	char *id = new_id();
+	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
+	struct xfer *x = xfers(N, u);
+	for (size_t i = 0; i < N; i++)
+		x[i].pattern = true;
+	start_leader(&x[0], id);
+	start_together(x + 1, N - 1);
+	wait_joined(N - 1);
+
+	int pipe_fds[2];
+	int saved = stderr_blocks(pipe_fds);
+	ck_assert_int_eq(pthread_cancel(x[0].tid), 0);
+	void *ret;
+	ck_assert_int_eq(pthread_join(x[0].tid, &ret), 0);
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+	uint64_t limit = now_ns() + (uint64_t)SF_WAIT_LIMIT_MS * 1000000u;
+	size_t promoted = 0;
+	while (!promoted && now_ns() < limit) {
+		for (size_t i = 1; i < N && !promoted; i++)
+			if (in_write_to_fd2(xfer_ostid(&x[i])))
+				promoted = i;
+		if (!promoted)
+			sched_yield();
+	}
+	if (promoted) {
+		ck_assert_int_eq(pthread_cancel(x[promoted].tid), 0);
+		ck_assert_int_eq(pthread_join(x[promoted].tid, &ret), 0);
+	}
+	/* Lets the next promoted follower's "took over" line through. */
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	char junk[4096];
+	ck_assert_int_gt(read(pipe_fds[0], junk, sizeof(junk)), 0);
+	ck_assert_msg(promoted, "no follower wrote its took-over line");
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+	ck_assert_uint_eq(wait_requests(id, 2), 2); /* the next one's */
+	open_gate(id);
+	for (size_t i = 1; i < N; i++)
+		if (i != promoted)
+			join(&x[i]);
+	close(saved);
+	close(pipe_fds[1]);
+	close(pipe_fds[0]);
+
+	ck_assert_uint_eq(count_requests(id), 2);
+	ck_assert_uint_eq(logcap_get(&logcap.expired), 0);
+	size_t ref = promoted == 1 ? 2 : 1;
+	for (size_t i = 1; i < N; i++) {
+		if (i == promoted)
+			continue;
+		assert_pattern_body(x, i, 100000);
+		assert_same_as(x, i, ref);
+	}
+	xfers_free(x, N);
+	free(u);
+	free(id);
+}
+END_TEST
+
 /* ---- namespaces (issue 7, defect 6) ------------------------------------- */
 
 /* A thread that moved to a network namespace of its own (unshare, called
@@ -2752,6 +2818,7 @@ int main(void)
 	ADD(tc, leader_jumping_out_of_callback_releases_followers);
 	ADD(tc, follower_cancelled_in_its_join_log_line);
 	ADD(tc, leader_cancelled_in_its_handover_log_line);
+	ADD(tc, promoted_follower_cancelled_in_its_log_line);
 	ADD_LOOP(tc, follower_jumping_out_of_callback_releases_all, 0, 3);
 	ADD(tc, other_network_namespace_gets_its_own_response);
 	ADD(tc, storage_failure_never_duplicates);
