@@ -1792,7 +1792,8 @@ static int stderr_blocks(int pipe_fds[2])
 	ck_assert_int_ge(fcntl(pipe_fds[1], F_SETPIPE_SZ, 4096), 4096);
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", pipe_fds[1]);
-	int nb = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC); /* its own flags */
+	/* a description of its own, non-blocking */
+	int nb = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	ck_assert_int_ge(nb, 0);
 	while (write(nb, "x", 1) == 1)
 		;
@@ -1955,7 +1956,8 @@ static void *follower_jumper_main(void *p)
 
 START_TEST(follower_jumping_out_of_callback_releases_all)
 {
-	static const enum jump_at at[] = { JUMP_BODY, JUMP_HEADER, JUMP_PROGRESS };
+	static const enum jump_at at[] = { JUMP_BODY, JUMP_HEADER,
+		                           JUMP_PROGRESS };
 	char *id = new_id(), *id2 = new_id();
 	char *u = url("/bytes/200000?id=%s&gate=%s", id, id);
 	char *u2 = url("/bytes/1000?id=%s&gate=%s", id2, id2);
@@ -1972,7 +1974,8 @@ START_TEST(follower_jumping_out_of_callback_releases_all)
 	start_leader(&y[0], id2); /* the flight the jumper follows next */
 	start_leader(&x[0], id);
 	start_together(x + 1, N - 1);
-	ck_assert_int_eq(pthread_create(&j.tid, NULL, follower_jumper_main, &j), 0);
+	ck_assert_int_eq(pthread_create(&j.tid, NULL, follower_jumper_main, &j),
+	                 0);
 	wait_joined(N); /* N - 1 followers and the jumper */
 	open_gate(id);
 	join_all(x, N);
