@@ -74,7 +74,8 @@ LIB := $(B)/libsfshim.so
 # The singleflight core and its support code, linked into unit tests
 # without any preloading.
 CORE_SRC := $(wildcard shim/core/*.c) shim/common/sf_config.c shim/common/sf_log.c \
-  shim/common/sf_stats.c shim/common/sf_text.c shim/dns/sf_addrinfo.c
+  shim/common/sf_stats.c shim/common/sf_text.c shim/dns/sf_addrinfo.c \
+  shim/common/sf_trace.c shim/common/sf_json.c
 CORE_OBJ := $(patsubst shim/%.c,$(B)/shim/%.o,$(filter $(SHIM_SRC),$(CORE_SRC)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -93,7 +94,8 @@ FIXTURE_LIBS := $(patsubst tests/fixtures/lib%.c,$(B)/tests/lib%.so,$(wildcard t
 
 .PHONY: all check check-layers check-unit check-integration check-asan check-tsan check-all \
   check-curl8 \
-  install uninstall clean bench demo deps version check-version lint-man deb deb-test
+  install uninstall clean bench demo deps version check-version lint-man deb deb-test \
+  check-report
 .DELETE_ON_ERROR:
 
 all: $(LIB)
@@ -188,7 +190,12 @@ check-tsan:
 check-curl8: tests-build $(B)/tests/sf_curl_version
 	B=$(B) scripts/curl8.sh check
 
-check-all: check check-asan check-tsan check-curl8 lint-man deb-test
+check-all: check check-asan check-tsan check-curl8 lint-man deb-test check-report
+
+# The HTML report (scripts/sfshim-report) in headless chromium, from a real
+# run; SF_SCREENSHOT=FILE.png also saves what the browser drew.
+check-report: tests-build
+	B=$(B) tests/report/check-report.sh
 
 bench: $(LIB) $(FIXTURES) $(FIXTURE_LIBS)
 	B=$(B) scripts/bench.sh

@@ -25,6 +25,9 @@ packages=(
 	fakeroot            # make deb as a user: dpkg-buildpackage -rfakeroot
 	lintian             # make deb-test: no errors in the package
 	"php8.2-cli|php-cli" # a real PHP, which empties environ before it exits
+	chromium            # make check-report: the HTML report in a real browser
+	fonts-dejavu-core   # ...and a font for it to draw text with
+	locales             # locale sources: a test builds de_DE (decimal comma)
 )
 
 installed()

@@ -3,6 +3,7 @@
 
 #include "common/sf_log.h"
 #include "common/sf_version.h"
+#include "common/sf_trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -240,7 +241,38 @@ static char *parse_stats(const char *v)
 		return NULL;
 	if (strcmp(v, "1") == 0 || strcasecmp(v, "stderr") == 0)
 		return strdup("stderr");
+	if (strncmp(v, "json:", 5) == 0 && !v[5]) {
+		sf_log(SF_LOG_ERROR,
+		       "SFSHIM_STATS='json:' names no file (json:PATH or "
+		       "json:stderr); no stats");
+		return NULL;
+	}
 	return strdup(v);
+}
+
+/* SFSHIM_TRACE: a file name; empty, 0 or off: no trace. */
+static char *parse_trace(const char *v)
+{
+	if (!v || !*v || strcmp(v, "0") == 0 || strcasecmp(v, "off") == 0)
+		return NULL;
+	return strdup(v);
+}
+
+static size_t parse_trace_events(const char *v)
+{
+	uint64_t n;
+	if (!v || !*v)
+		return SF_TRACE_EVENTS_DEFAULT;
+	if (!parse_number(v, true, &n) || n < SF_TRACE_EVENTS_MIN ||
+	    n > SF_TRACE_EVENTS_MAX) {
+		sf_log(SF_LOG_ERROR,
+		       "SFSHIM_TRACE_EVENTS='%s' is not a number of events "
+		       "(%u to %u); assuming %u",
+		       v, SF_TRACE_EVENTS_MIN, SF_TRACE_EVENTS_MAX,
+		       SF_TRACE_EVENTS_DEFAULT);
+		return SF_TRACE_EVENTS_DEFAULT;
+	}
+	return (size_t)n;
 }
 
 void sf_config_load(struct sf_config *c, const char *(*get)(const char *))
@@ -266,6 +298,8 @@ void sf_config_load(struct sf_config *c, const char *(*get)(const char *))
 		c->spill_bytes = SF_SPILL_MAX;
 	}
 	c->stats = parse_stats(get("SFSHIM_STATS"));
+	c->trace = parse_trace(get("SFSHIM_TRACE"));
+	c->trace_events = parse_trace_events(get("SFSHIM_TRACE_EVENTS"));
 	parse_list(get("SFSHIM_DNS_INCLUDE"), &c->hosts.include,
 	           &c->hosts.n_include);
 	parse_list(get("SFSHIM_DNS_EXCLUDE"), &c->hosts.exclude,
@@ -291,6 +325,7 @@ void sf_config_free(struct sf_config *c)
 	free_list(c->urls.include, c->urls.n_include);
 	free_list(c->urls.exclude, c->urls.n_exclude);
 	free(c->stats);
+	free(c->trace);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -341,6 +376,7 @@ static void load_process_config(void)
 	sf_log(SF_LOG_INFO, "libsfshim %s loaded: dns=%d curl=%d wait_ms=%llu",
 	       SF_VERSION, process_config.dns, process_config.curl,
 	       (unsigned long long)(process_config.wait_ns / 1000000u));
+	sf_trace_configure(&process_config);
 }
 
 const struct sf_config *sf_config(void)

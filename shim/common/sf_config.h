@@ -32,6 +32,12 @@ struct sf_config {
 	size_t spill_bytes; /* SFSHIM_SPILL */
 	int log_level;      /* SFSHIM_LOG */
 	char *stats;        /* SFSHIM_STATS: NULL, "stderr" or a path */
+
+	/* SFSHIM_STATS=json:PATH (or json:stderr) keeps "json:PATH" in stats:
+	 * JSON Lines.  SFSHIM_TRACE: NULL or a path ("%p": the pid);
+	 * SFSHIM_TRACE_EVENTS: the size of the ring of recent calls. */
+	char *trace;
+	size_t trace_events;
 };
 
 #define SF_DEFAULT_WAIT_MS 30000u

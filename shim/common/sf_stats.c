@@ -2,16 +2,20 @@
 #include "common/sf_stats.h"
 
 #include "common/sf_config.h"
+#include "common/sf_json.h"
 #include "common/sf_log.h"
-#include "common/sf_version.h"
 #include "common/sf_text.h"
+#include "common/sf_trace.h"
+#include "common/sf_version.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct sf_stats sf_stats;
@@ -33,14 +37,21 @@ static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const api_names[SF_API_COUNT] = { "dns", "curl" };
 
+/* Flights that had followers, per API (for the JSON stats). */
+static _Atomic unsigned long shared_flights[SF_API_COUNT];
+
 /* Labels are stored already cleaned (sf_text.h): the table never holds a
  * URL's credentials or query, so nothing later can print them. */
 void sf_stats_flight(enum sf_api api, const char *raw, unsigned followers)
 {
+	if (followers)
+		atomic_fetch_add_explicit(&shared_flights[api], 1,
+		                          memory_order_relaxed);
 	if (!followers || !raw)
 		return;
 	char label[LABEL_MAX];
-	sf_text_clean(label, sizeof(label), raw, strlen(raw));
+	sf_redact_label(label, sizeof(label), raw); /* sf_text_clean, and
+	                                              * scheme-less URLs too */
 	pthread_mutex_lock(&busy_lock);
 	struct busy *slot = NULL, *least = &busiest[0];
 	for (int i = 0; i < BUSY_SLOTS; i++) {
@@ -226,6 +237,183 @@ void sf_stats_report(int fd)
 	}
 }
 
+/* ---- JSON stats -------------------------------------------------------- */
+
+/* Time figures, only kept when the JSON stats ask (sf_trace_on). */
+static _Atomic uint64_t waited_ns[SF_API_COUNT], saved_ns[SF_API_COUNT];
+
+/* Where a flight's leader and followers meet to compute "saved": one slot
+ * per flight serial (direct-mapped; a newer flight takes the slot of an
+ * older one, whose late followers then count nothing: an under-estimate,
+ * and only when over SAVED_SLOTS flights end within one follower's
+ * wake-up). */
+#define SAVED_SLOTS 1024
+struct meet {
+	uint64_t flight;
+	uint64_t lead_ns;   /* the leader's call, once it ended */
+	unsigned followers; /* followers that ended before it */
+	enum sf_api api;
+	bool led;
+};
+static struct meet meets[SAVED_SLOTS];
+static pthread_mutex_t meet_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void sf_stats_timed(enum sf_api api, enum sf_path path, uint64_t flight,
+                    uint64_t dur_ns)
+{
+	bool lead = path == SF_PATH_LEADER || path == SF_PATH_PROMOTED;
+	if (path == SF_PATH_FOLLOWER)
+		atomic_fetch_add_explicit(&waited_ns[api], dur_ns,
+		                          memory_order_relaxed);
+	else if (!lead)
+		return;
+	if (!flight)
+		return;
+	struct meet *m = &meets[(flight * 0x9e3779b97f4a7c15u) >> 54];
+	uint64_t saved = 0;
+	pthread_mutex_lock(&meet_lock);
+	if (m->flight != flight) {
+		memset(m, 0, sizeof(*m));
+		m->flight = flight;
+		m->api = api;
+	}
+	if (lead) {
+		/* A promoted follower ends after the leader it replaced: its
+		 * call is the one whose answer later followers get. */
+		m->lead_ns = dur_ns;
+		m->led = true;
+		saved = dur_ns * m->followers;
+		m->followers = 0;
+	} else if (m->led) {
+		saved = m->lead_ns;
+	} else {
+		m->followers++;
+	}
+	api = m->api;
+	pthread_mutex_unlock(&meet_lock);
+	if (saved)
+		atomic_fetch_add_explicit(&saved_ns[api], saved,
+		                          memory_order_relaxed);
+}
+
+static void json_api(struct sf_json *j, int a)
+{
+	unsigned long s[SF_STAT_COUNT], p[SF_PASS_COUNT], pass = 0;
+	for (int i = 0; i < SF_STAT_COUNT; i++)
+		s[i] = atomic_load(&sf_stats.stat[a][i]);
+	for (int i = 0; i < SF_PASS_COUNT; i++)
+		pass += p[i] = atomic_load(&sf_stats.pass[a][i]);
+	unsigned long joined = s[SF_STAT_LEADERS] + s[SF_STAT_FOLLOWERS];
+	unsigned long saved = s[SF_STAT_FOLLOWERS] - s[SF_STAT_PROMOTIONS] -
+	                      s[SF_STAT_EXPIRED] - s[SF_STAT_RETRIED] -
+	                      s[SF_STAT_FALLBACKS];
+	sf_json_printf(j,
+	               "\"%s\":{\"calls\":%lu,\"flights\":%lu,"
+	               "\"flights_shared\":%lu,\"leaders\":%lu,"
+	               "\"followers\":%lu,\"promotions\":%lu,",
+	               api_names[a], joined + pass, s[SF_STAT_LEADERS],
+	               atomic_load(&shared_flights[a]), s[SF_STAT_LEADERS],
+	               s[SF_STAT_FOLLOWERS], s[SF_STAT_PROMOTIONS]);
+	/* In integers: %f would follow the host's LC_NUMERIC ("0,95"). */
+	unsigned long ratio =
+	        joined ? (unsigned long)((unsigned long long)saved * 10000 /
+	                                 joined)
+	               : 0;
+	sf_json_printf(j,
+	               "\"expired\":%lu,\"retried\":%lu,\"fallbacks\":%lu,"
+	               "\"saved_calls\":%lu,\"dedup\":%lu.%04lu,",
+	               s[SF_STAT_EXPIRED], s[SF_STAT_RETRIED],
+	               s[SF_STAT_FALLBACKS], saved, ratio / 10000,
+	               ratio % 10000);
+	sf_json_printf(j, "\"passthrough\":{\"total\":%lu", pass);
+	for (int i = 0; i < SF_PASS_COUNT; i++)
+		sf_json_printf(j, ",\"%s\":%lu", pass_names[i], p[i]);
+	/* The causes by option or argument, as the text summary lists them
+	 * (fixed names, never a value). */
+	sf_json_puts(j, "},\"passthrough_causes\":{");
+	int shown = 0;
+	for (int i = 0; i < CAUSE_SLOTS; i++) {
+		const char *name = atomic_load_explicit(&causes[a][i].name,
+		                                        memory_order_acquire);
+		unsigned long n = atomic_load_explicit(&causes[a][i].count,
+		                                       memory_order_relaxed);
+		if (!name || !n)
+			continue;
+		if (shown++)
+			sf_json_puts(j, ",");
+		sf_json_str(j, name);
+		sf_json_printf(j, ":%lu", n);
+	}
+	unsigned long other = atomic_load(&causes_other[a]);
+	if (other)
+		sf_json_printf(j, "%s\"other\":%lu", shown ? "," : "", other);
+	sf_json_printf(j, "},\"waited_ns\":%llu,\"saved_ns\":%llu}",
+	               (unsigned long long)atomic_load(&waited_ns[a]),
+	               (unsigned long long)atomic_load(&saved_ns[a]));
+}
+
+/* The busiest keys, most followers first, redacted. */
+static void json_busiest(struct sf_json *j)
+{
+	struct busy top[BUSY_SLOTS];
+	pthread_mutex_lock(&busy_lock);
+	memcpy(top, busiest, sizeof(top));
+	pthread_mutex_unlock(&busy_lock);
+	sf_json_puts(j, "\"busiest\":[");
+	for (int shown = 0; shown < BUSY_SHOWN; shown++) {
+		struct busy *best = NULL;
+		for (int i = 0; i < BUSY_SLOTS; i++)
+			if (top[i].flights &&
+			    (!best || top[i].followers > best->followers))
+				best = &top[i];
+		if (!best)
+			break;
+		sf_json_printf(j,
+		               "%s{\"api\":\"%s\",\"key\":", shown ? "," : "",
+		               api_names[best->api]);
+		sf_json_str(j, best->label); /* cleaned when stored */
+		sf_json_printf(j, ",\"flights\":%lu,\"followers\":%lu}",
+		               best->flights, best->followers);
+		best->flights = 0;
+	}
+	sf_json_puts(j, "]");
+}
+
+size_t sf_stats_json(char *buf, size_t cap)
+{
+	struct sf_json j;
+	sf_json_init(&j, buf, cap, -1);
+	char comm[17] = { 0 };
+	prctl(PR_GET_NAME, comm, 0, 0, 0);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	sf_json_puts(&j, "{\"sfshim_stats\":1,\"version\":");
+	sf_json_str(&j, SF_VERSION);
+	sf_json_printf(&j, ",\"pid\":%d,\"comm\":", (int)getpid());
+	sf_json_str(&j, comm);
+	sf_json_printf(&j, ",\"time\":%lld.%03ld,\"timed\":%s,\"api\":{",
+	               (long long)now.tv_sec, now.tv_nsec / 1000000,
+	               sf_trace_on ? "true" : "false");
+	for (int a = 0; a < SF_API_COUNT; a++) {
+		if (a)
+			sf_json_puts(&j, ",");
+		json_api(&j, a);
+	}
+	sf_json_puts(&j, "},");
+	json_busiest(&j);
+	sf_json_puts(&j, "}\n");
+	return j.full ? 0 : j.len;
+}
+
+bool sf_stats_report_json(int fd)
+{
+	/* Five keys of at most LABEL_MAX bytes, each byte at worst six
+	 * escaped ones, and the counters: well within. */
+	char buf[16384];
+	size_t n = sf_stats_json(buf, sizeof(buf));
+	return n && write(fd, buf, n) == (ssize_t)n;
+}
+
 /* ---- process life ------------------------------------------------------ */
 
 /* A child reports what it did itself, and may not inherit a held lock. */
@@ -236,6 +424,13 @@ static void atfork_child(void)
 	memset(causes, 0, sizeof(causes));
 	memset(causes_other, 0, sizeof(causes_other));
 	pthread_mutex_init(&busy_lock, NULL);
+	for (int a = 0; a < SF_API_COUNT; a++) {
+		atomic_store(&shared_flights[a], 0);
+		atomic_store(&waited_ns[a], 0);
+		atomic_store(&saved_ns[a], 0);
+	}
+	memset(meets, 0, sizeof(meets));
+	pthread_mutex_init(&meet_lock, NULL);
 }
 
 __attribute__((constructor)) static void stats_init(void)
@@ -286,6 +481,19 @@ __attribute__((destructor)) static void stats_at_exit(void)
 	const struct sf_config *c = sf_config();
 	if (!c->stats)
 		return;
+	if (strncmp(c->stats, "json:", 5) == 0) {
+		const char *path = c->stats + 5;
+		int fd = strcmp(path, "stderr") == 0 ? STDERR_FILENO
+		                                     : open_stats_file(path);
+		if (fd < 0)
+			return;
+		if (!sf_stats_report_json(fd))
+			sf_log(SF_LOG_ERROR, "cannot write stats to %s: %m",
+			       path);
+		if (fd != STDERR_FILENO)
+			close(fd);
+		return;
+	}
 	if (strcmp(c->stats, "stderr") == 0) {
 		sf_stats_report(STDERR_FILENO);
 		return;

@@ -6,7 +6,9 @@
 #define SF_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/sf_outcome.h"
 
@@ -70,5 +72,26 @@ void sf_stats_flight(enum sf_api api, const char *label, unsigned followers);
 
 /* Writes the summary to fd: at exit when SFSHIM_STATS asks, and in tests. */
 void sf_stats_report(int fd);
+
+/* ---- JSON stats (SFSHIM_STATS=json:PATH) ------------------------------- */
+
+/* A timed coalescing call ended (see common/sf_trace.h): feeds the time
+ * figures.  dur_ns is the whole hooked call, entry to return.
+ *  - waited: the sum of dur_ns over calls on SF_PATH_FOLLOWER (they waited
+ *    for the leader, then took its answer);
+ *  - saved: for each such follower, dur_ns of the leader (or promoted
+ *    follower) call whose answer it got: the call it did not make.
+ * Leaders and followers of one flight meet in a small table keyed by the
+ * flight's serial (whichever ends first waits there for the other). */
+void sf_stats_timed(enum sf_api api, enum sf_path path, uint64_t flight,
+                    uint64_t dur_ns);
+
+/* Builds the JSON object (one line, newline included) in buf; returns its
+ * length, 0 if it does not fit. */
+size_t sf_stats_json(char *buf, size_t cap);
+
+/* Writes the JSON object with a single write(2) (O_APPEND files: lines
+ * from many processes never mix); false if it failed. */
+bool sf_stats_report_json(int fd);
 
 #endif

@@ -42,6 +42,7 @@ struct sf_flight {
 	_Atomic uint32_t refs; /* leader + followers still attached */
 	_Atomic uint32_t followers;
 	_Atomic uint32_t promotions;
+	uint64_t id;            /* sf_flight_id(), set at creation */
 	bool sealed;            /* leader's: no longer in the table */
 	struct sf_flight *next; /* shard chain, under the shard lock */
 	struct sf_shard *shard;
@@ -231,6 +232,24 @@ static void unref(sf_flight *f)
 		flight_free(f);
 }
 
+/* Flight serials: each thread hands out ids from a block of 2^32 of its
+ * own, so that starting a flight costs no shared atomic; a thread takes a
+ * new block (one atomic add) when it starts its first flight or runs out. */
+static _Atomic uint64_t id_blocks;
+static __thread uint64_t id_block __attribute__((tls_model("initial-exec")));
+static __thread uint32_t id_low __attribute__((tls_model("initial-exec")));
+
+static uint64_t next_flight_id(void)
+{
+	if (__builtin_expect(!id_block || id_low == UINT32_MAX, 0)) {
+		id_block = atomic_fetch_add_explicit(&id_blocks, 1,
+		                                     memory_order_relaxed) +
+		           1;
+		id_low = 0;
+	}
+	return id_block << 32 | ++id_low;
+}
+
 static bool try_promote(sf_flight *f, uint32_t w)
 {
 	uint32_t next = (w & ~SF_PHASE_MASK) + SF_EVENT;
@@ -283,6 +302,7 @@ sf_flight *sf_join(sf_group *g, const void *key, size_t keylen, bool *leader)
 		atomic_init(&f->refs, 1);
 		atomic_init(&f->followers, 0);
 		atomic_init(&f->promotions, 0);
+		f->id = next_flight_id();
 		f->sealed = false;
 		f->result = NULL;
 		f->dtor = NULL;
@@ -487,6 +507,11 @@ unsigned sf_flight_promotions(const sf_flight *f)
 	return atomic_load_explicit(&f->promotions, memory_order_relaxed);
 }
 
+uint64_t sf_flight_id(const sf_flight *f)
+{
+	return f->id;
+}
+
 void *sf_flight_user(sf_flight *f)
 {
 	return f->user;
@@ -602,11 +627,13 @@ enum sf_path sf_do(sf_group *g, const void *key, size_t keylen,
 		info = &dummy;
 	info->shared = false;
 	info->followers = 0;
+	info->flight = 0;
 	sf_flight *f = sf_join(g, key, keylen, &leader);
 	if (!f) {
 		guarded_call(NULL, ops, arg, out);
 		return SF_PATH_ALONE;
 	}
+	info->flight = f->id;
 	while (!leader) {
 		enum sf_path path;
 		switch (follow(f, wait_ns, ops, arg)) {

@@ -87,6 +87,11 @@ void *sf_flight_result(const sf_flight *f);
  * true for a follower).  Final once the flight is finished. */
 unsigned sf_flight_followers(const sf_flight *f);
 
+/* The flight's serial: non-zero, unique within the process (a new flight
+ * for the same key gets a new one), the same for its leader and every
+ * follower.  Lets traces draw an arrow from a leader to its followers. */
+uint64_t sf_flight_id(const sf_flight *f);
+
 /* Leaders so far minus one: how many times a follower was promoted. */
 unsigned sf_flight_promotions(const sf_flight *f);
 
@@ -143,6 +148,7 @@ struct sf_do_ops {
 struct sf_do_info {
 	bool shared;
 	unsigned followers;
+	uint64_t flight; /* sf_flight_id() of the flight joined, 0 if none */
 };
 enum sf_path sf_do(sf_group *g, const void *key, size_t keylen,
                    const struct sf_do_ops *ops, void *arg, void *out,

@@ -4,6 +4,7 @@
 
 #include "common/sf_guard.h"
 #include "common/sf_stats.h"
+#include "common/sf_trace.h"
 #include "core/sf_clock.h"
 #include "curl/sf_curl_xfer.h"
 
@@ -23,6 +24,7 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 	h->first_byte_ns = h->total_ns = 0;
 
 	struct sf_curl_xfer p = { .h = h, .api = h->api, .cfg = sf_config() };
+	uint64_t t0 = sf_trace_begin();
 	enum sf_pass why = sf_guard_active()
 	                           ? SF_PASS_REENTRANT
 	                           : sf_curl_key_build(h, p.cfg, &p.key);
@@ -35,8 +37,13 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 	if (why != SF_PASS_COUNT) {
 		sf_count_pass(SF_API_CURL, why);
 		sf_curl_key_free(&p.key);
-		return sf_curl_alone(&p);
+		const struct sf_curl_opt *url =
+		        sf_curl_handle_get(h, CURLOPT_URL);
+		CURLcode rc = sf_curl_alone(&p);
+		sf_trace_pass(t0, SF_API_CURL, why, url ? url->v.s : NULL);
+		return rc;
 	}
+	uint64_t flight = sf_flight_id(f); /* f may be gone by the end */
 
 	sf_delivery_init(&p.d, h);
 	sf_curl_cursor_init(&p.cur);
@@ -52,6 +59,7 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 		code = sf_curl_follow(&p, f);
 	}
 	sf_count_path(SF_API_CURL, p.path);
+	sf_trace_path(t0, SF_API_CURL, p.path, flight, p.key.url);
 	sf_curl_cursor_free(&p.cur);
 	sf_curl_key_free(&p.key);
 	return code;

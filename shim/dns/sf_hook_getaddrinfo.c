@@ -11,6 +11,7 @@
 #include "common/sf_ns.h"
 #include "common/sf_real.h"
 #include "common/sf_stats.h"
+#include "common/sf_trace.h"
 #include "core/sf_flight.h"
 #include "dns/sf_addrinfo.h"
 
@@ -248,6 +249,7 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 		return EAI_SYSTEM;
 	}
 	const struct sf_config *c = sf_config();
+	uint64_t t0 = sf_trace_begin();
 	enum sf_pass why;
 	const char *cause = NULL; /* for sf_stats_pass_cause */
 	size_t nodelen = 0;
@@ -274,7 +276,9 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 		sf_count_pass(SF_API_DNS, why);
 		if (cause)
 			sf_stats_pass_cause(SF_API_DNS, why, cause);
-		return real(node, service, hints, res);
+		int rc = real(node, service, hints, res);
+		sf_trace_pass(t0, SF_API_DNS, why, node);
+		return rc;
 	}
 
 	struct gai_call call = { real, node, service, hints, 0 };
@@ -283,6 +287,7 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 	enum sf_path path = sf_do(group, key, keylen, &gai_ops, &call, &ans,
 	                          c->wait_ns, c->retry_errors, &info);
 	sf_count_path(SF_API_DNS, path);
+	sf_trace_path(t0, SF_API_DNS, path, info.flight, node);
 	if (path == SF_PATH_FOLLOWER)
 		sf_log(SF_LOG_DEBUG, "getaddrinfo %s: shared (rc=%d)", node,
 		       ans.rc);

@@ -19,7 +19,8 @@ keep=$(realpath "$B/tests/libsf_fakeres.so")
 # --help names every option.
 help=$(scripts/sfshim --help)
 for o in --no-dns --no-curl --dns-include --dns-exclude --url-include \
-	--url-exclude --wait-ms --retry-errors --spill --log --stats; do
+	--url-exclude --wait-ms --retry-errors --spill --log --stats --trace \
+	--trace-events; do
 	grep -q -- "$o" <<<"$help" || fail "--help does not mention $o"
 done
 echo "ok   --help lists every option"
@@ -28,11 +29,13 @@ echo "ok   --help lists every option"
 out=$(LD_PRELOAD="${base_preload:+$base_preload }$keep" scripts/sfshim \
 	--no-dns --no-curl --dns-include='a.*' --dns-exclude='*.b' \
 	--url-include='https://x/*' --url-exclude='*y*' --wait-ms=75 \
-	--retry-errors --spill=64k --log=info --stats=/dev/null -- env)
+	--retry-errors --spill=64k --log=info --stats=/dev/null \
+	--trace=/tmp/t-%p.json --trace-events 128 -- env)
 for kv in SFSHIM_DNS=0 SFSHIM_CURL=0 'SFSHIM_DNS_INCLUDE=a.*' \
 	'SFSHIM_DNS_EXCLUDE=*.b' 'SFSHIM_URL_INCLUDE=https://x/*' \
 	'SFSHIM_URL_EXCLUDE=*y*' SFSHIM_WAIT_MS=75 SFSHIM_RETRY_ERRORS=1 \
-	SFSHIM_SPILL=64k SFSHIM_LOG=info SFSHIM_STATS=/dev/null; do
+	SFSHIM_SPILL=64k SFSHIM_LOG=info SFSHIM_STATS=/dev/null \
+	SFSHIM_TRACE=/tmp/t-%p.json SFSHIM_TRACE_EVENTS=128; do
 	grep -qxF -- "$kv" <<<"$out" || fail "env lacks $kv"
 done
 preload=$(sed -n 's/^LD_PRELOAD=//p' <<<"$out")
@@ -56,7 +59,8 @@ echo "ok   exit status passed on (7)"
 
 # Bad input: one line on stderr, status 2, nothing run.  (No sanitizer
 # runtime preloaded here: the launcher's own bash would be leak-checked.)
-for bad in "--wait-ms=soon -- true" "--bogus -- true" "--log=loud -- true" ""; do
+for bad in "--wait-ms=soon -- true" "--bogus -- true" "--log=loud -- true" \
+	"--trace-events=8 -- true" "--stats=json: -- true" ""; do
 	set +e
 	# shellcheck disable=SC2086 # the cases are word lists on purpose
 	err=$(LD_PRELOAD='' scripts/sfshim $bad 2>&1 >/dev/null)
@@ -104,3 +108,21 @@ log=$(LD_PRELOAD="$base_preload" scripts/sfshim --log=info --stats -- \
 grep -q "^sfshim\[[0-9]*\]: libsfshim $version summary" <<<"$log" ||
 	fail "the stats summary does not name version $version: $log"
 echo "ok   version $version in the load line and the stats summary"
+
+# The same program with JSON stats and a trace: one JSON line, one slice.
+out=$(mktemp -d)
+LD_PRELOAD="$base_preload" scripts/sfshim --stats="json:$out/s.jsonl" \
+	--trace="$out/t.json" -- getent ahosts localhost >/dev/null
+/usr/bin/python3 - "$out" <<'PYEOF' || fail "--stats=json:/--trace output"
+import json, sys
+d = sys.argv[1]
+s = [json.loads(l) for l in open(d + "/s.jsonl")]
+assert len(s) == 1 and s[0]["api"]["dns"]["calls"] == 1, s
+assert s[0]["api"]["dns"]["leaders"] == 1, s
+t = json.load(open(d + "/t.json"))
+x = [e for e in t["traceEvents"] if e["ph"] == "X"]
+assert len(x) == 1 and x[0]["name"] == "getaddrinfo leader", x
+assert x[0]["args"]["key"] == "localhost", x
+PYEOF
+rm -rf "$out"
+echo "ok   --stats=json: and --trace: one JSON line, one leader slice"

@@ -328,6 +328,60 @@ START_TEST(test_exactly_once_128)
 }
 END_TEST
 
+/* Every caller of one flight reports the same non-zero serial; the next
+ * flight for the same key, and flights started on other threads, get new
+ * ones (traces draw leader-to-follower arrows from it). */
+START_TEST(test_flight_ids)
+{
+	enum { N = 8 };
+	struct caller c[N] = { 0 };
+	run_together(c, N);
+	uint64_t id = c[0].info.flight;
+	ck_assert_uint_ne(id, 0);
+	for (unsigned i = 1; i < N; i++)
+		ck_assert_uint_eq(c[i].info.flight, id);
+
+	struct caller d[N] = { 0 };
+	atomic_store(&W.calls,
+	             0); /* the next call #1 waits for its followers */
+	run_together(d, N);
+	ck_assert_uint_ne(d[0].info.flight, 0);
+	ck_assert_uint_ne(d[0].info.flight, id);
+	for (unsigned i = 1; i < N; i++)
+		ck_assert_uint_eq(d[i].info.flight, d[0].info.flight);
+
+	/* Directly: one thread's flights, one after another. */
+	bool leader;
+	sf_flight *f = sf_join(W.g, "a", 1, &leader);
+	ck_assert(leader);
+	uint64_t a = sf_flight_id(f);
+	bool fl;
+	sf_flight *g = sf_join(W.g, "a", 1, &fl);
+	ck_assert(!fl && g == f);
+	ck_assert_uint_eq(sf_flight_id(g), a);
+	sf_flight_leave(g);
+	sf_flight_finish(f, NULL, NULL);
+	f = sf_join(W.g, "a", 1, &leader);
+	ck_assert(leader);
+	ck_assert_uint_ne(sf_flight_id(f), 0);
+	ck_assert_uint_ne(sf_flight_id(f), a);
+	ck_assert_uint_ne(sf_flight_id(f), id);
+	sf_flight_finish(f, NULL, NULL);
+
+	/* No flight: no serial. */
+	struct caller e = { 0 };
+	W.keylen = SF_KEY_MAX + 1;
+	char *big = calloc(1, W.keylen);
+	ck_assert_ptr_nonnull(big);
+	W.key = big;
+	start(&e);
+	finish(&e);
+	ck_assert_int_eq(e.path, SF_PATH_ALONE);
+	ck_assert_uint_eq(e.info.flight, 0);
+	free(big);
+}
+END_TEST
+
 /* After sf_forget a newcomer leads a second flight while the first
  * flight's follower still gets the first answer. */
 START_TEST(test_forget_mid_flight)
@@ -964,6 +1018,7 @@ int main(void)
 	tcase_add_test(tc, test_error_not_shared_on_retry);
 	tcase_add_test(tc, test_take_failure_falls_back);
 	tcase_add_test(tc, test_outcome_rules);
+	tcase_add_test(tc, test_flight_ids);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
