@@ -176,6 +176,30 @@ static void put(int fd, const char *line, int n)
 	(void)w;
 }
 
+/* One API's counters as read for a report, and what follows from them. */
+struct totals {
+	unsigned long stat[SF_STAT_COUNT], pass[SF_PASS_COUNT];
+	unsigned long passed, calls, saved;
+	unsigned long dedup; /* saved / (leaders + followers), in 1/10000 */
+};
+
+/* In integers: %f would follow the host's LC_NUMERIC ("0,95"). */
+static void totals_of(int a, struct totals *t)
+{
+	t->passed = 0;
+	for (int i = 0; i < SF_STAT_COUNT; i++)
+		t->stat[i] = atomic_load(&sf_stats.stat[a][i]);
+	for (int i = 0; i < SF_PASS_COUNT; i++)
+		t->passed += t->pass[i] = atomic_load(&sf_stats.pass[a][i]);
+	unsigned long joined =
+	        t->stat[SF_STAT_LEADERS] + t->stat[SF_STAT_FOLLOWERS];
+	t->calls = joined + t->passed;
+	t->saved = sf_stats_saved(t->stat);
+	t->dedup = joined ? (unsigned long)((unsigned long long)t->saved *
+	                                    10000 / joined)
+	                  : 0;
+}
+
 void sf_stats_report(int fd)
 {
 	char line[512];
@@ -184,34 +208,24 @@ void sf_stats_report(int fd)
 	    snprintf(line, sizeof(line), "sfshim[%d]: libsfshim %s summary\n",
 	             pid, SF_VERSION));
 	for (int a = 0; a < SF_API_COUNT; a++) {
-		unsigned long s[SF_STAT_COUNT], p[SF_PASS_COUNT], pass = 0;
-		for (int i = 0; i < SF_STAT_COUNT; i++)
-			s[i] = atomic_load(&sf_stats.stat[a][i]);
-		for (int i = 0; i < SF_PASS_COUNT; i++)
-			pass += p[i] = atomic_load(&sf_stats.pass[a][i]);
-		/* A follower that ended up calling on its own saved nothing. */
-		unsigned long joined =
-		        s[SF_STAT_LEADERS] + s[SF_STAT_FOLLOWERS];
-		unsigned long saved = s[SF_STAT_FOLLOWERS] -
-		                      s[SF_STAT_PROMOTIONS] -
-		                      s[SF_STAT_EXPIRED] - s[SF_STAT_RETRIED] -
-		                      s[SF_STAT_FALLBACKS];
-		double ratio = joined ? 100.0 * (double)saved / (double)joined
-		                      : 0.0;
+		struct totals t;
+		totals_of(a, &t);
+		const unsigned long *s = t.stat, *p = t.pass;
 		int n = snprintf(
 		        line, sizeof(line),
 		        "sfshim[%d]: %s: calls=%lu leaders=%lu followers=%lu "
 		        "promotions=%lu expired=%lu retried=%lu fallbacks=%lu "
 		        "passthrough=%lu (disabled=%lu filtered=%lu "
 		        "numeric=%lu unsupported=%lu reentrant=%lu "
-		        "noflight=%lu) saved=%lu dedup=%.1f%%\n",
-		        pid, api_names[a], joined + pass, s[SF_STAT_LEADERS],
+		        "noflight=%lu) saved=%lu dedup=%lu.%lu%%\n",
+		        pid, api_names[a], t.calls, s[SF_STAT_LEADERS],
 		        s[SF_STAT_FOLLOWERS], s[SF_STAT_PROMOTIONS],
 		        s[SF_STAT_EXPIRED], s[SF_STAT_RETRIED],
-		        s[SF_STAT_FALLBACKS], pass, p[SF_PASS_DISABLED],
+		        s[SF_STAT_FALLBACKS], t.passed, p[SF_PASS_DISABLED],
 		        p[SF_PASS_FILTERED], p[SF_PASS_NUMERIC],
 		        p[SF_PASS_UNSUPPORTED], p[SF_PASS_REENTRANT],
-		        p[SF_PASS_NOFLIGHT], saved, ratio);
+		        p[SF_PASS_NOFLIGHT], t.saved, (t.dedup + 5) / 100,
+		        (t.dedup + 5) / 10 % 10);
 		put(fd, line, n);
 		put(fd, line, report_causes(line, sizeof(line), pid, a));
 	}
@@ -298,33 +312,23 @@ void sf_stats_timed(enum sf_api api, enum sf_path path, uint64_t flight,
 
 static void json_api(struct sf_json *j, int a)
 {
-	unsigned long s[SF_STAT_COUNT], p[SF_PASS_COUNT], pass = 0;
-	for (int i = 0; i < SF_STAT_COUNT; i++)
-		s[i] = atomic_load(&sf_stats.stat[a][i]);
-	for (int i = 0; i < SF_PASS_COUNT; i++)
-		pass += p[i] = atomic_load(&sf_stats.pass[a][i]);
-	unsigned long joined = s[SF_STAT_LEADERS] + s[SF_STAT_FOLLOWERS];
-	unsigned long saved = s[SF_STAT_FOLLOWERS] - s[SF_STAT_PROMOTIONS] -
-	                      s[SF_STAT_EXPIRED] - s[SF_STAT_RETRIED] -
-	                      s[SF_STAT_FALLBACKS];
+	struct totals t;
+	totals_of(a, &t);
+	const unsigned long *s = t.stat, *p = t.pass;
+	unsigned long pass = t.passed;
 	sf_json_printf(j,
 	               "\"%s\":{\"calls\":%lu,\"flights\":%lu,"
 	               "\"flights_shared\":%lu,\"leaders\":%lu,"
 	               "\"followers\":%lu,\"promotions\":%lu,",
-	               api_names[a], joined + pass, s[SF_STAT_LEADERS],
+	               api_names[a], t.calls, s[SF_STAT_LEADERS],
 	               atomic_load(&shared_flights[a]), s[SF_STAT_LEADERS],
 	               s[SF_STAT_FOLLOWERS], s[SF_STAT_PROMOTIONS]);
-	/* In integers: %f would follow the host's LC_NUMERIC ("0,95"). */
-	unsigned long ratio =
-	        joined ? (unsigned long)((unsigned long long)saved * 10000 /
-	                                 joined)
-	               : 0;
 	sf_json_printf(j,
 	               "\"expired\":%lu,\"retried\":%lu,\"fallbacks\":%lu,"
 	               "\"saved_calls\":%lu,\"dedup\":%lu.%04lu,",
 	               s[SF_STAT_EXPIRED], s[SF_STAT_RETRIED],
-	               s[SF_STAT_FALLBACKS], saved, ratio / 10000,
-	               ratio % 10000);
+	               s[SF_STAT_FALLBACKS], t.saved, t.dedup / 10000,
+	               t.dedup % 10000);
 	sf_json_printf(j, "\"passthrough\":{\"total\":%lu", pass);
 	for (int i = 0; i < SF_PASS_COUNT; i++)
 		sf_json_printf(j, ",\"%s\":%lu", pass_names[i], p[i]);

@@ -73,12 +73,33 @@ static bool url_end(const char *s, size_t i, size_t n)
 	return c == ':' && (i + 1 == n || s[i + 1] == ' ');
 }
 
-/* src[i] starts "://" after a scheme: copies the rest of the URL with its
- * secrets redacted and returns the index after it. */
-static size_t put_url_rest(struct out *o, const char *s, size_t i, size_t n)
+/* libcurl also takes URLs without a scheme ("user:pw@host/x?tok"): a word
+ * that starts at s[i] and holds '@', '?' or '#' (which host names, numbers
+ * and the library's own words never do) but no "://" is cleaned as one. */
+static bool bare_url_at(const char *s, size_t i, size_t n)
 {
-	put(o, "://", 3);
-	i += 3;
+	if (i > 0 && !url_end(s, i - 1, n) && s[i - 1] != '=')
+		return false; /* not the start of a word */
+	bool marked = false;
+	for (size_t j = i; j < n && !url_end(s, j, n); j++) {
+		if (s[j] == ':' && j + 2 < n && s[j + 1] == '/' &&
+		    s[j + 2] == '/')
+			return false; /* has a scheme: cleaned at its "://" */
+		marked = marked || s[j] == '@' || s[j] == '?' || s[j] == '#';
+	}
+	return marked;
+}
+
+/* Copies the URL whose authority starts at src[i] (after "://" when
+ * scheme is set, which is copied too) with its secrets redacted, and
+ * returns the index after it. */
+static size_t put_url_rest(struct out *o, const char *s, size_t i, size_t n,
+                           bool scheme)
+{
+	if (scheme) {
+		put(o, "://", 3);
+		i += 3;
+	}
 	/* Authority: up to the first '/', '?' or '#'; userinfo is what comes
 	 * before its last '@'. */
 	size_t a = i, at = (size_t)-1;
@@ -117,7 +138,11 @@ size_t sf_text_clean(char *dst, size_t cap, const char *src, size_t n)
 		if (src[i] == ':' && i + 2 < n && src[i + 1] == '/' &&
 		    src[i + 2] == '/' && i > 0 &&
 		    scheme_char((unsigned char)src[i - 1])) {
-			i = put_url_rest(&o, src, i, n);
+			i = put_url_rest(&o, src, i, n, true);
+			continue;
+		}
+		if (bare_url_at(src, i, n)) {
+			i = put_url_rest(&o, src, i, n, false);
 			continue;
 		}
 		put_char(&o, (unsigned char)src[i++]);

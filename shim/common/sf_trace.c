@@ -87,28 +87,7 @@ size_t sf_redact_label(char *out, size_t cap, const char *label)
 		return 0;
 	if (!label)
 		label = "";
-	size_t n = strlen(label);
-	/* sf_text_clean() redacts URLs after "scheme://"; libcurl also takes
-	 * URLs without a scheme ("user:pw@host/x?tok"), and only URLs have
-	 * '@', '?' or '#' (host names do not): cleaned as if they had one. */
-	if (!strstr(label, "://") && strpbrk(label, "@?#")) {
-		char buf[4096];
-		if (n > sizeof(buf) - 5) {
-			/* Cutting could drop the '@' that ends a password:
-			 * show nothing of it. */
-			snprintf(out, cap, "%s", SF_TEXT_REDACTED);
-			return strlen(out);
-		}
-		memcpy(buf, "x://", 4);
-		memcpy(buf + 4, label, n);
-		char tmp[4200];
-		size_t m = sf_text_clean(tmp, sizeof(tmp), buf, n + 4);
-		size_t k = m - 4 < cap - 1 ? m - 4 : cap - 1;
-		memcpy(out, tmp + 4, k);
-		out[k] = '\0';
-		return k;
-	}
-	return sf_text_clean(out, cap, label, n);
+	return sf_text_clean(out, cap, label, strlen(label));
 }
 
 /* ---- recording --------------------------------------------------------- */

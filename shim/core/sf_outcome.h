@@ -78,6 +78,15 @@ enum sf_stat {
  * SF_PATH_ALONE bumps none here: it is a pass-through (no flight). */
 unsigned sf_path_stats(enum sf_path p);
 
+/* Calls avoided, from counters indexed by enum sf_stat: every follower
+ * that got the leader's answer (one that ended up making its own call
+ * saved nothing). */
+static inline unsigned long sf_stats_saved(const unsigned long *s)
+{
+	return s[SF_STAT_FOLLOWERS] - s[SF_STAT_PROMOTIONS] -
+	       s[SF_STAT_EXPIRED] - s[SF_STAT_RETRIED] - s[SF_STAT_FALLBACKS];
+}
+
 /* Whether a call on path p got the leader's answer without asking itself. */
 static inline bool sf_path_saved(enum sf_path p)
 {

@@ -68,6 +68,9 @@ static const char *const secret_urls[] = {
 	"HTTP://alice:hunter2@api.example?token=s3cr3t",
 	"https://api.example/v1/items#s3cr3t",
 	"http://alice:hunter2@[::1]:8080/v1/items?token=s3cr3t",
+	/* libcurl takes URLs without a scheme too */
+	"alice:hunter2@api.example/v1/items?token=s3cr3t#frag",
+	"api.example/v1/items?token=s3cr3t",
 };
 
 static void assert_redacted(void)

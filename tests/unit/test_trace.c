@@ -109,7 +109,9 @@ START_TEST(test_redaction)
 	big[sizeof(big) - 1] = '\0';
 	memcpy(big, "user:", 5);
 	big[5500] = '@';
-	ck_assert_str_eq(redact(big), "[redacted]");
+	/* A long password is gone whole, however far its '@' lies. */
+	ck_assert(strncmp(redact(big), "[redacted]@x", 12) == 0);
+	ck_assert_ptr_null(strstr(redact(big), "user"));
 	/* Cut to the room given, NUL included. */
 	char out[8];
 	ck_assert_uint_eq(sf_redact_label(out, sizeof(out), "abcdefghij"), 7);
