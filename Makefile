@@ -313,3 +313,56 @@ fuzz: $(FUZZ_BINS)
 	    { tail -n 60 build/fuzz/$$h.log; echo "fuzz: $$h FAILED"; exit 1; }; \
 	  grep -E '^stat::number_of_executed_units' build/fuzz/$$h.log; \
 	done; echo "fuzz: ok"
+
+# ---- soak -----------------------------------------------------------------
+# Many threads over many keys, DNS and curl, for SOAK_SECONDS (at most 120);
+# RSS and open descriptors must level off.  check-all runs it with 30 s.
+SOAK_SECONDS ?= 30
+.PHONY: soak
+soak: tests-build
+	B=$(B) SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh
+
+# ---- lint -----------------------------------------------------------------
+# shellcheck over scripts/ and tests/, clang-format over shim/ and tests/
+# (`make format` rewrites what is off), clang-tidy over shim/ with the
+# checks of .clang-tidy (zero findings).
+CLANG_FORMAT ?= clang-format-14
+CLANG_TIDY ?= clang-tidy-14
+SHELL_SCRIPTS := $(wildcard scripts/*.sh tests/*.sh tests/integration/*.sh \
+  tests/integration/*.bash) scripts/sfshim .ci/run
+# Left out for now, each being changed on another branch (the curl hook's
+# rewrite, the tests of issues 6 and 7, the fixtures they extend): after
+# those merge, run `make format` and empty this list.  sf_httpd.c and
+# sf_dnsd.c were written in another style (4 spaces) and are reformatted
+# then too.
+FORMAT_EXCLUDE := shim/curl/sf_curl_api.c shim/curl/sf_curl_key.c \
+  shim/curl/sf_curl_key.h tests/fixtures/sf_httpd.c tests/fixtures/sf_dnsd.c \
+  tests/fixtures/libsf_fakeres.c tests/fixtures/sf_fakeres.h \
+  tests/preload/test_curl.c tests/preload/test_dns_fake.c \
+  tests/preload/test_dns_real.c tests/preload/sf_preload_util.h \
+  tests/unit/test_config.c
+FORMAT_SRC := $(filter-out $(FORMAT_EXCLUDE),$(wildcard shim/*/*.[ch] tests/*/*.[ch]))
+TIDY_SRC := $(SHIM_SRC)
+
+.PHONY: lint shellcheck format-check format tidy
+lint: shellcheck format-check tidy
+
+shellcheck:
+	shellcheck -x $(SHELL_SCRIPTS)
+	@echo "shellcheck: ok"
+
+format-check:
+	@$(CLANG_FORMAT) --dry-run -Werror $(FORMAT_SRC) && echo "format-check: ok"
+
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_SRC)
+
+# Every finding is an error (WarningsAsErrors in .clang-tidy).
+tidy:
+	@mkdir -p build; $(CLANG_TIDY) --quiet $(TIDY_SRC) -- \
+	  $(filter-out -Werror,$(SHIM_CFLAGS)) >build/tidy.log 2>&1; rc=$$?; \
+	  grep -v 'warnings\? generated\.$$' build/tidy.log; \
+	  [ $$rc = 0 ] && echo "tidy: ok"
+
+# CI runs exactly `make check-all`: lint and a bounded fuzz and soak too.
+check-all: lint fuzz soak

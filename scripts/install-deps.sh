@@ -28,6 +28,11 @@ packages=(
 	chromium            # make check-report: the HTML report in a real browser
 	fonts-dejavu-core   # ...and a font for it to draw text with
 	locales             # locale sources: a test builds de_DE (decimal comma)
+	clang-14            # make fuzz: libFuzzer harnesses
+	libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang-14
+	shellcheck          # make lint
+	clang-format-14     # make format-check
+	clang-tidy-14       # make tidy
 )
 
 installed()

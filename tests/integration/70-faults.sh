@@ -151,7 +151,7 @@ done
 # siglongjmp out of getaddrinfo, then lookups of the same name.  Without a
 # wait limit a stranded flight makes them hang: the timeout is the check.
 load dns SFSHIM_WAIT_MS=0 -- -f longjmp
-run_case dns-longjmp "$((LIMIT / 4))" "${CMD[@]}"
+run_case dns-longjmp "$((LIMIT / 8))" "${CMD[@]}"
 
 echo
 echo "faults: $passed passed, ${#failed[@]} failed, ${#known[@]} known failures${known[*]:+ (${known[*]})}"
