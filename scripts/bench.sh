@@ -32,7 +32,10 @@ CFLAGS="-std=gnu11 -Wall -Wextra -Werror -O2 -g -pthread -D_GNU_SOURCE"
 [ -f "$B/libsfshim.so" ] || make -s B="$B" "$B/libsfshim.so"
 case $B in build) ;; *) echo "note: $B is a sanitizer build; figures are not representative" >&2 ;; esac
 mkdir -p "$B/bench"
+# $CFLAGS: flags, split on purpose.
+# shellcheck disable=SC2086
 $CC $CFLAGS -o "$B/bench/bench_dns" scripts/bench/bench_dns.c -ldl
+# shellcheck disable=SC2086
 $CC $CFLAGS -fPIC -shared -o "$B/bench/libbench_res.so" scripts/bench/libbench_res.c
 
 shim=$(realpath "$B/libsfshim.so")
@@ -44,7 +47,7 @@ lat() { # "env VAR=... ..." prefix; prints the run's median ns per call
 	"$@" "$bench" latency "$NAME" "$ROUNDS" "$ITERS" | awk '{print $2}'
 }
 base=() with=() filt=()
-for r in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
 	base+=("$(lat env LD_PRELOAD="$res")")
 	with+=("$(lat env LD_PRELOAD="$shim $res")")
 	filt+=("$(lat env LD_PRELOAD="$shim $res" SFSHIM_DNS_EXCLUDE="$EXCLUDE")")
@@ -85,4 +88,4 @@ echo "   followers: timed from the moment the stand-in's leader call returned;"
 echo "   threads stay alive until all are timed, so exits do not disturb either)"
 echo
 echo "raw burst lines:"
-echo "$burst" | sed 's/^/  /'
+echo "  ${burst//$'\n'/$'\n'  }"

@@ -45,6 +45,8 @@ CFLAGS="-std=gnu11 -Wall -Wextra -Werror -O2 -g -pthread -D_GNU_SOURCE -DCURL_DI
 [ -x "$B/tests/sf_httpd" ] || make -s B="$B" "$B/tests/sf_httpd"
 case $B in build) ;; *) echo "note: $B is a sanitizer build; figures are not representative" >&2 ;; esac
 mkdir -p "$B/bench"
+# $CFLAGS: flags, split on purpose.
+# shellcheck disable=SC2086
 $CC $CFLAGS -o "$B/bench/bench_curl" scripts/bench/bench_curl.c -lcurl -lpthread -ldl
 $CC $CFLAGS -o "$B/bench/bench_lone" scripts/bench/bench_lone.c -lcurl
 
@@ -123,8 +125,8 @@ echo
 echo "== memory: 10 MiB body ($big_url), peak RSS, median of $RSS_RUNS processes"
 kb2mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 median_run() { # like run, RSS_RUNS times; prints the line with the median hwm_kb
-	local i lines=()
-	for i in $(seq "$RSS_RUNS"); do lines+=("$(run "$@")"); done
+	local lines=()
+	for _ in $(seq "$RSS_RUNS"); do lines+=("$(run "$@")"); done
 	printf '%s\n' "${lines[@]}" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^hwm_kb=/) { split($i, a, "="); print a[2] "\t" $0 } }' |
 		sort -n | awk -v m=$(((RSS_RUNS + 1) / 2)) 'NR == m { sub(/^[^\t]*\t/, ""); print }'
 }

@@ -458,6 +458,7 @@ wait_cancellable(_Atomic uint32_t *word, uint32_t expected,
                  const struct timespec *abs_deadline)
 {
 	int oldtype;
+	/* NOLINTNEXTLINE(cert-pos47-c): deliberate, see above */
 	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &oldtype);
 	int r = sf_futex_wait(word, expected, abs_deadline);
 	pthread_setcanceltype(oldtype, NULL);

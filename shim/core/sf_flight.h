@@ -33,7 +33,7 @@ typedef struct sf_flight sf_flight;
 /* Largest key the core accepts; longer keys make sf_join() return NULL and
  * the caller pass its call through.  (An HTTP request's key holds its URL
  * and headers.) */
-#define SF_KEY_MAX (64 * 1024)
+#define SF_KEY_MAX ((size_t)64 * 1024)
 
 /* Bytes of per-flight scratch space a hook may use through sf_flight_user().
  * Zero-filled when the flight is created. */

@@ -11,12 +11,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define FIRST (4u * 1024u)  /* chunk 0 */
-#define CHUNK (64u * 1024u) /* every later chunk */
+#define FIRST ((size_t)4 * 1024)  /* chunk 0 */
+#define CHUNK ((size_t)64 * 1024) /* every later chunk */
 
 /* Chunk i holds [start_of(i), start_of(i) + size_of(i)). */
 static size_t start_of(size_t i)
@@ -82,11 +83,9 @@ static int open_spill(void)
 	if (fd >= 0)
 		return fd;
 	char path[4096];
-	size_t n = strlen(dir);
-	if (n + sizeof("/sfshim-XXXXXX") > sizeof(path))
+	int n = snprintf(path, sizeof(path), "%s/sfshim-XXXXXX", dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
 		return -1;
-	memcpy(path, dir, n);
-	memcpy(path + n, "/sfshim-XXXXXX", sizeof("/sfshim-XXXXXX"));
 	fd = mkostemp(path, O_CLOEXEC);
 	if (fd >= 0)
 		unlink(path);

@@ -33,7 +33,8 @@ ZONE
 sf_start_dnsd "$SF_TMP/zone" "$SF_TMP/queries.log" -d 300
 
 export SF_DNS_LOG="$SF_TMP/queries.log"
-export SF_PRELOAD_SHIM_ONLY="$(sf_preload "$B/libsfshim.so")"
+SF_PRELOAD_SHIM_ONLY="$(sf_preload "$B/libsfshim.so")"
+export SF_PRELOAD_SHIM_ONLY
 status=0
 LD_PRELOAD="$(sf_preload "$B/libsfshim.so" "$B/tests/libsf_fakeres.so")" \
 	"$B/tests/test_dns_real" || status=$?

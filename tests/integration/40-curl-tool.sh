@@ -57,7 +57,7 @@ check() {
 		echo "note: $name: only the connect time in the message differs"
 	else
 		echo "FAIL: $name: curl $*"
-		echo "$diffout" | sed 's/^/    /'
+		echo "    ${diffout//$'\n'/$'\n'    }"
 		failures=$((failures + 1))
 		return 0
 	fi

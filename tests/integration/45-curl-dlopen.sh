@@ -84,8 +84,9 @@ run_gated() {
 		fail "$name: client exited $rc"
 	fi
 	got_after=$(sf_grep_count "GET $path" "$SF_TMP/origin.log")
-	[ "$got" -eq "$requests" ] && [ "$got_after" -eq "$requests" ] ||
+	if [ "$got" -ne "$requests" ] || [ "$got_after" -ne "$requests" ]; then
 		fail "$name: origin saw $got_after requests, expected $requests"
+	fi
 	local j
 	j=$(sf_grep_count ": joined flight" "$err")
 	[ "$j" -eq "$joins" ] || fail "$name: $j followers joined, expected $joins"
@@ -105,15 +106,15 @@ expect_group() {
 	done
 }
 
-common="threads=$N ok=$N codes=200 bodies=1 size=$SIZE"
+common=(threads="$N" ok="$N" codes=200 bodies=1 size="$SIZE")
 
 # 1. Without the shim: every thread of every group makes its own request
 #    and each transfer runs in the library its caller was built against.
 run_gated plain "" $((4 * N)) 0 "$BO" "$BG" "$LO" "$LG"
-expect_group "$BO" $common tls=OpenSSL ran_in=libcurl.so.4:$N backend=openssl:$N
-expect_group "$BG" $common tls=GnuTLS ran_in=libcurl-gnutls.so.4:$N backend=gnutls:$N
-expect_group "$LO" $common tls=OpenSSL ran_in=libcurl.so.4:$N backend=openssl:$N
-expect_group "$LG" $common tls=GnuTLS ran_in=libcurl-gnutls.so.4:$N backend=gnutls:$N
+expect_group "$BO" "${common[@]}" tls=OpenSSL ran_in=libcurl.so.4:$N backend=openssl:$N
+expect_group "$BG" "${common[@]}" tls=GnuTLS ran_in=libcurl-gnutls.so.4:$N backend=gnutls:$N
+expect_group "$LO" "${common[@]}" tls=OpenSSL ran_in=libcurl.so.4:$N backend=openssl:$N
+expect_group "$LG" "${common[@]}" tls=GnuTLS ran_in=libcurl-gnutls.so.4:$N backend=gnutls:$N
 
 # 2. One binding per flavour in ONE process, same URL: each flavour
 #    coalesces on its own (the flavour is part of the key): 2 requests.
@@ -122,20 +123,20 @@ expect_group "$LG" $common tls=GnuTLS ran_in=libcurl-gnutls.so.4:$N backend=gnut
 #    and getinfo on every handle, followers' too, reached the library that
 #    created it (TLS backend).
 run_gated bindings "$SHIM" 2 $((2 * (N - 1))) "$BO" "$BG"
-expect_group "$BO" $common tls=OpenSSL "ran_in=-:$((N - 1)),libcurl.so.4:1" backend=openssl:$N
-expect_group "$BG" $common tls=GnuTLS "ran_in=-:$((N - 1)),libcurl-gnutls.so.4:1" backend=gnutls:$N
+expect_group "$BO" "${common[@]}" tls=OpenSSL "ran_in=-:$((N - 1)),libcurl.so.4:1" backend=openssl:$N
+expect_group "$BG" "${common[@]}" tls=GnuTLS "ran_in=-:$((N - 1)),libcurl-gnutls.so.4:1" backend=gnutls:$N
 
 # 3. Only one flavour loaded at all (the gnutls binding alone).
 run_gated gnutls-only "$SHIM" 1 $((N - 1)) "$BG"
-expect_group "$BG" $common tls=GnuTLS "ran_in=-:$((N - 1)),libcurl-gnutls.so.4:1" backend=gnutls:$N
+expect_group "$BG" "${common[@]}" tls=GnuTLS "ran_in=-:$((N - 1)),libcurl-gnutls.so.4:1" backend=gnutls:$N
 
 # 4. All four at once: the dlsym'd libraries bypass the shim (one request
 #    per thread, nothing joins them) and still work next to the bindings
 #    that use the same two libraries through it.
 run_gated mixed "$SHIM" $((2 * N + 2)) $((2 * (N - 1))) "$BO" "$BG" "$LO" "$LG"
-expect_group "$BO" $common "ran_in=-:$((N - 1)),libcurl.so.4:1" backend=openssl:$N
-expect_group "$BG" $common "ran_in=-:$((N - 1)),libcurl-gnutls.so.4:1" backend=gnutls:$N
-expect_group "$LO" $common ran_in=libcurl.so.4:$N backend=openssl:$N
-expect_group "$LG" $common ran_in=libcurl-gnutls.so.4:$N backend=gnutls:$N
+expect_group "$BO" "${common[@]}" "ran_in=-:$((N - 1)),libcurl.so.4:1" backend=openssl:$N
+expect_group "$BG" "${common[@]}" "ran_in=-:$((N - 1)),libcurl-gnutls.so.4:1" backend=gnutls:$N
+expect_group "$LO" "${common[@]}" ran_in=libcurl.so.4:$N backend=openssl:$N
+expect_group "$LG" "${common[@]}" ran_in=libcurl-gnutls.so.4:$N backend=gnutls:$N
 
 echo "45-curl-dlopen: ok (bindings coalesce per flavour in one process; dlsym'd libcurl passes untouched)"

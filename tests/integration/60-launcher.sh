@@ -12,6 +12,8 @@ export SFSHIM_LIB="$lib"
 # what was there must stay, in front of nothing else than the runtime.
 # TSan's runtime cannot run bash itself (it crashes in the launcher before
 # the exec); the TSan-built shim pulls its runtime in as a dependency.
+# No library: just the sanitizer runtime.
+# shellcheck disable=SC2119
 base_preload=$(sf_preload)
 [ "$SAN" != tsan ] || base_preload=
 keep=$(realpath "$B/tests/libsf_fakeres.so")

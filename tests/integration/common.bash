@@ -77,8 +77,8 @@ sf_start_dnsd() {
 	"$SF_ROOT/$B/tests/sf_dnsd" -z "$zone" -l "$log" -a 127.0.0.1 -p 53 \
 		-r "$SF_TMP/dnsd.ready" "$@" &
 	SF_PIDS+=($!)
-	local i
-	for i in $(seq 1 200); do
+	local _
+	for _ in $(seq 1 200); do
 		[ -s "$SF_TMP/dnsd.ready" ] && return 0
 		kill -0 "${SF_PIDS[-1]}" 2>/dev/null || break
 		sleep 0.05

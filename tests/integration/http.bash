@@ -15,11 +15,11 @@
 #                             tests/fixtures/libsf_sanfix.c for why)
 
 sf_start_httpd() {
-	local log=$1 i
+	local log=$1
 	rm -f "$SF_TMP/httpd.ready"
 	"$SF_ROOT/$B/tests/sf_httpd" -l "$log" -a 127.0.0.1 -r "$SF_TMP/httpd.ready" &
 	SF_PIDS+=($!)
-	for i in $(seq 1 200); do
+	for _ in $(seq 1 200); do
 		if [ -s "$SF_TMP/httpd.ready" ]; then
 			SF_HTTP_PORT=$(cat "$SF_TMP/httpd.ready")
 			SF_HTTP="http://127.0.0.1:$SF_HTTP_PORT"
@@ -42,9 +42,9 @@ sf_grep_count() {
 }
 
 sf_wait_count() {
-	local want=$1 n i
+	local want=$1 n
 	shift
-	for i in $(seq 1 $(( ${SF_WAIT_SECS:-30} * 20 ))); do
+	for _ in $(seq 1 $(( ${SF_WAIT_SECS:-30} * 20 ))); do
 		n=$("$@")
 		[ "$n" -ge "$want" ] && return 0
 		sleep 0.05

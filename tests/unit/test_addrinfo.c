@@ -16,7 +16,8 @@ static const char *const nodes[] = { "127.0.0.1", "::1", "localhost" };
 
 static struct addrinfo *resolve(const char *node)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_flags = AI_CANONNAME };
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+		                  .ai_flags = AI_CANONNAME };
 	struct addrinfo *res = NULL;
 	int rc = getaddrinfo(node, "80", &hints, &res);
 	ck_assert_msg(rc == 0, "getaddrinfo(%s): %s", node, gai_strerror(rc));
