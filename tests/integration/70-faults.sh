@@ -31,10 +31,13 @@ sf_private_world "$0" "$@"
 # empty it (or run with SF_KNOWN_FAIL=) once the fixes are merged.
 #   dns-longjmp       issue 7 #7: siglongjmp out of getaddrinfo strands the
 #                     flight; with SFSHIM_WAIT_MS=0 later lookups hang
-#   curl-tmpdir-ro    issue 6 #1 / the "follower that cannot get its copy
-#   curl-tmpdir-full  makes its own call" invariant: with nowhere to spill,
-#                     followers fail or get duplicated bytes
-SF_KNOWN_FAIL="${SF_KNOWN_FAIL-dns-longjmp curl-tmpdir-ro curl-tmpdir-full}"
+#   curl-tmpdir-ro    issue 6 #1: with nowhere to spill, followers get
+#   curl-tmpdir-full  duplicated bytes after hand-overs (rc 0, 1.62 MB of
+#                     a 1.5 MiB body); nearly every run
+#   curl-cancel       issue 6 #1: a cancellation storm, same duplicated
+#                     bytes after hand-overs; about 1 run in 6 on a busy
+#                     machine
+SF_KNOWN_FAIL="${SF_KNOWN_FAIL-dns-longjmp curl-tmpdir-ro curl-tmpdir-full curl-cancel}"
 
 if [ -n "$SAN" ]; then LIMIT=240; else LIMIT=60; fi
 THREADS=16
@@ -143,8 +146,18 @@ for what in dns curl; do
 	run_case "$what-tmpdir-full" "$LIMIT" "${CMD[@]}"
 	load "$what" -- -f none -e
 	run_case "$what-nofile" "$LIMIT" "${NOFILE[@]}" "${CMD[@]}"
-	load "$what" -- -f cancel -r 4
-	run_case "$what-cancel" "$LIMIT" "${CMD[@]}"
+	# TSan cannot follow a thread cancelled inside one of its own
+	# interceptors of a blocking call (libcurl's poll and recv): its
+	# runtime has no unwinding, the thread stays in "ignore" mode and the
+	# sync of its cleanup handlers (the shim's unlocks) goes unrecorded,
+	# so TSan then reports races that are not there.  The DNS callers call
+	# the shim directly (no interceptor around them) and stay checked.
+	if [ "$what" = curl ] && [ "$SAN" = tsan ]; then
+		echo "--- curl-cancel: skipped under tsan (cancellation inside its interceptors)"
+	else
+		load "$what" -- -f cancel -r 4
+		run_case "$what-cancel" "$LIMIT" "${CMD[@]}"
+	fi
 	load "$what" -- -f signal
 	run_case "$what-signal" "$LIMIT" "${CMD[@]}"
 done
