@@ -13,7 +13,8 @@
 # Every case asserts: no wrong byte (no call succeeds with other bytes than
 # the origin's), no hang (each run bounded by timeout(1)), no crash (exit
 # status 0, no signal, no sanitizer report), and that a clean round after
-# the faults succeeds for every caller.  Strict cases also demand that every
+# the faults succeeds for every caller (a bad TMPDIR stays bad for it; the
+# descriptor limit, the allocator and the signals are off by then).  Strict cases also demand that every
 # call succeeds, because the caller's own call would have: the shim must not
 # turn a fault of its own (no spill file) into the caller's error.
 set -u
@@ -99,9 +100,9 @@ run_case() {
 	fi
 }
 
-# load KIND [VAR=VALUE...] -- ARGS...: prints the command (NUL-separated)
-# that runs sf_faultload for KIND (dns, curl; dns+alloc, curl+alloc adds
-# the failing allocator) with the extra environment, for run_case.
+# load KIND [VAR=VALUE...] -- ARGS...: sets CMD to the command that runs
+# sf_faultload for KIND (dns, curl; dns+alloc, curl+alloc add the failing
+# allocator) with the extra environment and ARGS, for run_case.
 load() {
 	local kind=$1 pre
 	shift
@@ -121,8 +122,6 @@ load() {
 	esac
 	CMD+=(-t "$THREADS" "$@")
 }
-# A low RLIMIT_NOFILE for the command only.
-NOFILE=(bash -c 'ulimit -n 12 && exec "$@"' nofile)
 
 # The sanitizers' allocators come before any preloaded one: the failing
 # allocator would never run, so those cases only run without them.
@@ -144,8 +143,8 @@ for what in dns curl; do
 	run_case "$what-tmpdir-ro" "$LIMIT" "${CMD[@]}"
 	load "$what" TMPDIR="$SF_TMP/full" -- -f none -t 24 -r 4
 	run_case "$what-tmpdir-full" "$LIMIT" "${CMD[@]}"
-	load "$what" -- -f none -e
-	run_case "$what-nofile" "$LIMIT" "${NOFILE[@]}" "${CMD[@]}"
+	load "$what" -- -f nofile -n 7 -e
+	run_case "$what-nofile" "$LIMIT" "${CMD[@]}"
 	# TSan cannot follow a thread cancelled inside one of its own
 	# interceptors of a blocking call (libcurl's poll and recv): its
 	# runtime has no unwinding, the thread stays in "ignore" mode and the
