@@ -281,8 +281,12 @@ FUZZ_SECONDS ?= 20
 FUZZ_HARNESSES := config curl_key addrinfo stream
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Wall -Wextra -pthread -D_GNU_SOURCE \
   -DCURL_DISABLE_TYPECHECK -DCURL_DISABLE_DEPRECATION $(CURL_CFLAGS) -Ishim \
-  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_SRC_config := shim/common/sf_config.c shim/common/sf_log.c
+  -DSF_VERSION='"$(VERSION)"' -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=all
+# What a harness needs beyond its own file: the common and core layers
+# whole (they are small, and this keeps up with files added to them).
+FUZZ_SRC_common := $(wildcard shim/common/*.c shim/core/*.c)
+FUZZ_SRC_config := $(FUZZ_SRC_common)
 FUZZ_SRC_addrinfo := shim/dns/sf_addrinfo.c
 FUZZ_SRC_stream := shim/core/sf_stream.c
 # The key needs the record and the option table, which reach into the rest
