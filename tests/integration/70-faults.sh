@@ -31,8 +31,6 @@ sf_private_world "$0" "$@"
 # are still run and reported ("KNOWN FAIL") but do not fail the suite; a
 # listed case that passes is reported too.  The list is here and only here:
 # empty it (or run with SF_KNOWN_FAIL=) once the fixes are merged.
-#   dns-longjmp       issue 7 #7: siglongjmp out of getaddrinfo strands the
-#                     flight; with SFSHIM_WAIT_MS=0 later lookups hang
 #   curl-tmpdir-ro    issue 6 #1: with nowhere to spill, followers get
 #   curl-tmpdir-full  duplicated bytes after hand-overs (rc 0, 1.62 MB of
 #                     a 1.5 MiB body); nearly every run
@@ -41,7 +39,7 @@ sf_private_world "$0" "$@"
 #   curl-cancel       issue 6 #1: a cancellation storm, same duplicated
 #                     bytes after hand-overs; about 1 run in 6 on a busy
 #                     machine
-SF_KNOWN_FAIL="${SF_KNOWN_FAIL-dns-longjmp curl-tmpdir-ro curl-tmpdir-full curl-cancel curl-shim-alloc}"
+SF_KNOWN_FAIL="${SF_KNOWN_FAIL-curl-tmpdir-ro curl-tmpdir-full curl-cancel curl-shim-alloc}"
 
 if [ -n "$SAN" ]; then LIMIT=240; else LIMIT=60; fi
 THREADS=16
@@ -175,14 +173,11 @@ for what in dns curl; do
 done
 # siglongjmp out of getaddrinfo (by the leader of a lookup, then by a
 # follower waiting for one), then lookups of the same name.  Without a wait
-# limit a stranded flight makes them hang: the timeout is the check.  A
-# caller that jumps out of a call abandons what the call had allocated, with
-# or without the shim (the flight a follower held: 426 bytes under ASan), so
-# LeakSanitizer is off for these two; hangs, crashes and wrong bytes count.
-nolsan="ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0"
-load dns SFSHIM_WAIT_MS=0 "$nolsan" -- -f longjmp
+# limit a stranded flight makes them hang: the timeout is the check; under
+# ASan, LeakSanitizer checks that the flight the jumper held is released.
+load dns SFSHIM_WAIT_MS=0 -- -f longjmp
 run_case dns-longjmp "$((LIMIT / 8))" "${CMD[@]}"
-load dns SFSHIM_WAIT_MS=0 "$nolsan" -- -f longjmp-follower
+load dns SFSHIM_WAIT_MS=0 -- -f longjmp-follower
 run_case dns-longjmp-follower "$((LIMIT / 8))" "${CMD[@]}"
 
 echo
