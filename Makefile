@@ -339,7 +339,7 @@ SHELL_SCRIPTS := $(wildcard scripts/*.sh tests/*.sh tests/integration/*.sh \
 # those merge, run `make format` and empty this list.  sf_httpd.c and
 # sf_dnsd.c were written in another style (4 spaces) and are reformatted
 # then too.
-FORMAT_EXCLUDE := shim/curl/sf_curl_api.c shim/curl/sf_curl_key.c \
+FORMAT_EXCLUDE := shim/curl/sf_curl_api.c \
   shim/curl/sf_curl_key.h tests/fixtures/sf_httpd.c tests/fixtures/sf_dnsd.c \
   tests/fixtures/libsf_fakeres.c tests/fixtures/sf_fakeres.h \
   tests/preload/test_curl.c tests/preload/test_dns_fake.c \
