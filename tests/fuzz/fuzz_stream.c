@@ -56,7 +56,8 @@ static void check_read(const sf_stream *s, size_t off, size_t want, size_t len)
 		got += (size_t)r;
 	}
 	size_t expect = off >= len ? 0 : (len - off < want ? len - off : want);
-	if (got != expect || memcmp(scratch, ref + off, got) != 0) {
+	/* ref + off only when bytes came back: off may lie past the end. */
+	if (got != expect || (got && memcmp(scratch, ref + off, got) != 0)) {
 		fprintf(stderr, "read at %zu of %zu: got %zu, expected %zu\n",
 		        off, want, got, expect);
 		abort();

@@ -95,7 +95,7 @@ echo "ok   --stats: $(grep 'dns: calls' <<<"$stats")"
 # it loads its configuration and in the stats summary.
 # Outside any jobserver of the make that runs this test: a -j parent would
 # make the inner make announce its directory.
-version=$(MAKEFLAGS= MAKELEVEL= make -s --no-print-directory version)
+version=$(MAKEFLAGS='' MAKELEVEL='' make -s --no-print-directory version)
 [ -n "$version" ] || fail "make version printed nothing"
 out=$(LD_PRELOAD='' scripts/sfshim --version)
 [ "$(sed -n 1p <<<"$out")" = "sfshim $version" ] ||
