@@ -48,6 +48,7 @@ mkdir -p "$B/bench"
 # $CFLAGS: flags, split on purpose.
 # shellcheck disable=SC2086
 $CC $CFLAGS -o "$B/bench/bench_curl" scripts/bench/bench_curl.c -lcurl -lpthread -ldl
+# shellcheck disable=SC2086
 $CC $CFLAGS -o "$B/bench/bench_lone" scripts/bench/bench_lone.c -lcurl
 
 shim=$(realpath "$B/libsfshim.so")

@@ -29,17 +29,12 @@ sf_private_world "$0" "$@"
 # Cases that fail on today's code because of a defect named in
 # /work/wt/issue6.txt or issue7.txt, being fixed on other branches.  They
 # are still run and reported ("KNOWN FAIL") but do not fail the suite; a
-# listed case that passes is reported too.  The list is here and only here:
-# empty it (or run with SF_KNOWN_FAIL=) once the fixes are merged.
-#   curl-tmpdir-ro    issue 6 #1: with nowhere to spill, followers get
-#   curl-tmpdir-full  duplicated bytes after hand-overs (rc 0, 1.62 MB of
-#                     a 1.5 MiB body); nearly every run
-#   curl-shim-alloc   issue 6 #11: when the library's own allocations fail,
-#                     followers get errors their own call would not give
-#   curl-cancel       issue 6 #1: a cancellation storm, same duplicated
-#                     bytes after hand-overs; about 1 run in 6 on a busy
-#                     machine
-SF_KNOWN_FAIL="${SF_KNOWN_FAIL-curl-tmpdir-ro curl-tmpdir-full curl-cancel curl-shim-alloc}"
+# listed case that passes is reported too.  The list is here and only here.
+# Empty since the fixes of issues 6 and 7 were merged: dns-longjmp (issue 7
+# #7), curl-tmpdir-ro, curl-tmpdir-full, curl-cancel (issue 6 #1: duplicated
+# bytes after hand-overs) and curl-shim-alloc (issue 6 #11: followers got
+# CURLE_OUT_OF_MEMORY) failed before them.
+SF_KNOWN_FAIL="${SF_KNOWN_FAIL-}"
 
 if [ -n "$SAN" ]; then LIMIT=240; else LIMIT=60; fi
 THREADS=16
