@@ -15,7 +15,10 @@
 #include <string.h>
 
 #define MAX_TOTAL (512u * 1024u)
-#define CHUNK (64u * 1024u) /* sf_stream.c's memory chunk, for the edges */
+/* Where sf_stream.c's memory chunks end (a 4 KiB first chunk, then 64 KiB
+ * ones): only to look harder there; the property does not depend on it. */
+#define FIRST (4u * 1024u)
+#define CHUNK (64u * 1024u)
 
 struct input {
 	const uint8_t *p;
@@ -103,8 +106,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	/* Every offset near the edges, then a walk in odd steps. */
-	const size_t edges[] = { 0, CHUNK, 2 * CHUNK,
-		                 (spill + CHUNK - 1) / CHUNK * CHUNK };
+	const size_t edges[] = {
+		0,
+		FIRST,
+		FIRST + CHUNK,
+		FIRST + 2 * CHUNK,
+		CHUNK,
+		2 * CHUNK,
+		spill,
+		(spill + CHUNK - 1) / CHUNK * CHUNK,
+	};
 	for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++)
 		for (size_t off = edges[e] > 64 ? edges[e] - 64 : 0;
 		     off < edges[e] + 64 && off <= len; off++)
