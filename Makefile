@@ -347,11 +347,15 @@ FORMAT_EXCLUDE := shim/curl/sf_curl_api.c \
   tests/unit/test_config.c
 FORMAT_SRC := $(filter-out $(FORMAT_EXCLUDE),$(wildcard shim/*/*.[ch] tests/*/*.[ch]))
 TIDY_SRC := $(SHIM_SRC)
-# Files checked with one check off, each with why.  The curl hook is not
-# edited from here (another branch owns it):
+# FILE:CHECK pairs: FILE is checked with CHECK off, each with why.  The
+# curl hook is not edited from here (another branch owns it):
 #   sf_curl_opts_table.c, bugprone-macro-parentheses: ROW_ID's `num` is
-#     always a literal (CURLOPTTYPE_LONG + 1); parenthesising it is style.
-TIDY_NO_MACRO_PARENS := shim/curl/sf_curl_opts_table.c
+#     always a literal (CURLOPTTYPE_LONG + 1); parenthesising it is style;
+#   sf_curl_lead.c, bugprone-implicit-widening-of-multiplication-result:
+#     LONE_STORE is an unsigned constant product compared with sizes.
+TIDY_RELAX := shim/curl/sf_curl_opts_table.c:bugprone-macro-parentheses \
+  shim/curl/sf_curl_lead.c:bugprone-implicit-widening-of-multiplication-result
+TIDY_RELAXED := $(foreach r,$(TIDY_RELAX),$(firstword $(subst :, ,$(r))))
 
 .PHONY: lint shellcheck format-check format tidy
 lint: shellcheck format-check tidy
@@ -369,11 +373,12 @@ format:
 # Every finding is an error (WarningsAsErrors in .clang-tidy).
 tidy:
 	@mkdir -p build; \
-	  $(CLANG_TIDY) --quiet $(filter-out $(TIDY_NO_MACRO_PARENS),$(TIDY_SRC)) \
+	  $(CLANG_TIDY) --quiet $(filter-out $(TIDY_RELAXED),$(TIDY_SRC)) \
 	  -- $(filter-out -Werror,$(SHIM_CFLAGS)) >build/tidy.log 2>&1; rc=$$?; \
-	  $(CLANG_TIDY) --quiet --checks=-bugprone-macro-parentheses \
-	  $(TIDY_NO_MACRO_PARENS) -- $(filter-out -Werror,$(SHIM_CFLAGS)) \
-	  >>build/tidy.log 2>&1 || rc=1; \
+	  for r in $(TIDY_RELAX); do \
+	    $(CLANG_TIDY) --quiet --checks=-$${r#*:} $${r%%:*} -- \
+	      $(filter-out -Werror,$(SHIM_CFLAGS)) >>build/tidy.log 2>&1 || rc=1; \
+	  done; \
 	  grep -v 'warnings\? generated\.$$' build/tidy.log; \
 	  [ $$rc = 0 ] && echo "tidy: ok"
 
