@@ -2,8 +2,8 @@
 #include "common/sf_config.h"
 
 #include "common/sf_log.h"
-#include "common/sf_version.h"
 #include "common/sf_trace.h"
+#include "common/sf_version.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -99,7 +99,8 @@ void sf_json_str(struct sf_json *j, const char *s)
 		else if (c == '\t')
 			esc[1] = 't';
 		else if (c != '"' && c != '\\') {
-			memcpy(esc, "\\u00", 4);
+			esc[1] = 'u';
+			esc[2] = esc[3] = '0';
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 15];
 			n = 6;

@@ -17,8 +17,8 @@
 
 #include <check.h>
 #include <dlfcn.h>
-#include <link.h>
 #include <errno.h>
+#include <link.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -26,21 +26,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SF_WAIT_LIMIT_MS 30000u /* a condition that never comes fails */
 
 /* For code that runs on callers' threads or before main, where check's
  * assertions cannot report. */
-#define sf_must(cond)                                                          \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: %s failed\n", __FILE__,       \
-			        __LINE__, #cond);                              \
-			abort();                                               \
-		}                                                              \
+#define sf_must(cond)                                                   \
+	do {                                                            \
+		if (!(cond)) {                                          \
+			fprintf(stderr, "%s:%d: %s failed\n", __FILE__, \
+			        __LINE__, #cond);                       \
+			abort();                                        \
+		}                                                       \
 	} while (0)
 
 /* ---- the shim's log ---------------------------------------------------- */
@@ -51,14 +51,15 @@ struct sf_logcap {
 	pthread_t reader;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	unsigned joined; /* "joined flight" lines */
+	unsigned joined;    /* "joined flight" lines */
 	unsigned took_over; /* "leader gone, took over" */
 	unsigned expired;   /* "waited past SFSHIM_WAIT_MS" */
 	unsigned lines;
 };
-static struct sf_logcap logcap __attribute__((unused)) = { .saved_fd2 = -1,
-                                   .lock = PTHREAD_MUTEX_INITIALIZER,
-                                   .cond = PTHREAD_COND_INITIALIZER };
+static struct sf_logcap logcap
+        __attribute__((unused)) = { .saved_fd2 = -1,
+	                            .lock = PTHREAD_MUTEX_INITIALIZER,
+	                            .cond = PTHREAD_COND_INITIALIZER };
 
 /* Lines of the shim's debug chatter are counted and dropped; every other
  * line (sanitizer reports, shim errors) goes on to the real stderr. */
@@ -100,7 +101,8 @@ static inline void *logcap_main(void *unused)
 		have += (size_t)r;
 		buf[have] = '\0';
 		char *start = buf, *nl;
-		while ((nl = memchr(start, '\n', have - (size_t)(start - buf)))) {
+		while ((nl = memchr(start, '\n',
+		                    have - (size_t)(start - buf)))) {
 			*nl = '\0';
 			logcap_line(start, (size_t)(nl - start));
 			start = nl + 1;
@@ -130,7 +132,9 @@ static inline int logcap_try_start(void)
 	close(p[1]);
 	logcap.rd = p[0];
 	logcap.joined = logcap.took_over = logcap.expired = logcap.lines = 0;
-	return pthread_create(&logcap.reader, NULL, logcap_main, NULL) == 0 ? 0 : -1;
+	return pthread_create(&logcap.reader, NULL, logcap_main, NULL) == 0
+	               ? 0
+	               : -1;
 }
 
 static inline void logcap_start(void)
@@ -220,7 +224,8 @@ static inline sf_gai_fn *libc_getaddrinfo(void)
  * cancelled inside it ends "with ignores enabled" (a TSan report).  Calling
  * the shim's entry point directly keeps its memory accesses checked; the
  * shim still reaches the next getaddrinfo through RTLD_NEXT. */
-static inline int sf_find_shim_cb(struct dl_phdr_info *info, size_t size, void *out)
+static inline int sf_find_shim_cb(struct dl_phdr_info *info, size_t size,
+                                  void *out)
 {
 	(void)size;
 	if (info->dlpi_name && strstr(info->dlpi_name, "/libsfshim.so")) {
@@ -258,26 +263,27 @@ static inline char *sf_ai_text(int rc, int err, const struct addrinfo *ai)
 	char *s = malloc(cap);
 	sf_must(s != NULL);
 	s[0] = '\0';
-#define APPEND(...)                                                            \
-	do {                                                                   \
-		for (;;) {                                                     \
-			int k = snprintf(s + len, cap - len, __VA_ARGS__);     \
-			sf_must(k >= 0);                                       \
-			if ((size_t)k < cap - len) {                           \
-				len += (size_t)k;                              \
-				break;                                         \
-			}                                                      \
-			cap *= 2;                                              \
-			s = realloc(s, cap);                                   \
-			sf_must(s != NULL);                                    \
-		}                                                              \
+#define APPEND(...)                                                        \
+	do {                                                               \
+		for (;;) {                                                 \
+			int k = snprintf(s + len, cap - len, __VA_ARGS__); \
+			sf_must(k >= 0);                                   \
+			if ((size_t)k < cap - len) {                       \
+				len += (size_t)k;                          \
+				break;                                     \
+			}                                                  \
+			cap *= 2;                                          \
+			s = realloc(s, cap);                               \
+			sf_must(s != NULL);                                \
+		}                                                          \
 	} while (0)
 	APPEND("rc=%d", rc);
 	if (rc == EAI_SYSTEM)
 		APPEND(" errno=%d", err);
 	for (; rc == 0 && ai; ai = ai->ai_next) {
 		APPEND(" {%d,%d,%d,%d,%u,", ai->ai_flags, ai->ai_family,
-		       ai->ai_socktype, ai->ai_protocol, (unsigned)ai->ai_addrlen);
+		       ai->ai_socktype, ai->ai_protocol,
+		       (unsigned)ai->ai_addrlen);
 		const unsigned char *b = (const unsigned char *)ai->ai_addr;
 		for (socklen_t i = 0; b && i < ai->ai_addrlen; i++)
 			APPEND("%02x", b[i]);
@@ -303,7 +309,9 @@ static inline void *sf_call_main(void *p)
 {
 	struct sf_call *c = p;
 	struct addrinfo *res = NULL;
-	sf_gai_fn *fn = c->fn ? c->fn : sf_default_gai ? sf_default_gai : getaddrinfo;
+	sf_gai_fn *fn = c->fn            ? c->fn
+	                : sf_default_gai ? sf_default_gai
+	                                 : getaddrinfo;
 	errno = 0;
 	c->rc = fn(c->node, c->service, c->hints, &res);
 	c->err = errno;
@@ -333,11 +341,13 @@ static inline void sf_call_free(struct sf_call *c, size_t n)
 }
 
 /* One call on this thread, as text. */
-static inline char *sf_lookup_text(sf_gai_fn *fn, const char *node, const char *service,
-                            const struct addrinfo *hints)
+static inline char *sf_lookup_text(sf_gai_fn *fn, const char *node,
+                                   const char *service,
+                                   const struct addrinfo *hints)
 {
-	struct sf_call c = { .node = node, .service = service, .hints = hints,
-	                     .fn = fn };
+	struct sf_call c = {
+		.node = node, .service = service, .hints = hints, .fn = fn
+	};
 	sf_call_main(&c);
 	return c.text;
 }
@@ -359,9 +369,12 @@ struct group {
 	struct sf_call *calls;
 	char *ref; /* glibc's own answer (malloc'd), NULL: burst() takes it */
 };
-#define G(node_, service_, hints_, n_, coalesce_)                               \
-	((struct group){ .node = (node_), .service = (service_),               \
-	                 .hints = (hints_), .n = (n_), .coalesce = (coalesce_) })
+#define G(node_, service_, hints_, n_, coalesce_) \
+	((struct group){ .node = (node_),         \
+	                 .service = (service_),   \
+	                 .hints = (hints_),       \
+	                 .n = (n_),               \
+	                 .coalesce = (coalesce_) })
 
 /* Starts every caller with the gate closed, waits until each is parked in
  * the fake or registered as a follower, opens the gate, joins them all.
@@ -373,8 +386,8 @@ static inline void burst(struct group *g, size_t ng)
 	unsigned joined_before = logcap_get(&logcap.joined);
 	for (size_t i = 0; i < ng; i++) {
 		if (!g[i].ref) /* glibc's answer, in this process */
-			g[i].ref = sf_lookup_text(libc_gai, g[i].node, g[i].service,
-			                          g[i].hints);
+			g[i].ref = sf_lookup_text(libc_gai, g[i].node,
+			                          g[i].service, g[i].hints);
 		g[i].calls = calloc(g[i].n, sizeof(struct sf_call));
 		ck_assert_ptr_nonnull(g[i].calls);
 		parked += g[i].coalesce ? 1 : g[i].n;
@@ -390,7 +403,8 @@ static inline void burst(struct group *g, size_t ng)
 			sf_call_start(c);
 		}
 	}
-	ck_assert_uint_eq(fake.sf_fake_wait_parked(parked, SF_WAIT_LIMIT_MS), parked);
+	ck_assert_uint_eq(fake.sf_fake_wait_parked(parked, SF_WAIT_LIMIT_MS),
+	                  parked);
 	ck_assert_uint_eq(logcap_wait_joined(joined_before + joined),
 	                  joined_before + joined);
 	fake.sf_fake_gate_open();
@@ -416,7 +430,8 @@ static inline void assert_answers_are_ref(const struct group *g, size_t ng)
 	for (size_t i = 0; i < ng; i++)
 		for (unsigned j = 0; j < g[i].n; j++)
 			ck_assert_msg(strcmp(g[i].calls[j].text, g[i].ref) == 0,
-			              "%s/%s caller %u:\n got %s\nwant %s", g[i].node,
+			              "%s/%s caller %u:\n got %s\nwant %s",
+			              g[i].node,
 			              g[i].service ? g[i].service : "(null)", j,
 			              g[i].calls[j].text, g[i].ref);
 }

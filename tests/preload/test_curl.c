@@ -50,8 +50,8 @@
 #define SANITIZED 0
 #endif
 
-#define N_SAME 20                          /* the main coalescing burst */
-#define N 8                                /* the other bursts */
+#define N_SAME 20 /* the main coalescing burst */
+#define N 8       /* the other bursts */
 #define N_BIG_FOLLOWERS (SANITIZED ? 10 : 50)
 
 /* /bytes/N bodies from sf_httpd: byte i is ALPHABET[i % 36]. */
@@ -90,7 +90,7 @@ static void sbuf_add(struct sbuf *b, const void *data, size_t n)
 }
 
 static void sbuf_printf(struct sbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 static void sbuf_printf(struct sbuf *b, const char *fmt, ...)
 {
 	char *s;
@@ -178,13 +178,14 @@ static void open_gate(const char *name)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)srv_port),
-	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		                 .sin_port = htons((uint16_t)srv_port),
+		                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	char req[256];
 	int n = snprintf(req, sizeof(req),
 	                 "GET /_open?gate=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-	                 "Connection: close\r\n\r\n", name);
+	                 "Connection: close\r\n\r\n",
+	                 name);
 	ck_assert_int_eq(write(fd, req, (size_t)n), n);
 	char resp[1024];
 	size_t got = 0;
@@ -203,7 +204,7 @@ static int closed_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET,
-	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(a);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
@@ -225,13 +226,13 @@ struct xfer {
 	/* What to do, set before the thread starts. */
 	const char *url;
 	void (*configure)(struct xfer *x, CURL *h); /* more options, or NULL */
-	const char *arg;        /* for configure: a header, a cookie... */
-	size_t fail_after;      /* the write callback refuses past this many
+	const char *arg;   /* for configure: a header, a cookie... */
+	size_t fail_after; /* the write callback refuses past this many
 	                           body bytes (0: never) */
-	bool pattern;           /* the body is /bytes/N: check it, keep a hash */
-	bool plain;             /* no WRITEFUNCTION/HEADERFUNCTION of ours */
-	bool spill_probe;       /* look for the shim's spill file mid-body */
-	bool any_version;       /* pattern with ver=1: the first byte tells
+	bool pattern;      /* the body is /bytes/N: check it, keep a hash */
+	bool plain;        /* no WRITEFUNCTION/HEADERFUNCTION of ours */
+	bool spill_probe;  /* look for the shim's spill file mid-body */
+	bool any_version;  /* pattern with ver=1: the first byte tells
 	                           which version, the rest must match it */
 	/* Called in the write callback before a piece is taken (scripted
 	 * hand-overs); the piece is refused if it returns false. */
@@ -241,21 +242,21 @@ struct xfer {
 
 	/* What happened. */
 	pthread_t tid;
-	pid_t ostid;            /* the kernel's id of its thread */
+	pid_t ostid; /* the kernel's id of its thread */
 	CURL *h;
 	CURLcode rc;
 	char errbuf[CURL_ERROR_SIZE];
-	struct sbuf hdr;        /* header lines as the header callback got them */
-	unsigned nhdr;          /* header callback calls */
-	struct sbuf body;       /* unless pattern */
+	struct sbuf hdr;  /* header lines as the header callback got them */
+	unsigned nhdr;    /* header callback calls */
+	struct sbuf body; /* unless pattern */
 	size_t body_len, bad_bytes, max_write;
-	uint64_t hash;          /* FNV-1a of the body */
+	uint64_t hash; /* FNV-1a of the body */
 	uint64_t t_start, t_first_body, t_end;
 	int progress_calls;
 	bool saw_spill;
-	unsigned shift;         /* any_version: the version seen */
-	size_t max_hdr_line;    /* longest header callback call */
-	unsigned pieces;        /* write callback calls */
+	unsigned shift;      /* any_version: the version seen */
+	size_t max_hdr_line; /* longest header callback call */
+	unsigned pieces;     /* write callback calls */
 	/* Mid-transfer answers, read in the first write callback call. */
 	bool mid_seen;
 	long mid_code;
@@ -263,11 +264,11 @@ struct xfer {
 	curl_off_t mid_clen;
 
 	/* Answers read on the thread right after perform. */
-	char *info;             /* getinfo answers that every sharer must share */
-	char *hapi;             /* the header API's view of the response */
-	char *xfixture;         /* curl_easy_header(X-Fixture) value */
+	char *info;     /* getinfo answers that every sharer must share */
+	char *hapi;     /* the header API's view of the response */
+	char *xfixture; /* curl_easy_header(X-Fixture) value */
 	double total_time;
-	void *priv;             /* CURLINFO_PRIVATE */
+	void *priv; /* CURLINFO_PRIVATE */
 
 	/* For configure functions. */
 	struct curl_slist *slist;
@@ -334,7 +335,9 @@ static void take_body(struct xfer *x, const char *p, size_t len)
 	}
 	if (x->pattern) {
 		for (size_t i = 0; i < len; i++)
-			x->bad_bytes += p[i] != ALPHABET[(x->body_len + i + x->shift) % 36];
+			x->bad_bytes +=
+			        p[i] !=
+			        ALPHABET[(x->body_len + i + x->shift) % 36];
 	} else {
 		sbuf_add(&x->body, p, len);
 	}
@@ -357,11 +360,14 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 		x->mid_seen = true;
 		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->mid_code);
 		curl_easy_getinfo(x->h, CURLINFO_CONTENT_TYPE, &ct);
-		snprintf(x->mid_type, sizeof(x->mid_type), "%s", ct ? ct : "(null)");
-		curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &x->mid_clen);
+		snprintf(x->mid_type, sizeof(x->mid_type), "%s",
+		         ct ? ct : "(null)");
+		curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+		                  &x->mid_clen);
 		snprintf(x->mid_hdr, sizeof(x->mid_hdr), "%s",
-		         curl_easy_header(x->h, "Content-Type", 0, CURLH_HEADER, -1,
-		                          &hh) == CURLHE_OK && hh
+		         curl_easy_header(x->h, "Content-Type", 0, CURLH_HEADER,
+		                          -1, &hh) == CURLHE_OK &&
+		                         hh
 		                 ? hh->value
 		                 : "(missing)");
 	}
@@ -397,7 +403,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
 static char *info_text(CURL *h)
 {
 	long code = -1, hsize = -1, redirs = -1, version = -1, port = -1;
-	char *ctype = NULL, *eurl = NULL, *method = NULL, *ip = NULL, *scheme = NULL;
+	char *ctype = NULL, *eurl = NULL, *method = NULL, *ip = NULL,
+	     *scheme = NULL;
 	curl_off_t size = -2, clen = -2;
 	int rc[12] = {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code),
@@ -417,13 +424,14 @@ static char *info_text(CURL *h)
 	sbuf_printf(&b, "rcs=");
 	for (int i = 0; i < 12; i++)
 		sbuf_printf(&b, "%d,", rc[i]);
-	sbuf_printf(&b, " code=%ld type=%s url=%s method=%s size=%" PRId64
+	sbuf_printf(&b,
+	            " code=%ld type=%s url=%s method=%s size=%" PRId64
 	            " header_size=%ld redirects=%ld version=%ld ip=%s port=%ld"
 	            " scheme=%s length=%" PRId64,
 	            code, ctype ? ctype : "(null)", eurl ? eurl : "(null)",
 	            method ? method : "(null)", (int64_t)size, hsize, redirs,
-	            version, ip ? ip : "(null)", port, scheme ? scheme : "(null)",
-	            (int64_t)clen);
+	            version, ip ? ip : "(null)", port,
+	            scheme ? scheme : "(null)", (int64_t)clen);
 	return b.p;
 }
 
@@ -433,16 +441,19 @@ static char *header_api_text(CURL *h, char **xfixture)
 {
 	struct sbuf b = { 0 };
 	struct curl_header *hh = NULL;
-	CURLHcode rc = curl_easy_header(h, "X-Fixture", 0, CURLH_HEADER, -1, &hh);
+	CURLHcode rc =
+	        curl_easy_header(h, "X-Fixture", 0, CURLH_HEADER, -1, &hh);
 	*xfixture = strdup(rc == CURLHE_OK && hh ? hh->value : "(missing)");
 	sbuf_printf(&b, "X-Fixture: rc=%d\n", (int)rc);
 	long redirs = 0;
 	curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &redirs);
 	for (int req = -1; req <= redirs; req++) {
-		for (struct curl_header *p = curl_easy_nextheader(h, CURLH_HEADER, req, NULL);
+		for (struct curl_header *p =
+		             curl_easy_nextheader(h, CURLH_HEADER, req, NULL);
 		     p; p = curl_easy_nextheader(h, CURLH_HEADER, req, p))
-			sbuf_printf(&b, "[%d] %s: %s (%zu/%zu, %#x)\n", req, p->name,
-			            p->value, p->index, p->amount, p->origin);
+			sbuf_printf(&b, "[%d] %s: %s (%zu/%zu, %#x)\n", req,
+			            p->name, p->value, p->index, p->amount,
+			            p->origin);
 	}
 	return b.p;
 }
@@ -543,7 +554,8 @@ static void xfers_free(struct xfer *x, size_t n)
 			fclose(x[i].wfile);
 		if (x[i].hfile)
 			fclose(x[i].hfile);
-		if (x[i].barrier && (i == 0 || x[i].barrier != x[i - 1].barrier)) {
+		if (x[i].barrier &&
+		    (i == 0 || x[i].barrier != x[i - 1].barrier)) {
 			pthread_barrier_destroy(x[i].barrier);
 			free(x[i].barrier);
 		}
@@ -574,22 +586,28 @@ static void wait_joined(unsigned n)
 static void assert_same_as(const struct xfer *x, size_t i, size_t ref)
 {
 	const struct xfer *a = &x[i], *r = &x[ref];
-	ck_assert_msg(a->rc == r->rc, "[%zu] rc %d, [%zu] rc %d", i, a->rc, ref, r->rc);
-	ck_assert_msg(strcmp(a->errbuf, r->errbuf) == 0, "[%zu] errbuf '%s', [%zu] '%s'",
-	              i, a->errbuf, ref, r->errbuf);
+	ck_assert_msg(a->rc == r->rc, "[%zu] rc %d, [%zu] rc %d", i, a->rc, ref,
+	              r->rc);
+	ck_assert_msg(strcmp(a->errbuf, r->errbuf) == 0,
+	              "[%zu] errbuf '%s', [%zu] '%s'", i, a->errbuf, ref,
+	              r->errbuf);
 	ck_assert_msg(a->nhdr == r->nhdr && a->hdr.len == r->hdr.len &&
-	                      memcmp(sbuf_str(&a->hdr), sbuf_str(&r->hdr), a->hdr.len) == 0,
+	                      memcmp(sbuf_str(&a->hdr), sbuf_str(&r->hdr),
+	                             a->hdr.len) == 0,
 	              "[%zu] headers differ from [%zu]:\n%s---\n%s", i, ref,
 	              sbuf_str(&a->hdr), sbuf_str(&r->hdr));
 	ck_assert_msg(a->body_len == r->body_len && a->hash == r->hash &&
 	                      a->body.len == r->body.len &&
-	                      memcmp(sbuf_str(&a->body), sbuf_str(&r->body), a->body.len) == 0,
-	              "[%zu] body (%zu bytes) differs from [%zu] (%zu bytes)", i,
-	              a->body_len, ref, r->body_len);
-	ck_assert_msg(strcmp(a->info, r->info) == 0, "[%zu] getinfo: %s\n[%zu] getinfo: %s",
-	              i, a->info, ref, r->info);
-	ck_assert_msg(strcmp(a->hapi, r->hapi) == 0, "[%zu] header API:\n%s[%zu] header API:\n%s",
-	              i, a->hapi, ref, r->hapi);
+	                      memcmp(sbuf_str(&a->body), sbuf_str(&r->body),
+	                             a->body.len) == 0,
+	              "[%zu] body (%zu bytes) differs from [%zu] (%zu bytes)",
+	              i, a->body_len, ref, r->body_len);
+	ck_assert_msg(strcmp(a->info, r->info) == 0,
+	              "[%zu] getinfo: %s\n[%zu] getinfo: %s", i, a->info, ref,
+	              r->info);
+	ck_assert_msg(strcmp(a->hapi, r->hapi) == 0,
+	              "[%zu] header API:\n%s[%zu] header API:\n%s", i, a->hapi,
+	              ref, r->hapi);
 }
 
 /* What holds for every handle, leader or follower: its own PRIVATE, its
@@ -597,11 +615,13 @@ static void assert_same_as(const struct xfer *x, size_t i, size_t ref)
 static void assert_own(const struct xfer *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		ck_assert_msg(x[i].priv == &x[i], "[%zu] CURLINFO_PRIVATE is not its own", i);
+		ck_assert_msg(x[i].priv == &x[i],
+		              "[%zu] CURLINFO_PRIVATE is not its own", i);
 		/* Its own: within its own perform, not the leader's (which
 		 * started earlier in the leader-first tests). */
 		double own = (double)(x[i].t_end - x[i].t_start) / 1e9;
-		ck_assert_msg(x[i].total_time > 0 && x[i].total_time <= own + 0.001,
+		ck_assert_msg(x[i].total_time > 0 &&
+		                      x[i].total_time <= own + 0.001,
 		              "[%zu] TOTAL_TIME %f, its perform took %f", i,
 		              x[i].total_time, own);
 		ck_assert_msg(x[i].max_write <= CURL_MAX_WRITE_SIZE,
@@ -611,17 +631,19 @@ static void assert_own(const struct xfer *x, size_t n)
 
 static void assert_pattern_body(const struct xfer *x, size_t i, size_t len)
 {
-	ck_assert_msg(x[i].rc == CURLE_OK, "[%zu] rc %d (%s)", i, x[i].rc, x[i].errbuf);
+	ck_assert_msg(x[i].rc == CURLE_OK, "[%zu] rc %d (%s)", i, x[i].rc,
+	              x[i].errbuf);
 	ck_assert_msg(x[i].body_len == len, "[%zu] %zu body bytes, want %zu", i,
 	              x[i].body_len, len);
-	ck_assert_msg(x[i].bad_bytes == 0, "[%zu] %zu wrong body bytes", i, x[i].bad_bytes);
+	ck_assert_msg(x[i].bad_bytes == 0, "[%zu] %zu wrong body bytes", i,
+	              x[i].bad_bytes);
 }
 
 static void assert_info_has(const struct xfer *x, size_t i, const char *what)
 {
 	/* Case-blind: CURLINFO_SCHEME is "HTTP" in 7.x, "http" in 8.x. */
-	ck_assert_msg(strcasestr(x[i].info, what), "[%zu] getinfo lacks '%s': %s", i,
-	              what, x[i].info);
+	ck_assert_msg(strcasestr(x[i].info, what),
+	              "[%zu] getinfo lacks '%s': %s", i, what, x[i].info);
 }
 
 /* ---- fixture ------------------------------------------------------------- */
@@ -630,7 +652,8 @@ static void setup(void)
 {
 	const char *port = getenv("SF_HTTP_PORT");
 	srv_log = getenv("SF_HTTPD_LOG");
-	ck_assert_msg(port && srv_log, "SF_HTTP_PORT / SF_HTTPD_LOG not set (see 30-curl.sh)");
+	ck_assert_msg(port && srv_log,
+	              "SF_HTTP_PORT / SF_HTTPD_LOG not set (see 30-curl.sh)");
 	srv_port = atoi(port);
 
 	/* The shim must be what the test's calls reach. */
@@ -685,11 +708,14 @@ START_TEST(same_url_one_request)
 	assert_own(x, N_SAME);
 	/* ...and the shared answers are the right ones. */
 	ck_assert_uint_eq(x[0].nhdr, 5); /* status, 3 fields, blank line */
-	ck_assert_str_eq(x[0].hdr.p, "HTTP/1.1 200 OK\r\n"
-	                             "Content-Type: application/octet-stream\r\n"
-	                             "Content-Length: 100000\r\n"
-	                             "X-Fixture: sf_httpd\r\n\r\n");
-	assert_info_has(x, 0, " code=200 type=application/octet-stream url=http://127.0.0.1:");
+	ck_assert_str_eq(x[0].hdr.p,
+	                 "HTTP/1.1 200 OK\r\n"
+	                 "Content-Type: application/octet-stream\r\n"
+	                 "Content-Length: 100000\r\n"
+	                 "X-Fixture: sf_httpd\r\n\r\n");
+	assert_info_has(
+	        x, 0,
+	        " code=200 type=application/octet-stream url=http://127.0.0.1:");
 	assert_info_has(x, 0, " method=GET size=100000 ");
 	assert_info_has(x, 0, " redirects=0 version=2 ip=127.0.0.1 ");
 	assert_info_has(x, 0, " scheme=HTTP length=100000");
@@ -708,7 +734,8 @@ START_TEST(distinct_urls_one_request_each)
 	struct xfer *x = xfers(URLS * PER, NULL);
 	for (size_t k = 0; k < URLS; k++) {
 		ids[k] = new_id();
-		urls[k] = url("/bytes/%zu?id=%s&gate=%s", 1000 * (k + 1), ids[k], gate);
+		urls[k] = url("/bytes/%zu?id=%s&gate=%s", 1000 * (k + 1),
+		              ids[k], gate);
 		for (size_t j = 0; j < PER; j++) {
 			x[k * PER + j].url = urls[k];
 			x[k * PER + j].pattern = true;
@@ -761,13 +788,20 @@ static const struct split_case {
 	const char *arg[2];  /* the option's value per group */
 	const char *sent[2]; /* the request line /echo must show for it */
 } split_cases[] = {
-	{ "HTTPHEADER", opt_header,
+	{ "HTTPHEADER",
+	  opt_header,
 	  { "Authorization: Bearer token-a", "Authorization: Bearer token-b" },
-	  { "\r\nAuthorization: Bearer token-a\r\n", "\r\nAuthorization: Bearer token-b\r\n" } },
-	{ "COOKIE", opt_cookie, { "flavour=a", "flavour=b" },
+	  { "\r\nAuthorization: Bearer token-a\r\n",
+	    "\r\nAuthorization: Bearer token-b\r\n" } },
+	{ "COOKIE",
+	  opt_cookie,
+	  { "flavour=a", "flavour=b" },
 	  { "\r\nCookie: flavour=a\r\n", "\r\nCookie: flavour=b\r\n" } },
-	{ "USERPWD", opt_userpwd, { "alice:one", "bob:two" },
-	  { "\r\nAuthorization: Basic YWxpY2U6b25l\r\n", "\r\nAuthorization: Basic Ym9iOnR3bw==\r\n" } },
+	{ "USERPWD",
+	  opt_userpwd,
+	  { "alice:one", "bob:two" },
+	  { "\r\nAuthorization: Basic YWxpY2U6b25l\r\n",
+	    "\r\nAuthorization: Basic Ym9iOnR3bw==\r\n" } },
 };
 
 START_TEST(differing_option_splits_requests)
@@ -786,15 +820,18 @@ START_TEST(differing_option_splits_requests)
 	open_gate(id);
 	join_all(x, 2 * PER);
 
-	ck_assert_msg(count_requests(id) == 2, "%s: %u requests", c->name, count_requests(id));
+	ck_assert_msg(count_requests(id) == 2, "%s: %u requests", c->name,
+	              count_requests(id));
 	ck_assert_uint_eq(joined(), 2 * (PER - 1));
 	for (size_t i = 0; i < 2 * PER; i++) {
 		size_t g = i / PER;
-		ck_assert_msg(x[i].rc == CURLE_OK, "%s [%zu] rc %d", c->name, i, x[i].rc);
+		ck_assert_msg(x[i].rc == CURLE_OK, "%s [%zu] rc %d", c->name, i,
+		              x[i].rc);
 		ck_assert_msg(strstr(sbuf_str(&x[i].body), c->sent[g]) &&
-		                      !strstr(sbuf_str(&x[i].body), c->sent[1 - g]),
-		              "%s [%zu] got another's response:\n%s", c->name, i,
-		              sbuf_str(&x[i].body));
+		                      !strstr(sbuf_str(&x[i].body),
+		                              c->sent[1 - g]),
+		              "%s [%zu] got another's response:\n%s", c->name,
+		              i, sbuf_str(&x[i].body));
 		assert_same_as(x, i, g * PER);
 	}
 	assert_own(x, 2 * PER);
@@ -883,19 +920,22 @@ START_TEST(passes_through)
 	for (size_t i = 0; i < N; i++)
 		x[i].configure = c->configure;
 	start_together(x, N);
-	ck_assert_msg(wait_requests(line, N) == N, "%s: %u of %d requests reached the origin",
-	              c->name, count_requests(line), N);
+	ck_assert_msg(wait_requests(line, N) == N,
+	              "%s: %u of %d requests reached the origin", c->name,
+	              count_requests(line), N);
 	open_gate(id);
 	join_all(x, N);
 
 	ck_assert_uint_eq(count_requests(id), N);
 	ck_assert_uint_eq(joined(), 0);
 	for (size_t i = 0; i < N; i++) {
-		ck_assert_msg(x[i].rc == CURLE_OK, "%s [%zu] rc %d (%s)", c->name, i,
-		              x[i].rc, x[i].errbuf);
+		ck_assert_msg(x[i].rc == CURLE_OK, "%s [%zu] rc %d (%s)",
+		              c->name, i, x[i].rc, x[i].errbuf);
 		assert_info_has(x, i, " code=200 ");
 		ck_assert_str_eq(sbuf_str(&x[i].body),
-		                 strcmp(c->method, "HEAD") ? "hello from sf_httpd\n" : "");
+		                 strcmp(c->method, "HEAD")
+		                         ? "hello from sf_httpd\n"
+		                         : "");
 	}
 	xfers_free(x, N);
 	free(line);
@@ -915,7 +955,9 @@ static void opt_failonerror(struct xfer *x, CURL *h)
 static const struct status_case {
 	int code;
 	bool failonerror;
-} status_cases[] = { { 404, false }, { 500, false }, { 404, true }, { 500, true } };
+} status_cases[] = {
+	{ 404, false }, { 500, false }, { 404, true }, { 500, true }
+};
 
 /* An HTTP error is a response like any other: shared by every thread,
  * with or without FAILONERROR. */
@@ -934,7 +976,8 @@ START_TEST(http_errors_are_shared)
 
 	ck_assert_uint_eq(count_requests(id), 1);
 	char want_err[64], want_body[64], want_code[32];
-	snprintf(want_err, sizeof(want_err), "The requested URL returned error: %d", c->code);
+	snprintf(want_err, sizeof(want_err),
+	         "The requested URL returned error: %d", c->code);
 	snprintf(want_body, sizeof(want_body), "status %d\n", c->code);
 	snprintf(want_code, sizeof(want_code), " code=%d ", c->code);
 	for (size_t i = 0; i < N; i++) {
@@ -1006,7 +1049,8 @@ START_TEST(connection_refused_is_shared)
 	join_all(x, N);
 
 	char want[96];
-	snprintf(want, sizeof(want), "Failed to connect to 127.0.0.1 port %d after ", port);
+	snprintf(want, sizeof(want),
+	         "Failed to connect to 127.0.0.1 port %d after ", port);
 	for (size_t i = 0; i < N; i++) {
 		ck_assert_int_eq(x[i].rc, CURLE_COULDNT_CONNECT);
 		ck_assert_msg(strncmp(x[i].errbuf, want, strlen(want)) == 0,
@@ -1039,7 +1083,7 @@ START_TEST(redirect_chain_is_shared)
 	open_gate(id);
 	join_all(x, N);
 
-	ck_assert_uint_eq(count_requests(id), 1);       /* /redirect/3 */
+	ck_assert_uint_eq(count_requests(id), 1); /* /redirect/3 */
 	ck_assert_uint_eq(count_requests("GET /redirect/"), 4); /* 3, 2, 1, 0 */
 	for (size_t i = 0; i < N; i++) {
 		ck_assert_int_eq(x[i].rc, CURLE_OK);
@@ -1160,7 +1204,8 @@ START_TEST(follower_timeout_is_its_own)
 			join(&x[i]);
 
 	ck_assert_int_eq(x[1].rc, CURLE_OPERATION_TIMEDOUT);
-	ck_assert_msg(strncmp(x[1].errbuf, "Operation timed out after ", 26) == 0,
+	ck_assert_msg(strncmp(x[1].errbuf, "Operation timed out after ", 26) ==
+	                      0,
 	              "errbuf '%s'", x[1].errbuf);
 	ck_assert_uint_ge(x[1].t_end - x[1].t_start, 200000000u);
 	ck_assert_uint_eq(x[1].body_len, 0);
@@ -1182,8 +1227,8 @@ END_TEST
 
 /* Aborts on its second call: proof that it is called again while the
  * follower waits (libcurl calls it at least once a second). */
-static int abort_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
-                          curl_off_t un)
+static int abort_progress(void *arg, curl_off_t dt, curl_off_t dn,
+                          curl_off_t ut, curl_off_t un)
 {
 	(void)dt, (void)dn, (void)ut, (void)un;
 	struct xfer *x = arg;
@@ -1275,7 +1320,8 @@ START_TEST(follower_own_failure_answers_getinfo)
 	assert_info_has(x, 1, want);
 	snprintf(want, sizeof(want), " url=%s ", u);
 	assert_info_has(x, 1, want);
-	ck_assert_msg(x[1].total_time > 0, "%s: TOTAL_TIME %f", c->name, x[1].total_time);
+	ck_assert_msg(x[1].total_time > 0, "%s: TOTAL_TIME %f", c->name,
+	              x[1].total_time);
 	xfers_free(x, 2);
 	free(u);
 	free(id);
@@ -1300,7 +1346,8 @@ START_TEST(leader_cancelled_promotes_a_follower)
 	void *ret;
 	ck_assert_int_eq(pthread_join(x[0].tid, &ret), 0);
 	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
-	ck_assert_uint_eq(wait_requests(id, 2), 2); /* the promoted follower's */
+	ck_assert_uint_eq(wait_requests(id, 2),
+	                  2); /* the promoted follower's */
 	open_gate(id);
 	join_all(x + 1, N - 1);
 
@@ -1370,7 +1417,8 @@ START_TEST(retry_errors_makes_own_requests)
 	ck_assert_uint_eq(count_requests(id), N);
 	for (size_t i = 0; i < N; i++) {
 		ck_assert_int_eq(x[i].rc, CURLE_HTTP_RETURNED_ERROR);
-		ck_assert_str_eq(x[i].errbuf, "The requested URL returned error: 500");
+		ck_assert_str_eq(x[i].errbuf,
+		                 "The requested URL returned error: 500");
 		assert_info_has(x, i, " code=500 ");
 		assert_same_as(x, i, 0);
 	}
@@ -1428,10 +1476,11 @@ START_TEST(default_fwrite_to_files)
 		for (size_t k = 0; k < x[i].body.len; k++)
 			x[i].bad_bytes += x[i].body.p[k] != ALPHABET[k % 36];
 		ck_assert_uint_eq(x[i].bad_bytes, 0);
-		ck_assert_str_eq(x[i].hdr.p, "HTTP/1.1 200 OK\r\n"
-		                             "Content-Type: application/octet-stream\r\n"
-		                             "Content-Length: 200000\r\n"
-		                             "X-Fixture: sf_httpd\r\n\r\n");
+		ck_assert_str_eq(x[i].hdr.p,
+		                 "HTTP/1.1 200 OK\r\n"
+		                 "Content-Type: application/octet-stream\r\n"
+		                 "Content-Length: 200000\r\n"
+		                 "X-Fixture: sf_httpd\r\n\r\n");
 		assert_same_as(x, i, 0);
 	}
 	xfers_free(x, N);
@@ -1478,10 +1527,11 @@ START_TEST(header_data_goes_to_write_function)
 	for (size_t i = 0; i < N; i++) {
 		assert_pattern_body(x, i, 50000);
 		ck_assert_uint_eq(x[i].nhdr, 5);
-		ck_assert_str_eq(x[i].hdr.p, "HTTP/1.1 200 OK\r\n"
-		                             "Content-Type: application/octet-stream\r\n"
-		                             "Content-Length: 50000\r\n"
-		                             "X-Fixture: sf_httpd\r\n\r\n");
+		ck_assert_str_eq(x[i].hdr.p,
+		                 "HTTP/1.1 200 OK\r\n"
+		                 "Content-Type: application/octet-stream\r\n"
+		                 "Content-Length: 50000\r\n"
+		                 "X-Fixture: sf_httpd\r\n\r\n");
 		assert_same_as(x, i, 0);
 	}
 	assert_own(x, N);
@@ -1516,10 +1566,13 @@ START_TEST(include_header_in_body)
 		ck_assert_int_eq(x[i].rc, CURLE_OK);
 		size_t hl = x[i].hdr.len;
 		ck_assert_uint_eq(x[i].body.len, hl + 100000);
-		ck_assert_msg(memcmp(x[i].body.p, x[i].hdr.p, hl) == 0,
-		              "[%zu] the write callback did not start with the headers", i);
+		ck_assert_msg(
+		        memcmp(x[i].body.p, x[i].hdr.p, hl) == 0,
+		        "[%zu] the write callback did not start with the headers",
+		        i);
 		for (size_t k = 0; k < 100000; k++)
-			x[i].bad_bytes += x[i].body.p[hl + k] != ALPHABET[k % 36];
+			x[i].bad_bytes += x[i].body.p[hl + k] !=
+			                  ALPHABET[k % 36];
 		ck_assert_uint_eq(x[i].bad_bytes, 0);
 		assert_same_as(x, i, 0);
 	}
@@ -1558,7 +1611,8 @@ START_TEST(big_body_spills_to_file)
 		assert_pattern_body(x, i, LEN);
 		assert_same_as(x, i, 0);
 	}
-	ck_assert_msg(x[1].saw_spill, "no spill file in %s while followers read", dir);
+	ck_assert_msg(x[1].saw_spill,
+	              "no spill file in %s while followers read", dir);
 	assert_own(x, NT);
 	xfers_free(x, NT);
 	ck_assert_int_eq(rmdir(dir), 0); /* and nothing left behind */
@@ -1572,7 +1626,8 @@ END_TEST
 START_TEST(followers_stream_before_leader_ends)
 {
 	char *id = new_id();
-	char *u = url("/bytes/1048576?id=%s&gate=%s&chunk=16384&interval=20", id, id);
+	char *u = url("/bytes/1048576?id=%s&gate=%s&chunk=16384&interval=20",
+	              id, id);
 	struct xfer *x = xfers(N, u);
 	for (size_t i = 0; i < N; i++)
 		x[i].pattern = true;
@@ -1586,9 +1641,10 @@ START_TEST(followers_stream_before_leader_ends)
 	for (size_t i = 0; i < N; i++) {
 		assert_pattern_body(x, i, 1048576);
 		assert_same_as(x, i, 0);
-		ck_assert_msg(x[i].t_first_body < x[0].t_end,
-		              "[%zu] first byte %.3f s after the leader finished", i,
-		              (double)(x[i].t_first_body - x[0].t_end) / 1e9);
+		ck_assert_msg(
+		        x[i].t_first_body < x[0].t_end,
+		        "[%zu] first byte %.3f s after the leader finished", i,
+		        (double)(x[i].t_first_body - x[0].t_end) / 1e9);
 	}
 	assert_own(x, N);
 	xfers_free(x, N);
@@ -2171,8 +2227,7 @@ START_TEST(other_network_namespace_gets_its_own_response)
 	struct xfer *x = xfers(2, u);
 	x[0].pattern = x[1].pattern = true;
 	start_leader(&x[0], id);
-	ck_assert_int_eq(pthread_create(&x[1].tid, NULL, netns_main, &x[1]),
-	                 0);
+	ck_assert_int_eq(pthread_create(&x[1].tid, NULL, netns_main, &x[1]), 0);
 	join(&x[1]); /* before the gate opens: it never waited on the host */
 	ck_assert_msg(x[1].rc == CURLE_COULDNT_CONNECT, "rc %d (%s)", x[1].rc,
 	              x[1].errbuf);
@@ -2371,8 +2426,8 @@ END_TEST
 
 /* Aborts the leader's transfer (its own failure) at its first progress
  * call after 400 ms. */
-static int abort_after_400ms(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
-                             curl_off_t un)
+static int abort_after_400ms(void *arg, curl_off_t dt, curl_off_t dn,
+                             curl_off_t ut, curl_off_t un)
 {
 	struct xfer *x = arg;
 	(void)dt, (void)dn, (void)ut, (void)un;
@@ -2412,10 +2467,13 @@ START_TEST(promoted_follower_keeps_its_deadline)
 	ck_assert_int_eq(x[1].rc, CURLE_OPERATION_TIMEDOUT);
 	uint64_t ms = (x[1].t_end - x[1].t_start) / 1000000u;
 	/* Without the rule: at least 400 ms of following plus 1500 ms. */
-	ck_assert_msg(ms >= 1400 && ms < 1800, "perform took %" PRIu64 " ms", ms);
+	ck_assert_msg(ms >= 1400 && ms < 1800, "perform took %" PRIu64 " ms",
+	              ms);
 	long said = -1;
-	ck_assert_msg(sscanf(x[1].errbuf, "Operation timed out after %ld milliseconds",
-	                     &said) == 1 && said >= 1500 && (uint64_t)said <= ms + 5,
+	ck_assert_msg(sscanf(x[1].errbuf,
+	                     "Operation timed out after %ld milliseconds",
+	                     &said) == 1 &&
+	                      said >= 1500 && (uint64_t)said <= ms + 5,
 	              "errbuf '%s' (took %" PRIu64 " ms)", x[1].errbuf, ms);
 	xfers_free(x, 2);
 	free(u);
@@ -2768,19 +2826,20 @@ static bool wanted(const char *name)
 		return true;
 	size_t n = strlen(name);
 	for (const char *p = only; (p = strstr(p, name)); p += n)
-		if ((p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+		if ((p == only || p[-1] == ',') &&
+		    (p[n] == '\0' || p[n] == ','))
 			return true;
 	return false;
 }
-#define ADD(tc, t)                                                             \
-	do {                                                                   \
-		if (wanted(#t))                                                \
-			tcase_add_test(tc, t);                                 \
+#define ADD(tc, t)                             \
+	do {                                   \
+		if (wanted(#t))                \
+			tcase_add_test(tc, t); \
 	} while (0)
-#define ADD_LOOP(tc, t, from, to)                                              \
-	do {                                                                   \
-		if (wanted(#t))                                                \
-			tcase_add_loop_test(tc, t, from, to);                  \
+#define ADD_LOOP(tc, t, from, to)                             \
+	do {                                                  \
+		if (wanted(#t))                               \
+			tcase_add_loop_test(tc, t, from, to); \
 	} while (0)
 
 int main(void)

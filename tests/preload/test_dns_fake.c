@@ -18,10 +18,10 @@
 #include "sf_preload_util.h"
 
 #include <arpa/inet.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -59,7 +59,7 @@ static void teardown(void)
 /* ---- coalescing -------------------------------------------------------- */
 
 static const struct addrinfo h_canon = { .ai_family = AF_UNSPEC,
-                                         .ai_flags = AI_CANONNAME };
+	                                 .ai_flags = AI_CANONNAME };
 
 START_TEST(same_name_50_threads_one_call)
 {
@@ -75,7 +75,8 @@ START_TEST(same_name_50_threads_one_call)
 	/* Every list was released by glibc's own freeaddrinfo (in
 	 * sf_call_main): the shim does not interpose it. */
 	void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
-	ck_assert_ptr_eq(dlsym(RTLD_DEFAULT, "freeaddrinfo"), dlsym(libc, "freeaddrinfo"));
+	ck_assert_ptr_eq(dlsym(RTLD_DEFAULT, "freeaddrinfo"),
+	                 dlsym(libc, "freeaddrinfo"));
 	dlclose(libc);
 	groups_free(&g, 1);
 }
@@ -100,7 +101,8 @@ START_TEST(different_hints_are_separate_calls)
 		{ .ai_family = AF_INET6 },
 		{ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM },
 		{ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM },
-		{ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+		{ .ai_family = AF_UNSPEC,
+		  .ai_socktype = SOCK_STREAM,
 		  .ai_protocol = IPPROTO_TCP },
 		{ .ai_family = AF_UNSPEC, .ai_flags = AI_CANONNAME },
 		{ .ai_family = AF_UNSPEC, .ai_flags = AI_ADDRCONFIG },
@@ -121,7 +123,7 @@ END_TEST
 START_TEST(null_and_empty_service_are_distinct)
 {
 	static const struct addrinfo h = { .ai_family = AF_INET,
-	                                   .ai_socktype = SOCK_STREAM };
+		                           .ai_socktype = SOCK_STREAM };
 	struct group g[] = {
 		G("multi.test", NULL, &h, 4, true),
 		G("multi.test", "", &h, 4, true),
@@ -148,7 +150,8 @@ START_TEST(distinct_names_one_call_each)
 	burst(g, 5);
 	for (size_t i = 0; i < 5; i++)
 		ck_assert_uint_eq(fake.sf_fake_calls_for(g[i].node), 1);
-	ck_assert_str_ne(g[4].ref, "rc=0"); /* EAI_NONAME, or EAI_AGAIN: no DNS */
+	ck_assert_str_ne(g[4].ref,
+	                 "rc=0"); /* EAI_NONAME, or EAI_AGAIN: no DNS */
 	assert_answers_are_ref(g, 5);
 	groups_free(g, 5);
 }
@@ -159,10 +162,10 @@ END_TEST
 START_TEST(numeric_hosts_pass_through)
 {
 	static const struct addrinfo h_num = { .ai_family = AF_UNSPEC,
-	                                       .ai_flags = AI_NUMERICHOST };
+		                               .ai_flags = AI_NUMERICHOST };
 	struct group g[] = {
 		G("192.0.2.1", NULL, &h_canon, 6, false),
-		G("127.1", NULL, NULL, 6, false),      /* inet_aton forms */
+		G("127.1", NULL, NULL, 6, false), /* inet_aton forms */
 		G("0x7f.0.0.1", "80", NULL, 6, false),
 		G("::1", NULL, &h_canon, 6, false),
 		G("fe80::1%lo", NULL, NULL, 6, false),
@@ -191,7 +194,8 @@ START_TEST(excluded_hosts_pass_through)
 	setenv("SFSHIM_DNS_EXCLUDE", " excl.* ,nothing", 1);
 	struct group g[] = {
 		G("excl.test", NULL, &h_canon, 10, false),
-		G("EXCL.Test.", NULL, &h_canon, 10, false), /* case, final dot */
+		G("EXCL.Test.", NULL, &h_canon, 10,
+		  false), /* case, final dot */
 		G("multi.test", NULL, &h_canon, 10, true),
 	};
 	burst(g, 3);
@@ -318,7 +322,8 @@ START_TEST(cancelled_leader_promotes_one_follower)
 	struct sf_call c[N] = { 0 };
 	fake.sf_fake_gate_close();
 	for (int i = 0; i < N; i++) {
-		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		c[i] = (struct sf_call){ .node = "multi.test",
+			                 .hints = &h_canon };
 		sf_call_start(&c[i]);
 	}
 	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
@@ -363,7 +368,8 @@ START_TEST(cancelled_follower_leaves_cleanly)
 	struct sf_call c[N];
 	fake.sf_fake_gate_close();
 	for (int i = 0; i < N; i++) {
-		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		c[i] = (struct sf_call){ .node = "multi.test",
+			                 .hints = &h_canon };
 		sf_call_start(&c[i]);
 	}
 	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
@@ -375,7 +381,8 @@ START_TEST(cancelled_follower_leaves_cleanly)
 	void *ret;
 	ck_assert_int_eq(pthread_join(c[victim].tid, &ret), 0);
 	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
-	ck_assert_uint_eq(fake.sf_fake_parked(), 1); /* the leader still waits */
+	ck_assert_uint_eq(fake.sf_fake_parked(),
+	                  1); /* the leader still waits */
 	fake.sf_fake_gate_open();
 	for (int i = 0; i < N; i++) {
 		if (i == victim)
@@ -401,7 +408,8 @@ START_TEST(fork_during_flight_child_resolves_at_once)
 	struct sf_call c[N];
 	fake.sf_fake_gate_close();
 	for (int i = 0; i < N; i++) {
-		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		c[i] = (struct sf_call){ .node = "multi.test",
+			                 .hints = &h_canon };
 		sf_call_start(&c[i]);
 	}
 	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
@@ -422,7 +430,8 @@ START_TEST(fork_during_flight_child_resolves_at_once)
 	}
 	int st;
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(WIFEXITED(st), "child died of signal %d (joined a dead flight?)",
+	ck_assert_msg(WIFEXITED(st),
+	              "child died of signal %d (joined a dead flight?)",
 	              WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 	ck_assert_int_eq(WEXITSTATUS(st), 0);
 	ck_assert_uint_eq(fake.sf_fake_parked(), 1);
@@ -450,18 +459,21 @@ static int ctor_burst(void)
 	struct sf_fake_api f;
 	if (sf_fake_load(&f) != 0)
 		return 2;
-	sf_gai_fn *lg = (sf_gai_fn *)dlsym(dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY),
-	                                   "getaddrinfo");
+	sf_gai_fn *lg = (sf_gai_fn *)dlsym(
+	        dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY), "getaddrinfo");
 	if (!lg)
 		return 3;
-	struct sf_call ref = { .node = "multi.test", .hints = &h_canon, .fn = lg };
+	struct sf_call ref = { .node = "multi.test",
+		               .hints = &h_canon,
+		               .fn = lg };
 	sf_call_main(&ref);
 	if (logcap_try_start() != 0)
 		return 4;
 	struct sf_call c[CTOR_N];
 	f.sf_fake_gate_close();
 	for (int i = 0; i < CTOR_N; i++) {
-		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		c[i] = (struct sf_call){ .node = "multi.test",
+			                 .hints = &h_canon };
 		if (pthread_create(&c[i].tid, NULL, sf_call_main, &c[i]) != 0)
 			return 5;
 	}
@@ -540,11 +552,11 @@ static void install_jump_handler(int sig)
 struct jumper {
 	pthread_t tid;
 	const char *node;
-	unsigned alarm_ms;     /* > 0: a timer signals this thread (SIGALRM) */
+	unsigned alarm_ms; /* > 0: a timer signals this thread (SIGALRM) */
 	pthread_barrier_t *after; /* then: wait here, and look up again */
 	bool jumped;
-	int canceltype;        /* the thread's cancel type after the call */
-	char *again;           /* the answer of the lookup after the jump */
+	int canceltype; /* the thread's cancel type after the call */
+	char *again;    /* the answer of the lookup after the jump */
 };
 
 /* A timer that sends SIGALRM to this very thread after ms. */
@@ -611,7 +623,8 @@ START_TEST(jumped_out_leader_releases_followers)
 
 	struct sf_call c[N];
 	for (int i = 0; i < N; i++) {
-		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		c[i] = (struct sf_call){ .node = "multi.test",
+			                 .hints = &h_canon };
 		sf_call_start(&c[i]);
 	}
 	ck_assert_uint_eq(logcap_wait_joined(N), N);
@@ -804,7 +817,8 @@ START_TEST(retry_errors_applies_to_dns)
 	struct sf_call c[N];
 	fake.sf_fake_gate_close();
 	for (int i = 0; i < N; i++) {
-		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		c[i] = (struct sf_call){ .node = "multi.test",
+			                 .hints = &h_canon };
 		sf_call_start(&c[i]);
 	}
 	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
@@ -836,8 +850,8 @@ static void *armed_call_main(void *p)
 START_TEST(follower_short_of_memory_calls_alone)
 {
 	enum { N = 6 };
-	int (*active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT,
-	                                           "sf_failalloc_active");
+	int (*active)(void) =
+	        (int (*)(void))dlsym(RTLD_DEFAULT, "sf_failalloc_active");
 	unsigned long (*nfailed)(void) = (unsigned long (*)(void))dlsym(
 	        RTLD_DEFAULT, "sf_failalloc_failed");
 	failalloc_arm = (failalloc_arm_fn *)dlsym(RTLD_DEFAULT,
@@ -851,7 +865,8 @@ START_TEST(follower_short_of_memory_calls_alone)
 	sf_call_start(&lead);
 	ck_assert_uint_eq(fake.sf_fake_wait_parked(1, LIMIT_MS), 1);
 	for (int i = 0; i < N; i++) {
-		c[i] = (struct sf_call){ .node = "multi.test", .hints = &h_canon };
+		c[i] = (struct sf_call){ .node = "multi.test",
+			                 .hints = &h_canon };
 		ck_assert_int_eq(pthread_create(&c[i].tid, NULL,
 		                                armed_call_main, &c[i]),
 		                 0);

@@ -53,7 +53,9 @@ static struct qcount queries(const char *name)
 	char low[256];
 	size_t i = 0;
 	for (; name[i] && i < sizeof(low) - 1; i++)
-		low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+		low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z')
+		                        ? name[i] + 32
+		                        : name[i]);
 	if (i && low[i - 1] == '.')
 		i--;
 	low[i] = '\0';
@@ -117,13 +119,20 @@ static char *unshimmed(const struct lookup *l, struct qcount *cost)
 	snprintf(fam, sizeof(fam), "%d", l->hints.ai_family);
 	snprintf(st, sizeof(st), "%d", l->hints.ai_socktype);
 	snprintf(fl, sizeof(fl), "%d", l->hints.ai_flags);
-	char *argv[] = { "test_dns_real", "--lookup", (char *)l->node,
-		         (char *)(l->service ? l->service : "-"), fam, st, fl, NULL };
+	char *argv[] = { "test_dns_real",
+		         "--lookup",
+		         (char *)l->node,
+		         (char *)(l->service ? l->service : "-"),
+		         fam,
+		         st,
+		         fl,
+		         NULL };
 	struct qcount before = queries(l->node);
 	char *out = run_self(argv, NULL);
 	struct qcount after = queries(l->node);
 	if (cost)
-		*cost = (struct qcount){ after.a - before.a, after.aaaa - before.aaaa };
+		*cost = (struct qcount){ after.a - before.a,
+			                 after.aaaa - before.aaaa };
 	size_t n = strlen(out);
 	if (n && out[n - 1] == '\n')
 		out[n - 1] = '\0';
@@ -148,7 +157,8 @@ static void setup(void)
 {
 	dns_log = getenv("SF_DNS_LOG");
 	ck_assert_msg(dns_log != NULL, "SF_DNS_LOG unset (see 20-dns-real.sh)");
-	ck_assert_msg(sf_fake_load(&fake) == 0, "libsf_fakeres.so is not preloaded");
+	ck_assert_msg(sf_fake_load(&fake) == 0,
+	              "libsf_fakeres.so is not preloaded");
 	sf_default_gai = shim_getaddrinfo();
 	ck_assert_msg(sf_default_gai != NULL, "libsfshim.so is not preloaded");
 	fake.sf_fake_reset();
@@ -185,10 +195,11 @@ static void real_burst(const struct lookup *l, unsigned n, bool coalesce)
 	groups_free(&g, 1);
 }
 
-#define LOOKUP(node_, service_, family_, socktype_, flags_)                     \
-	((struct lookup){ .node = (node_), .service = (service_),              \
-	                  .hints = { .ai_family = (family_),                   \
-	                             .ai_socktype = (socktype_),               \
+#define LOOKUP(node_, service_, family_, socktype_, flags_)      \
+	((struct lookup){ .node = (node_),                       \
+	                  .service = (service_),                 \
+	                  .hints = { .ai_family = (family_),     \
+	                             .ai_socktype = (socktype_), \
 	                             .ai_flags = (flags_) } })
 
 /* ---- query counts ------------------------------------------------------ */
@@ -206,7 +217,8 @@ END_TEST
 
 START_TEST(burst_af_unspec_sends_one_a_and_one_aaaa)
 {
-	struct lookup l = LOOKUP("burstu.test", NULL, AF_UNSPEC, SOCK_STREAM, 0);
+	struct lookup l =
+	        LOOKUP("burstu.test", NULL, AF_UNSPEC, SOCK_STREAM, 0);
 	struct qcount one;
 	free(unshimmed(&l, &one));
 	ck_assert_uint_eq(one.a, 1);
@@ -233,7 +245,8 @@ START_TEST(distinct_names_one_query_each)
 	 * both as d1.test). */
 	for (int i = 0; i < 4; i++) {
 		struct qcount after = queries(names[i]);
-		ck_assert_uint_eq(after.a - before[i].a, i == 0 || i == 3 ? 2 : 1);
+		ck_assert_uint_eq(after.a - before[i].a,
+		                  i == 0 || i == 3 ? 2 : 1);
 		ck_assert_uint_eq(after.aaaa, before[i].aaaa);
 	}
 	assert_answers_are_ref(g, 4);
@@ -289,25 +302,32 @@ START_TEST(answers_match_glibc_without_shim)
 		bool coalesce;
 	} cases[] = {
 		/* /etc/hosts (private copy) */
-		{ LOOKUP("hosts.test", NULL, AF_UNSPEC, 0, AI_CANONNAME), true },
-		{ LOOKUP("hostsalias", "80", AF_INET, SOCK_STREAM, AI_CANONNAME), true },
+		{ LOOKUP("hosts.test", NULL, AF_UNSPEC, 0, AI_CANONNAME),
+		  true },
+		{ LOOKUP("hostsalias", "80", AF_INET, SOCK_STREAM,
+		         AI_CANONNAME),
+		  true },
 		/* numeric: passed through, each call its own */
 		{ LOOKUP("10.9.8.7", NULL, AF_UNSPEC, 0, 0), false },
 		{ LOOKUP("2001:db8::5", "443", AF_INET6, 0, 0), false },
 		{ LOOKUP("10.9.8.7", NULL, AF_INET, 0, AI_NUMERICHOST), false },
 		/* DNS: a CNAME chain with the canonical name */
-		{ LOOKUP("alias.test", NULL, AF_UNSPEC, 0, AI_CANONNAME), true },
-		{ LOOKUP("alias.test", NULL, AF_INET, SOCK_DGRAM, AI_CANONNAME), true },
+		{ LOOKUP("alias.test", NULL, AF_UNSPEC, 0, AI_CANONNAME),
+		  true },
+		{ LOOKUP("alias.test", NULL, AF_INET, SOCK_DGRAM, AI_CANONNAME),
+		  true },
 		/* several addresses of both families, in glibc's sorted order */
 		{ LOOKUP("multi.test", NULL, AF_UNSPEC, 0, 0), true },
-		{ LOOKUP("multi.test", "http", AF_UNSPEC, SOCK_STREAM, 0), true },
+		{ LOOKUP("multi.test", "http", AF_UNSPEC, SOCK_STREAM, 0),
+		  true },
 		{ LOOKUP("multi.test", NULL, AF_INET6, 0, AI_CANONNAME), true },
 		{ LOOKUP("v4only.test", NULL, AF_INET6, 0, AI_V4MAPPED), true },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		real_burst(&cases[i].l, 8, cases[i].coalesce);
 	/* The texts really carry what they claim to. */
-	struct lookup l = LOOKUP("alias.test", NULL, AF_UNSPEC, 0, AI_CANONNAME);
+	struct lookup l =
+	        LOOKUP("alias.test", NULL, AF_UNSPEC, 0, AI_CANONNAME);
 	char *t = unshimmed(&l, NULL);
 	ck_assert_ptr_nonnull(strstr(t, ",target.test}"));
 	free(t);

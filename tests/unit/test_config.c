@@ -138,8 +138,10 @@ static bool field(const struct sf_config *c, size_t off)
 /* Runs once per boolean variable (a loop test, _i is the index). */
 START_TEST(test_bool_good)
 {
-	static const char *const yes[] = { "1", "yes", "on", "true", "TRUE", "Yes" };
-	static const char *const no[] = { "0", "no", "off", "false", "OFF", "False" };
+	static const char *const yes[] = { "1",    "yes",  "on",
+		                           "true", "TRUE", "Yes" };
+	static const char *const no[] = { "0",     "no",  "off",
+		                          "false", "OFF", "False" };
 	const char *var = bools[_i].var;
 	struct sf_config c;
 	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
@@ -164,14 +166,16 @@ END_TEST
 
 START_TEST(test_bool_malformed)
 {
-	static const char *const bad[] = { "2", "maybe", "yes please", " 1", "t" };
+	static const char *const bad[] = { "2", "maybe", "yes please", " 1",
+		                           "t" };
 	const char *var = bools[_i].var;
 	struct sf_config d = defaults(), c;
 	char assumed[8];
 	snprintf(assumed, sizeof(assumed), "%d", field(&d, bools[_i].off));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		load_one(&c, var, bad[i]);
-		ck_assert_int_eq(field(&c, bools[_i].off), field(&d, bools[_i].off));
+		ck_assert_int_eq(field(&c, bools[_i].off),
+		                 field(&d, bools[_i].off));
 		assert_one_warning(var, bad[i], assumed);
 		sf_config_free(&c);
 	}
@@ -186,7 +190,10 @@ START_TEST(test_wait_ms_good)
 	static const struct {
 		const char *v;
 		uint64_t ms;
-	} good[] = { { "0", 0 }, { "250", 250 }, { "007", 7 }, { "86400000", 86400000 } };
+	} good[] = { { "0", 0 },
+		     { "250", 250 },
+		     { "007", 7 },
+		     { "86400000", 86400000 } };
 	struct sf_config c;
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
 		load_one(&c, "SFSHIM_WAIT_MS", good[i].v);
@@ -200,7 +207,13 @@ END_TEST
 START_TEST(test_wait_ms_malformed)
 {
 	static const char *const bad[] = {
-		"-1", "+5", " 5", "5ms", "abc", "1.5", "0x10",
+		"-1",
+		"+5",
+		" 5",
+		"5ms",
+		"abc",
+		"1.5",
+		"0x10",
 		"86400001",             /* above the documented maximum */
 		"18446744073709551616", /* overflows strtoull */
 	};
@@ -252,7 +265,14 @@ END_TEST
 START_TEST(test_spill_malformed)
 {
 	static const char *const bad[] = {
-		"8x", "k", "-1", "+1", "1.5M", "8MiBs", "8 M", "8ib",
+		"8x",
+		"k",
+		"-1",
+		"+1",
+		"1.5M",
+		"8MiBs",
+		"8 M",
+		"8ib",
 		"9223372036854775808", /* SIZE_MAX/2 + 1 */
 		"20000000000g",        /* shifts past 64 bits */
 	};
@@ -279,12 +299,14 @@ START_TEST(test_log_good)
 	static const char *const upper[] = { "OFF", "Error", "INFO", "Debug" };
 	struct sf_config c;
 	for (int lv = SF_LOG_OFF; lv <= SF_LOG_DEBUG; lv++) {
-		const char *forms[] = { level_names[lv], upper[lv], digits[lv] };
+		const char *forms[] = { level_names[lv], upper[lv],
+			                digits[lv] };
 		for (size_t i = 0; i < 3; i++) {
 			sf_log_level = SF_LOG_ERROR;
 			load_one(&c, "SFSHIM_LOG", forms[i]);
 			ck_assert_int_eq(c.log_level, lv);
-			ck_assert_int_eq(sf_log_level, lv); /* load applies it */
+			ck_assert_int_eq(sf_log_level,
+			                 lv); /* load applies it */
 			ck_assert_uint_eq(nlines, 0);
 			sf_config_free(&c);
 		}
@@ -294,13 +316,15 @@ END_TEST
 
 START_TEST(test_log_malformed)
 {
-	static const char *const bad[] = { "4", "-1", "10", "verbose", "info " };
+	static const char *const bad[] = { "4", "-1", "10", "verbose",
+		                           "info " };
 	struct sf_config d = defaults(), c;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		sf_log_level = SF_LOG_ERROR;
 		load_one(&c, "SFSHIM_LOG", bad[i]);
 		ck_assert_int_eq(c.log_level, d.log_level);
-		assert_one_warning("SFSHIM_LOG", bad[i], level_names[d.log_level]);
+		assert_one_warning("SFSHIM_LOG", bad[i],
+		                   level_names[d.log_level]);
 		sf_config_free(&c);
 	}
 	sf_config_free(&d);
@@ -311,10 +335,14 @@ END_TEST
  * silent; several malformed values give one line each. */
 START_TEST(test_log_level_governs_warnings)
 {
-	static const char *const quiet[] = { "SFSHIM_LOG", "off", "SFSHIM_DNS",
-		                             "maybe", "SFSHIM_SPILL", "8x", NULL };
-	static const char *const loud[] = { "SFSHIM_WAIT_MS", "soon", "SFSHIM_DNS",
-		                            "maybe", "SFSHIM_SPILL", "8x", NULL };
+	static const char *const quiet[] = {
+		"SFSHIM_LOG",   "off", "SFSHIM_DNS", "maybe",
+		"SFSHIM_SPILL", "8x",  NULL
+	};
+	static const char *const loud[] = {
+		"SFSHIM_WAIT_MS", "soon", "SFSHIM_DNS", "maybe",
+		"SFSHIM_SPILL",   "8x",   NULL
+	};
 	struct sf_config d = defaults(), c;
 	load(&c, quiet);
 	ck_assert_int_eq(c.log_level, SF_LOG_OFF);
@@ -367,10 +395,14 @@ END_TEST
 START_TEST(test_lists_parsed)
 {
 	static const char *const table[] = {
-		"SFSHIM_DNS_INCLUDE", " a.example ,*.B.example,,\t, c ",
-		"SFSHIM_DNS_EXCLUDE", "bad.b.example",
-		"SFSHIM_URL_INCLUDE", "https://*/api/*",
-		"SFSHIM_URL_EXCLUDE", " , ,",
+		"SFSHIM_DNS_INCLUDE",
+		" a.example ,*.B.example,,\t, c ",
+		"SFSHIM_DNS_EXCLUDE",
+		"bad.b.example",
+		"SFSHIM_URL_INCLUDE",
+		"https://*/api/*",
+		"SFSHIM_URL_EXCLUDE",
+		" , ,",
 		NULL,
 	};
 	struct sf_config c;
@@ -464,8 +496,9 @@ START_TEST(test_filter_allows)
 	char *exc[] = { "bad.example.com" };
 	struct sf_filter none = { 0 };
 	struct sf_filter only_exc = { .exclude = exc, .n_exclude = 1 };
-	struct sf_filter both = { .include = inc, .n_include = 2,
-		                  .exclude = exc, .n_exclude = 1 };
+	struct sf_filter both = {
+		.include = inc, .n_include = 2, .exclude = exc, .n_exclude = 1
+	};
 	/* Empty lists: everything passes. */
 	ck_assert(sf_filter_allows(&none, "anything"));
 	ck_assert(sf_filter_allows(&none, ""));
@@ -547,8 +580,8 @@ START_TEST(test_stats_report)
 	                 "libsfshim " SF_VERSION " summary");
 	memmove(lines[0], lines[1], sizeof(lines) - sizeof(lines[0]));
 	for (int i = 0; i < 5; i++)
-		ck_assert_msg(strncmp(lines[i], prefix, strlen(prefix)) == 0, "%s",
-		              lines[i]);
+		ck_assert_msg(strncmp(lines[i], prefix, strlen(prefix)) == 0,
+		              "%s", lines[i]);
 	const char *dns = lines[0] + strlen(prefix);
 	const char *curl = lines[1] + strlen(prefix);
 	ck_assert_msg(strncmp(dns, "dns: ", 5) == 0, "%s", dns);
@@ -584,8 +617,9 @@ START_TEST(test_stats_report)
 	                 "busiest dns b.example: flights=2 followers=4");
 	ck_assert_str_eq(lines[3] + strlen(prefix),
 	                 "busiest dns a.example: flights=1 followers=3");
-	ck_assert_str_eq(lines[4] + strlen(prefix),
-	                 "busiest curl https://c.example/x: flights=1 followers=1");
+	ck_assert_str_eq(
+	        lines[4] + strlen(prefix),
+	        "busiest curl https://c.example/x: flights=1 followers=1");
 }
 END_TEST
 
@@ -595,7 +629,8 @@ int main(void)
 	TCase *tc = tcase_create("config");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_defaults_when_unset);
-	tcase_add_loop_test(tc, test_bool_good, 0, sizeof(bools) / sizeof(*bools));
+	tcase_add_loop_test(tc, test_bool_good, 0,
+	                    sizeof(bools) / sizeof(*bools));
 	tcase_add_loop_test(tc, test_bool_malformed, 0,
 	                    sizeof(bools) / sizeof(*bools));
 	tcase_add_test(tc, test_wait_ms_good);
