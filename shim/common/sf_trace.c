@@ -38,7 +38,7 @@ bool sf_trace_on;
 struct slot {
 	_Atomic uint64_t seq; /* index + 1 once complete, SLOT_BUSY while
 	                       * a writer fills it, 0 never written */
-	_Atomic uint64_t t0, t1, flight;
+	_Atomic uint64_t t0, t1, flight, replay;
 	_Atomic uint64_t meta; /* tid << 16 | api << 8 | what */
 	_Atomic uint64_t label[LABEL_WORDS];
 };
@@ -99,8 +99,8 @@ static pid_t thread_id(void)
 	return my_tid;
 }
 
-void sf_trace_end(uint64_t t0, enum sf_api api, int what, uint64_t flight,
-                  const char *label)
+void sf_trace_end_replay(uint64_t t0, enum sf_api api, int what,
+                         uint64_t flight, const char *label, uint64_t replay_ns)
 {
 	int saved = errno; /* the host sees errno as the call left it */
 	uint64_t t1 = sf_now_ns();
@@ -130,6 +130,10 @@ void sf_trace_end(uint64_t t0, enum sf_api api, int what, uint64_t flight,
 		atomic_store_explicit(&s->t0, t0, memory_order_release);
 		atomic_store_explicit(&s->t1, t1, memory_order_release);
 		atomic_store_explicit(&s->flight, flight, memory_order_release);
+		atomic_store_explicit(
+		        &s->replay,
+		        replay_ns >= t0 && replay_ns <= t1 ? replay_ns : 0,
+		        memory_order_release);
 		atomic_store_explicit(&s->meta,
 		                      (uint64_t)(uint32_t)thread_id() << 16 |
 		                              (uint64_t)api << 8 |
@@ -186,7 +190,7 @@ void sf_trace_configure(const struct sf_config *c)
 /* ---- the document ------------------------------------------------------ */
 
 struct event {
-	uint64_t t0, t1, flight;
+	uint64_t t0, t1, flight, replay;
 	pid_t tid;
 	enum sf_api api;
 	int what;
@@ -214,6 +218,8 @@ static struct event *collect(size_t *n, uint64_t *dropped)
 		e->t1 = atomic_load_explicit(&s->t1, memory_order_acquire);
 		e->flight =
 		        atomic_load_explicit(&s->flight, memory_order_acquire);
+		e->replay =
+		        atomic_load_explicit(&s->replay, memory_order_acquire);
 		uint64_t meta =
 		        atomic_load_explicit(&s->meta, memory_order_acquire);
 		uint64_t words[LABEL_WORDS];
@@ -302,6 +308,23 @@ static void put_slice(struct sf_json *j, int pid, const struct event *e)
 	sf_json_puts(j, ",\"did\":");
 	sf_json_str(j, did(e->api, e->what));
 	sf_json_puts(j, "}}");
+	if (!e->replay)
+		return;
+	/* The replay, nested in the call's slice on the same thread (its own
+	 * category: the call is still one slice of its API). */
+	sf_json_printf(j, ",\n{\"ph\":\"X\",\"pid\":%d,\"tid\":%d", pid,
+	               (int)e->tid);
+	sf_json_puts(j, ",\"cat\":\"replay\",\"name\":");
+	snprintf(name, sizeof(name), "%s replay", api_calls[e->api]);
+	sf_json_str(j, name);
+	put_us(j, "ts", e->replay);
+	put_us(j, "dur", e->t1 - e->replay);
+	sf_json_puts(j, ",\"args\":{\"key\":");
+	sf_json_str(j, e->label);
+	sf_json_printf(j, ",\"flight\":\"%llx\"",
+	               (unsigned long long)e->flight);
+	sf_json_puts(j, ",\"did\":\"handed the leader's response to the "
+	                "program's callbacks as it arrived\"}}");
 }
 
 /* Flow events bind to the slice open on their thread at their moment, and

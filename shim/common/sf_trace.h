@@ -41,8 +41,18 @@ static inline uint64_t sf_trace_begin(void)
 
 /* what: an enum sf_path, or SF_TRACE_PASS(why) for a pass-through. */
 #define SF_TRACE_PASS(why) ((int)SF_PATH_COUNT + (int)(why))
-void sf_trace_end(uint64_t t0, enum sf_api api, int what, uint64_t flight,
-                  const char *label);
+/* replay_ns: when a follower's replay of its leader's response began
+ * (sf_now_ns(); 0: not a replaying follower).  The trace shows the replay
+ * as a slice of its own inside the call's. */
+void sf_trace_end_replay(uint64_t t0, enum sf_api api, int what,
+                         uint64_t flight, const char *label,
+                         uint64_t replay_ns);
+
+static inline void sf_trace_end(uint64_t t0, enum sf_api api, int what,
+                                uint64_t flight, const char *label)
+{
+	sf_trace_end_replay(t0, api, what, flight, label, 0);
+}
 
 /* A coalescing call ended on path p, in flight (sf_flight_id(), 0: none). */
 static inline void sf_trace_path(uint64_t t0, enum sf_api api, enum sf_path p,
@@ -50,6 +60,16 @@ static inline void sf_trace_path(uint64_t t0, enum sf_api api, enum sf_path p,
 {
 	if (__builtin_expect(t0 != 0, 0))
 		sf_trace_end(t0, api, (int)p, flight, label);
+}
+
+/* A follower ended on path p after replaying the leader's response from
+ * replay_ns on (0: nothing replayed): curl followers stream. */
+static inline void sf_trace_path_replay(uint64_t t0, enum sf_api api,
+                                        enum sf_path p, uint64_t flight,
+                                        const char *label, uint64_t replay_ns)
+{
+	if (__builtin_expect(t0 != 0, 0))
+		sf_trace_end_replay(t0, api, (int)p, flight, label, replay_ns);
 }
 
 /* A call passed through for reason why. */

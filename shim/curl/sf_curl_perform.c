@@ -59,7 +59,11 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 		code = sf_curl_follow(&p, f);
 	}
 	sf_count_path(SF_API_CURL, p.path);
-	sf_trace_path(t0, SF_API_CURL, p.path, flight, p.key.url);
+	/* A follower streams: from its first byte on it was replaying. */
+	sf_trace_path_replay(t0, SF_API_CURL, p.path, flight, p.key.url,
+	                     p.path == SF_PATH_FOLLOWER && h->first_byte_ns
+	                             ? p.start_ns + h->first_byte_ns
+	                             : 0);
 	sf_curl_cursor_free(&p.cur);
 	sf_curl_key_free(&p.key);
 	return code;

@@ -65,6 +65,18 @@ def herd(mode, tpath, spath, n, key, passes):
     assert all(x["args"]["flight"] == flight for x in fol)
     assert all(x["args"]["key"] == key for x in lead + fol), key
     assert len({x["tid"] for x in lead + fol}) == n
+    # A curl follower's replay: one nested slice on its thread, inside its
+    # call's slice; a DNS follower takes a copy and replays nothing.
+    rep = [e for e in ev if e["ph"] == "X" and e["cat"] == "replay"]
+    if api == "curl":
+        assert len(rep) == n - 1, len(rep)
+        for x in fol:
+            r = [e for e in rep if e["tid"] == x["tid"]]
+            assert len(r) == 1 and r[0]["args"]["flight"] == flight, r
+            assert x["ts"] <= r[0]["ts"] and \
+                r[0]["ts"] + r[0]["dur"] <= x["ts"] + x["dur"] + 0.002, (x, r)
+    else:
+        assert not rep, rep
     # Flow arrows: one per follower, from the leader's slice to its own.
     s_ev = {e["id"]: e for e in ev if e["ph"] == "s"}
     f_ev = {e["id"]: e for e in ev if e["ph"] == "f"}
