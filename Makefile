@@ -337,14 +337,9 @@ SHELL_SCRIPTS := $(wildcard scripts/*.sh tests/*.sh tests/*/*.sh \
 FORMAT_EXCLUDE :=
 FORMAT_SRC := $(filter-out $(FORMAT_EXCLUDE),$(wildcard shim/*/*.[ch] tests/*/*.[ch]))
 TIDY_SRC := $(SHIM_SRC)
-# FILE:CHECK pairs: FILE is checked with CHECK off, each with why.  The
-# curl hook is not edited from here (another branch owns it):
-#   sf_curl_opts_table.c, bugprone-macro-parentheses: ROW_ID's `num` is
-#     always a literal (CURLOPTTYPE_LONG + 1); parenthesising it is style;
-#   sf_curl_lead.c, bugprone-implicit-widening-of-multiplication-result:
-#     LONE_STORE is an unsigned constant product compared with sizes.
-TIDY_RELAX := shim/curl/sf_curl_opts_table.c:bugprone-macro-parentheses \
-  shim/curl/sf_curl_lead.c:bugprone-implicit-widening-of-multiplication-result
+# FILE:CHECK pairs: FILE is checked with CHECK off, each with why (none
+# today).
+TIDY_RELAX :=
 TIDY_RELAXED := $(foreach r,$(TIDY_RELAX),$(firstword $(subst :, ,$(r))))
 
 .PHONY: lint shellcheck format-check format tidy

@@ -60,7 +60,7 @@ static void unstore(struct lead *l)
  * when a herd has joined in practice.  Past this, or past the budget, a
  * transfer nobody joined stops being stored and stops taking joiners (they
  * start a flight of their own), so a lone download is never copied. */
-#define LONE_STORE (4u * 1024u)
+#define LONE_STORE ((size_t)4 * 1024)
 
 /* Decides whether the next n bytes are stored.  A transfer that somebody
  * follows is stored whole; a lone one only within LONE_STORE and the

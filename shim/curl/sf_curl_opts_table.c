@@ -15,10 +15,10 @@
 	{                                                             \
 		opt, SF_OPTK_##kind, SF_OPTC_##cls, #opt, #opt " set" \
 	}
-#define ROW_ID(opt, type, num, kind, cls)                               \
-	{                                                               \
-		(CURLoption)(CURLOPTTYPE_##type + num), SF_OPTK_##kind, \
-		        SF_OPTC_##cls, #opt, #opt " set"                \
+#define ROW_ID(opt, type, num, kind, cls)                                 \
+	{                                                                 \
+		(CURLoption)(CURLOPTTYPE_##type + (num)), SF_OPTK_##kind, \
+		        SF_OPTC_##cls, #opt, #opt " set"                  \
 	}
 
 const struct sf_curl_opt_info sf_curl_opt_table[] = {
