@@ -27,7 +27,8 @@
  *
  * Timeouts: CK_DEFAULT_TIMEOUT is set by the script (sanitizers are slow).
  * SF_TEST_ONLY=name[,name] runs only the named tests. */
-#include "sf_preload_util.h"
+#define SF_HTTP_ID_PREFIX "p"
+#include "sf_http_util.h"
 
 #include <curl/curl.h>
 
@@ -37,10 +38,8 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
-#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -56,16 +55,6 @@
 
 /* /bytes/N bodies from sf_httpd: byte i is ALPHABET[i % 36]. */
 static const char ALPHABET[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-
-static int srv_port;
-static const char *srv_log;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- growing buffers ------------------------------------------------------ */
 
@@ -123,80 +112,6 @@ static char *url(const char *fmt, ...)
 	sbuf_printf(&b, "http://127.0.0.1:%d%s", srv_port, path);
 	free(path);
 	return b.p;
-}
-
-/* A name unique to this burst of this test: used both as the gate name and
- * as the id=... that marks the burst's requests in the origin's log.  Fixed
- * width, so that no id is a prefix of another. */
-static char *new_id(void)
-{
-	static unsigned seq;
-	char *s;
-	sf_must(asprintf(&s, "p%d-%03u", (int)getpid(), ++seq) >= 0);
-	return s;
-}
-
-/* Lines of the origin's log containing needle (e.g. "id=p123-001"). */
-static unsigned count_requests(const char *needle)
-{
-	FILE *f = fopen(srv_log, "r");
-	ck_assert_msg(f != NULL, "cannot read %s", srv_log);
-	char line[8192];
-	unsigned n = 0;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
-}
-
-/* Waits (inotify on the log, no polling) until at least n requests contain
- * needle; returns how many there are (fewer only past SF_WAIT_LIMIT_MS). */
-static unsigned wait_requests(const char *needle, unsigned n)
-{
-	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_ge(inotify_add_watch(fd, srv_log, IN_MODIFY), 0);
-	uint64_t limit = now_ns() + (uint64_t)SF_WAIT_LIMIT_MS * 1000000u;
-	unsigned got;
-	while ((got = count_requests(needle)) < n) {
-		uint64_t t = now_ns();
-		if (t >= limit)
-			break;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		poll(&p, 1, (int)((limit - t) / 1000000u) + 1);
-		char ev[4096];
-		while (read(fd, ev, sizeof(ev)) > 0)
-			;
-	}
-	close(fd);
-	return got;
-}
-
-/* GET /_open?gate=NAME on a raw socket: libcurl is the code under test. */
-static void open_gate(const char *name)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-		                 .sin_port = htons((uint16_t)srv_port),
-		                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	char req[256];
-	int n = snprintf(req, sizeof(req),
-	                 "GET /_open?gate=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-	                 "Connection: close\r\n\r\n",
-	                 name);
-	ck_assert_int_eq(write(fd, req, (size_t)n), n);
-	char resp[1024];
-	size_t got = 0;
-	ssize_t r;
-	while (got < sizeof(resp) - 1 &&
-	       (r = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
-		got += (size_t)r;
-	resp[got] = '\0';
-	close(fd);
-	ck_assert_msg(strncmp(resp, "HTTP/1.1 200 ", 13) == 0,
-	              "opening gate %s: %s", name, resp);
 }
 
 /* A port on 127.0.0.1 where nothing listens. */

@@ -16,91 +16,12 @@
  * A follower's deadline is exercised with the origin's delay=MS (the
  * origin answers that late), never with a sleep in the test.
  * SF_TEST_ONLY=name[,name] runs only the named tests. */
-#include "sf_preload_util.h"
+#define SF_HTTP_ID_PREFIX "o"
+#include "sf_http_util.h"
 
 #include <curl/curl.h>
 
-#include <inttypes.h>
-#include <poll.h>
-#include <sys/inotify.h>
-
 #define N 6
-
-static int srv_port;
-static const char *srv_log;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static char *new_id(void)
-{
-	static unsigned seq;
-	char *s;
-	sf_must(asprintf(&s, "o%d-%03u", (int)getpid(), ++seq) >= 0);
-	return s;
-}
-
-/* Lines of the origin's log holding both needles (a method, an id). */
-static unsigned count_requests(const char *method, const char *id)
-{
-	FILE *f = fopen(srv_log, "r");
-	ck_assert_msg(f != NULL, "cannot read %s", srv_log);
-	char line[8192];
-	unsigned n = 0;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, id) != NULL &&
-		     (!method || strncmp(line, method, strlen(method)) == 0);
-	fclose(f);
-	return n;
-}
-
-/* Waits (inotify, no polling) until n requests name id. */
-static unsigned wait_requests(const char *id, unsigned n)
-{
-	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_ge(inotify_add_watch(fd, srv_log, IN_MODIFY), 0);
-	uint64_t limit = now_ns() + (uint64_t)SF_WAIT_LIMIT_MS * 1000000u;
-	unsigned got;
-	while ((got = count_requests(NULL, id)) < n) {
-		uint64_t t = now_ns();
-		if (t >= limit)
-			break;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		poll(&p, 1, (int)((limit - t) / 1000000u) + 1);
-		char ev[4096];
-		while (read(fd, ev, sizeof(ev)) > 0)
-			;
-	}
-	close(fd);
-	return got;
-}
-
-/* GET /_open?gate=NAME without libcurl (libcurl is under test). */
-static void open_gate(const char *name)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-		                 .sin_port = htons((uint16_t)srv_port),
-		                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	char req[256], resp[512];
-	int n = snprintf(req, sizeof(req),
-	                 "GET /_open?gate=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-	                 "Connection: close\r\n\r\n",
-	                 name);
-	ck_assert_int_eq(write(fd, req, (size_t)n), n);
-	ssize_t r = read(fd, resp, sizeof(resp) - 1);
-	ck_assert_int_gt(r, 12);
-	resp[r] = '\0';
-	ck_assert_msg(strncmp(resp, "HTTP/1.1 200 ", 13) == 0, "%s", resp);
-	close(fd);
-}
 
 /* ---- one transfer per thread ------------------------------------------- */
 
@@ -279,7 +200,7 @@ START_TEST(follower_timeout_is_the_last_setopt)
 		              x[1].rc, x[1].errbuf);
 		ck_assert_uint_eq(x[1].body_len, 1000);
 	}
-	ck_assert_uint_eq(count_requests(NULL, id), 1);
+	ck_assert_uint_eq(count_requests(id), 1);
 	cleanup(x, 2);
 	free(id);
 }
@@ -336,7 +257,7 @@ START_TEST(httpget_after_other_method_coalesces)
 		ck_assert_int_eq(x[i].rc, CURLE_OK);
 		ck_assert_str_eq(x[i].method, c->method);
 	}
-	ck_assert_uint_eq(count_requests(c->method, id), N);
+	ck_assert_uint_eq(count_method_requests(c->method, id), N);
 	char *gid = new_id();
 	set_url(x, N, "/method?id=%s&gate=%s", gid);
 	for (size_t i = 0; i < N; i++) {
@@ -354,7 +275,7 @@ START_TEST(httpget_after_other_method_coalesces)
 		ck_assert_int_eq(x[i].rc, CURLE_OK);
 		ck_assert_str_eq(x[i].method, "GET");
 	}
-	ck_assert_uint_eq(count_requests("GET", gid), 1);
+	ck_assert_uint_eq(count_method_requests("GET", gid), 1);
 	pthread_barrier_destroy(&b);
 	cleanup(x, N);
 	free(gid);
@@ -402,8 +323,8 @@ START_TEST(null_form_post_is_a_post)
 		ck_assert_int_eq(x[i].rc, CURLE_OK);
 		ck_assert_str_eq(x[i].method, i ? "POST" : "GET");
 	}
-	ck_assert_uint_eq(count_requests("POST", id), N - 1);
-	ck_assert_uint_eq(count_requests("GET", id), 1);
+	ck_assert_uint_eq(count_method_requests("POST", id), N - 1);
+	ck_assert_uint_eq(count_method_requests("GET", id), 1);
 	pthread_barrier_destroy(&b);
 	cleanup(x, N);
 	free(id);
@@ -448,7 +369,7 @@ START_TEST(unknown_option_reaches_libcurl)
 		ck_assert_int_eq(x[i].rc, CURLE_OK);
 		ck_assert_uint_eq(x[i].body_len, 100);
 	}
-	ck_assert_uint_eq(count_requests(NULL, id), N);
+	ck_assert_uint_eq(count_requests(id), N);
 	pthread_barrier_destroy(&b);
 	cleanup(x, N);
 	free(id);
