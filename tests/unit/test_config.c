@@ -9,6 +9,9 @@
 #include "common/sf_stats.h"
 #include "common/sf_version.h"
 
+#define SF_UNIT_LOGBUF_SIZE 8192
+#include "sf_unit_log.h"
+
 #include <check.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -27,38 +30,6 @@ static const char *fake_get(const char *name)
 		if (strcmp(p[0], name) == 0)
 			return p[1];
 	return NULL;
-}
-
-static int logp[2];
-static char logbuf[8192];
-static unsigned nlines;
-
-static void setup(void)
-{
-	ck_assert_int_eq(pipe2(logp, O_NONBLOCK), 0);
-	sf_log_set_fd(logp[1]);
-	sf_log_level = SF_LOG_ERROR; /* the level a process starts with */
-}
-
-static void teardown(void)
-{
-	sf_log_set_fd(STDERR_FILENO);
-	close(logp[0]);
-	close(logp[1]);
-}
-
-/* Drains the pipe into logbuf and counts its lines. */
-static void read_log(void)
-{
-	size_t n = 0;
-	ssize_t r;
-	while (n < sizeof(logbuf) - 1 &&
-	       (r = read(logp[0], logbuf + n, sizeof(logbuf) - 1 - n)) > 0)
-		n += (size_t)r;
-	logbuf[n] = '\0';
-	nlines = 0;
-	for (size_t i = 0; i < n; i++)
-		nlines += logbuf[i] == '\n';
 }
 
 static void load(struct sf_config *c, const char *const *table)

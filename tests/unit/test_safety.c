@@ -10,43 +10,14 @@
 #include "common/sf_log.h"
 #include "common/sf_stats.h"
 
+#include "sf_unit_log.h"
+
 #include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int logp[2];
-static char logbuf[16384];
-static unsigned nlines;
-
-static void setup(void)
-{
-	ck_assert_int_eq(pipe2(logp, O_NONBLOCK), 0);
-	sf_log_set_fd(logp[1]);
-	sf_log_level = SF_LOG_ERROR;
-}
-
-static void teardown(void)
-{
-	sf_log_set_fd(STDERR_FILENO);
-	close(logp[0]);
-	close(logp[1]);
-}
-
-static void read_log(void)
-{
-	size_t n = 0;
-	ssize_t r;
-	while (n < sizeof(logbuf) - 1 &&
-	       (r = read(logp[0], logbuf + n, sizeof(logbuf) - 1 - n)) > 0)
-		n += (size_t)r;
-	logbuf[n] = '\0';
-	nlines = 0;
-	for (size_t i = 0; i < n; i++)
-		nlines += logbuf[i] == '\n';
-}
 
 static void assert_no(const char *needle)
 {
