@@ -13,6 +13,10 @@
 #                             (/usr/bin/curl, python3): with a sanitizer,
 #                             libsf_sanfix.so follows the runtime (see
 #                             tests/fixtures/libsf_sanfix.c for why)
+#   sf_run_preload_http TEST  runs $B/tests/TEST (a tests/preload/ check
+#                             program) with the shim preloaded, against an
+#                             sf_httpd of its own (SF_HTTPD_LOG,
+#                             SF_HTTP_PORT)
 
 sf_start_httpd() {
 	local log=$1
@@ -73,4 +77,21 @@ sf_preload_host() {
 	else
 		sf_preload "$@"
 	fi
+}
+
+# The check programs read the origin's port and log from SF_HTTP_PORT and
+# SF_HTTPD_LOG; sf_cleanup (trap) stops sf_httpd.
+sf_run_preload_http() {
+	export SF_HTTPD_LOG="$SF_TMP/origin.log"
+	sf_start_httpd "$SF_HTTPD_LOG" # exports SF_HTTP_PORT
+
+	# Per test; the sanitizers slow the 10 MB and the 1 s progress tests
+	# (test_curl) down.
+	if [ -n "$SAN" ]; then
+		export CK_DEFAULT_TIMEOUT="${CK_DEFAULT_TIMEOUT:-240}"
+	else
+		export CK_DEFAULT_TIMEOUT="${CK_DEFAULT_TIMEOUT:-60}"
+	fi
+
+	LD_PRELOAD="$(sf_preload "$B/libsfshim.so")" "$B/tests/$1"
 }
