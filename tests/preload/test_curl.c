@@ -457,6 +457,15 @@ static struct xfer *xfers(size_t n, const char *u)
 	return x;
 }
 
+/* n transfers of the /bytes/N body u, each checking it (pattern). */
+static struct xfer *pattern_xfers(size_t n, const char *u)
+{
+	struct xfer *x = xfers(n, u);
+	for (size_t i = 0; i < n; i++)
+		x[i].pattern = true;
+	return x;
+}
+
 static void xfers_free(struct xfer *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -494,6 +503,16 @@ static unsigned joined(void)
 static void wait_joined(unsigned n)
 {
 	ck_assert_uint_eq(logcap_wait_joined(n), n);
+}
+
+/* x[0] becomes the leader (its request reached the origin), then x[1..n)
+ * start together and the test waits until n - 1 "joined flight" lines
+ * have been seen in all. */
+static void start_leader_and_followers(struct xfer *x, size_t n, const char *id)
+{
+	start_leader(&x[0], id);
+	start_together(x + 1, n - 1);
+	wait_joined((unsigned)(n - 1));
 }
 
 /* x[i] saw exactly what x[ref] saw: result, error text, every header line
@@ -604,9 +623,7 @@ START_TEST(same_url_one_request)
 {
 	char *id = new_id();
 	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N_SAME, u);
-	for (size_t i = 0; i < N_SAME; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N_SAME, u);
 
 	start_together(x, N_SAME);
 	wait_joined(N_SAME - 1); /* everybody but the leader waits */
@@ -1035,13 +1052,9 @@ START_TEST(leader_short_write_is_its_own)
 {
 	char *id = new_id();
 	char *u = url("/bytes/300000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N, u);
 	x[0].fail_after = 100000;
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	start_leader_and_followers(x, N, id);
 	open_gate(id);
 	join_all(x, N);
 
@@ -1065,13 +1078,9 @@ START_TEST(follower_short_write_is_its_own)
 {
 	char *id = new_id();
 	char *u = url("/bytes/300000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N, u);
 	x[1].fail_after = 100000;
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	start_leader_and_followers(x, N, id);
 	open_gate(id);
 	join_all(x, N);
 
@@ -1105,13 +1114,9 @@ START_TEST(follower_timeout_is_its_own)
 {
 	char *id = new_id();
 	char *u = url("/bytes/50000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N, u);
 	x[1].configure = opt_timeout_200ms;
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	start_leader_and_followers(x, N, id);
 	join(&x[1]); /* times out while the origin still holds the response */
 	open_gate(id);
 	for (size_t i = 0; i < N; i++)
@@ -1161,13 +1166,9 @@ START_TEST(follower_progress_abort_is_its_own)
 {
 	char *id = new_id();
 	char *u = url("/bytes/50000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N, u);
 	x[1].configure = opt_abort_progress;
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	start_leader_and_followers(x, N, id);
 	join(&x[1]); /* aborts while the origin still holds the response */
 	open_gate(id);
 	for (size_t i = 0; i < N; i++)
@@ -1251,12 +1252,8 @@ START_TEST(leader_cancelled_promotes_a_follower)
 {
 	char *id = new_id();
 	char *u = url("/bytes/200000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	struct xfer *x = pattern_xfers(N, u);
+	start_leader_and_followers(x, N, id);
 	ck_assert_int_eq(pthread_cancel(x[0].tid), 0);
 	void *ret;
 	ck_assert_int_eq(pthread_join(x[0].tid, &ret), 0);
@@ -1285,12 +1282,8 @@ START_TEST(follower_cancelled_leaves_quietly)
 {
 	char *id = new_id();
 	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	struct xfer *x = pattern_xfers(N, u);
+	start_leader_and_followers(x, N, id);
 	ck_assert_int_eq(pthread_cancel(x[1].tid), 0);
 	void *ret;
 	ck_assert_int_eq(pthread_join(x[1].tid, &ret), 0);
@@ -1511,9 +1504,7 @@ START_TEST(big_body_spills_to_file)
 	setenv("SFSHIM_SPILL", "256k", 1);
 	char *id = new_id();
 	char *u = url("/bytes/%d?id=%s&gate=%s", LEN, id, id);
-	struct xfer *x = xfers(NT, u);
-	for (size_t i = 0; i < NT; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(NT, u);
 	start_leader(&x[0], id);
 	x[1].spill_probe = true; /* a follower, 2 MB in */
 	start_together(x + 1, NT - 1);
@@ -1543,12 +1534,8 @@ START_TEST(followers_stream_before_leader_ends)
 	char *id = new_id();
 	char *u = url("/bytes/1048576?id=%s&gate=%s&chunk=16384&interval=20",
 	              id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	struct xfer *x = pattern_xfers(N, u);
+	start_leader_and_followers(x, N, id);
 	open_gate(id);
 	join_all(x, N);
 
@@ -1579,9 +1566,7 @@ START_TEST(env_is_read_per_test)
 	setenv("SFSHIM_CURL", "0", 1);
 	char *id = new_id();
 	char *u = url("/bytes/1000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N, u);
 	start_together(x, N);
 	ck_assert_uint_eq(wait_requests(id, N), N);
 	open_gate(id);
@@ -1689,9 +1674,7 @@ START_TEST(leader_jumping_out_of_callback_releases_followers)
 	setenv("SFSHIM_WAIT_MS", "0", 1);
 	char *id = new_id();
 	char *u = url("/bytes/200000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N, u);
 	char *id2 = new_id();
 	char *u2 = url("/bytes/1000?id=%s&gate=%s", id2, id2);
 	struct xfer *y = xfers(2, u2);
@@ -1794,9 +1777,7 @@ START_TEST(follower_cancelled_in_its_join_log_line)
 {
 	char *id = new_id();
 	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(3, u);
-	for (size_t i = 0; i < 3; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(3, u);
 	start_leader(&x[0], id);
 
 	int pipe_fds[2];
@@ -2010,13 +1991,9 @@ START_TEST(leader_cancelled_in_its_handover_log_line)
 {
 	char *id = new_id();
 	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N, u);
 	x[0].configure = opt_abort_on_body;
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	start_leader_and_followers(x, N, id);
 
 	int pipe_fds[2];
 	int saved = stderr_blocks(pipe_fds);
@@ -2065,12 +2042,8 @@ START_TEST(promoted_follower_cancelled_in_its_log_line)
 {
 	char *id = new_id();
 	char *u = url("/bytes/100000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	struct xfer *x = pattern_xfers(N, u);
+	start_leader_and_followers(x, N, id);
 
 	int pipe_fds[2];
 	int saved = stderr_blocks(pipe_fds);
@@ -2169,9 +2142,7 @@ START_TEST(storage_failure_never_duplicates)
 	setenv("SFSHIM_SPILL", "65536", 1);
 	char *id = new_id();
 	char *u = url("/bytes/1048576?id=%s&gate=%s&chunk=16384", id, id);
-	struct xfer *x = xfers(N_SAME, u);
-	for (size_t i = 0; i < N_SAME; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N_SAME, u);
 	start_leader(&x[0], id);
 	start_together(x + 1, N_SAME - 1);
 	wait_joined(N_SAME - 1);
@@ -2271,9 +2242,7 @@ START_TEST(successive_handovers_deliver_once)
 {
 	char *id = new_id();
 	char *u = url("/bytes/300000?id=%s&gate=%s&chunk=16384", id, id);
-	struct xfer *x = xfers(3, u);
-	for (size_t i = 0; i < 3; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(3, u);
 	x[0].fail_after = 50000;
 	x[0].on_piece = fail_when_peer_has_bytes;
 	x[1].fail_after = 150000;
@@ -2425,9 +2394,7 @@ START_TEST(wait_limit_applies_after_first_byte)
 	setenv("SFSHIM_WAIT_MS", "300", 1);
 	char *id = new_id();
 	char *u = url("/bytes/100000?id=%s&gate=%s&chunk=16384", id, id);
-	struct xfer *x = xfers(2, u);
-	for (size_t i = 0; i < 2; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(2, u);
 	x[0].on_piece = lock_on_second_piece;
 	start_leader(&x[0], id);
 	ck_assert_int_eq(
@@ -2482,9 +2449,7 @@ START_TEST(long_header_line_is_whole)
 	char *id = new_id();
 	char *u = url("/bytes/1000?id=%s&gate=%s&longhdr=20000", id, id);
 	struct xfer *x = xfers(N, u);
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	start_leader_and_followers(x, N, id);
 	open_gate(id);
 	join_all(x, N);
 	for (size_t i = 0; i < N; i++) {
@@ -2542,9 +2507,7 @@ START_TEST(getinfo_inside_follower_callbacks)
 	char *id = new_id();
 	char *u = url("/bytes/50000?id=%s&gate=%s", id, id);
 	struct xfer *x = xfers(N, u);
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	start_leader_and_followers(x, N, id);
 	open_gate(id);
 	join_all(x, N);
 	ck_assert_int_eq(x[0].mid_code, 200);
@@ -2709,14 +2672,10 @@ START_TEST(leader_short_of_memory_followers_fetch_alone)
 		return;
 	char *id = new_id();
 	char *u = url("/bytes/20000?id=%s&gate=%s", id, id);
-	struct xfer *x = xfers(N, u);
-	for (size_t i = 0; i < N; i++)
-		x[i].pattern = true;
+	struct xfer *x = pattern_xfers(N, u);
 	x[0].on_piece = starve_after_last_piece;
 	x[0].fail_after = 20000; /* never refused: marks the last piece */
-	start_leader(&x[0], id);
-	start_together(x + 1, N - 1);
-	wait_joined(N - 1);
+	start_leader_and_followers(x, N, id);
 	open_gate(id);
 	join_all(x, N);
 	ck_assert_uint_gt(atomic_load(&shim_allocs_failed), 0);
