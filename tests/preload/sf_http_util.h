@@ -10,7 +10,8 @@
  *    sharing one origin log never count each other's requests;
  *  - counting the origin's log lines, and waiting for them (inotify, no
  *    polling);
- *  - opening a gate on a raw socket: libcurl is the code under test. */
+ *  - opening a gate on a raw socket: libcurl is the code under test;
+ *  - wanted(): SF_TEST_ONLY=name[,name...] runs only those tests. */
 #ifndef SF_HTTP_UTIL_H
 #define SF_HTTP_UTIL_H
 
@@ -118,6 +119,20 @@ static inline void open_gate(const char *name)
 	close(fd);
 	ck_assert_msg(strncmp(resp, "HTTP/1.1 200 ", 13) == 0,
 	              "opening gate %s: %s", name, resp);
+}
+
+/* SF_TEST_ONLY=name[,name...] runs only those tests (when debugging). */
+static inline bool wanted(const char *name)
+{
+	const char *only = getenv("SF_TEST_ONLY");
+	if (!only || !*only)
+		return true;
+	size_t n = strlen(name);
+	for (const char *p = only; (p = strstr(p, name)); p += n)
+		if ((p == only || p[-1] == ',') &&
+		    (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
 }
 
 #endif

@@ -2692,19 +2692,6 @@ START_TEST(leader_short_of_memory_followers_fetch_alone)
 END_TEST
 #endif
 
-/* SF_TEST_ONLY=name[,name...] runs only those tests (when debugging). */
-static bool wanted(const char *name)
-{
-	const char *only = getenv("SF_TEST_ONLY");
-	if (!only || !*only)
-		return true;
-	size_t n = strlen(name);
-	for (const char *p = only; (p = strstr(p, name)); p += n)
-		if ((p == only || p[-1] == ',') &&
-		    (p[n] == '\0' || p[n] == ','))
-			return true;
-	return false;
-}
 #define ADD(tc, t)                             \
 	do {                                   \
 		if (wanted(#t))                \

@@ -399,19 +399,6 @@ static void teardown(void)
 	logcap_stop();
 }
 
-static bool wanted(const char *name)
-{
-	const char *only = getenv("SF_TEST_ONLY");
-	if (!only || !*only)
-		return true;
-	size_t n = strlen(name);
-	for (const char *p = only; (p = strstr(p, name)); p += n)
-		if ((p == only || p[-1] == ',') &&
-		    (p[n] == '\0' || p[n] == ','))
-			return true;
-	return false;
-}
-
 #define ADD_LOOP(tc, t, cases)                                                 \
 	do {                                                                   \
 		if (wanted(#t))                                                \
