@@ -123,6 +123,22 @@ load() {
 	CMD+=(-t "$THREADS" "$@")
 }
 
+# glibc's getaddrinfo allocates its answer, then sorts it (RFC 3484) with
+# connect(2) on UDP sockets, a cancellation point: a caller cancelled there
+# leaks that answer inside glibc, with or without the library (seen under
+# load).  The cancellation cases alone forgive leaks made inside glibc's
+# gaih_inet, with full malloc stacks so that what the library allocates
+# itself can never match; every other case checks those paths unforgiven.
+CANCEL_ENV=()
+if [ "$SAN" = asan ]; then
+	{
+		cat "$SF_ROOT/tests/lsan.supp"
+		echo "leak:gaih_inet"
+	} >"$SF_TMP/lsan-cancel.supp"
+	CANCEL_ENV=(LSAN_OPTIONS="suppressions=$SF_TMP/lsan-cancel.supp:print_suppressions=0"
+		ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0")
+fi
+
 # The sanitizers' allocators come before any preloaded one: the failing
 # allocator would never run, so those cases only run without them.
 alloc_ok=1
@@ -164,7 +180,7 @@ for what in dns curl; do
 	if [ "$SAN" = tsan ]; then
 		echo "--- $what-cancel: skipped under tsan (cancellation inside its interceptors)"
 	else
-		load "$what" -- -f cancel -r 4
+		load "$what" "${CANCEL_ENV[@]}" -- -f cancel -r 4
 		run_case "$what-cancel" "$LIMIT" "${CMD[@]}"
 	fi
 	load "$what" -- -f signal
