@@ -1,0 +1,141 @@
+/* sf_xflight.h - singleflight across processes, in one shared table.
+ *
+ * The same flight semantics as sf_flight.h (join, follow with a deadline,
+ * hand over when a leader quits), for callers in different processes.  The
+ * table lives in a shared mapping the caller provides (common/sf_scope.c
+ * creates and checks the object); the core knows nothing of files, DNS or
+ * curl: a key is a byte string, a result a bounded byte string, progress a
+ * 64-bit number the leader publishes (for instance bytes written to a file
+ * named after the ticket).
+ *
+ * Rules that hold whatever a process does, including dying at any
+ * instruction (kill -9):
+ *  - no pointers in the mapping: slots are found by index;
+ *  - one robust, process-shared mutex guards the table; a process that dies
+ *    holding it leaves it to the next locker with EOWNERDEAD, which repairs
+ *    the table (a half-claimed slot is freed, a half-written result is never
+ *    published: a slot's state word is written last);
+ *  - every flight records its leader as pid + process start time (clock
+ *    ticks since boot, /proc/PID/stat), so a reused pid is never taken for
+ *    the leader; a follower that finds its leader gone (dead, zombie or
+ *    reused pid) within its wait takes the flight over;
+ *  - followers sleep on a shared futex word of the slot; the leader wakes
+ *    them with one FUTEX_WAKE; a sleeping follower checks its leader's life
+ *    every SF_XLIVENESS_MS, so it notices a dead leader promptly;
+ *  - a slot is reused only after its flight ended; a follower that comes
+ *    back to a reused slot (its generation changed) gets SF_XWAIT_LOST and
+ *    makes its own call: never another flight's result.
+ *
+ * Thread-safe; a ticket belongs to one thread.  Cancellation: sf_xwait() is
+ * not a cancellation point (the hook decides). */
+#ifndef SF_XFLIGHT_H
+#define SF_XFLIGHT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* Bump whenever the shared layout changes: part of the object's name and
+ * checked in its header, so two layouts never share. */
+#define SF_XLAYOUT 1
+
+#define SF_XKEY_MAX ((size_t)4096)    /* longer keys stay per-process */
+#define SF_XRESULT_MAX ((size_t)8192) /* larger results are not shared */
+#define SF_XSLOTS 128                 /* flights in flight at once */
+#define SF_XLIVENESS_MS 10            /* how often a sleeper checks */
+
+typedef struct sf_xtable sf_xtable;
+
+/* Bytes the shared object must have. */
+size_t sf_xtable_bytes(void);
+
+/* Formats fresh, zero-filled memory of sf_xtable_bytes() as an empty
+ * table (before anyone else can see it).  0, or -1 with errno. */
+int sf_xtable_format(void *mem, size_t len);
+
+/* A process-local handle on a mapped table: NULL (errno EINVAL) when the
+ * memory is not a table of this layout. */
+sf_xtable *sf_xtable_open(void *mem, size_t len);
+void sf_xtable_close(sf_xtable *t); /* does not unmap */
+
+/* Who leads: a process identity pid reuse cannot fool. */
+struct sf_xowner {
+	int32_t pid;
+	uint64_t start; /* start time in clock ticks since boot */
+};
+/* The calling process's identity (recomputed after fork). */
+struct sf_xowner sf_xowner_self(void);
+/* False when o's process has exited (zombie included) or its pid now
+ * names another process. */
+bool sf_xowner_alive(const struct sf_xowner *o);
+
+/* A caller's hold on one flight: plain values, no pointers. */
+struct sf_xticket {
+	uint32_t slot;
+	uint32_t gen;  /* the slot's generation when joined */
+	uint32_t seen; /* the slot's progress sequence last seen */
+	bool leader;
+	struct sf_xowner lead; /* the leader when last seen */
+};
+
+enum sf_xrole {
+	SF_XROLE_LEADER,   /* make the call, then sf_xfinish/sf_xabandon */
+	SF_XROLE_FOLLOWER, /* sf_xwait, then sf_xresult / sf_xleave */
+	SF_XROLE_NONE,     /* no flight (key too long, table full or
+	                    * broken): make the call per-process */
+};
+enum sf_xrole sf_xjoin(sf_xtable *t, const void *key, size_t keylen,
+                       struct sf_xticket *tk);
+
+/* Leader: publishes progress (monotonic) and wakes sleepers if any. */
+void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress);
+
+/* Leader: ends the flight with result (len <= SF_XRESULT_MAX), or with no
+ * result (result NULL: every follower makes its own call).  A result over
+ * the bound is published as no result.  Drops the ticket. */
+void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
+                size_t len);
+
+/* Leader: ends without a result and hands the flight to one follower (the
+ * next to wake gets SF_XWAIT_PROMOTED); with none, frees the slot.  Drops
+ * the ticket. */
+void sf_xabandon(sf_xtable *t, struct sf_xticket *tk);
+
+enum sf_xwait {
+	SF_XWAIT_DONE,     /* finished: sf_xresult() */
+	SF_XWAIT_PROGRESS, /* new progress, or a new leader (tk->lead) */
+	SF_XWAIT_PROMOTED, /* the caller leads now (tk->leader is true) */
+	SF_XWAIT_TIMEOUT,  /* abs_deadline passed: sf_xleave, call alone */
+	SF_XWAIT_LOST,     /* the flight is gone: sf_xleave, call alone */
+};
+/* Follower: waits for something newer than tk->seen.  abs_deadline is
+ * CLOCK_MONOTONIC, NULL for none.  EINTR is retried. */
+enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
+                       const struct timespec *abs_deadline);
+
+/* The progress published so far (0 when lost). */
+uint64_t sf_xprogress(sf_xtable *t, const struct sf_xticket *tk);
+
+/* Follower after DONE: copies the result into buf (cap bytes); returns its
+ * length, or -1 when there is none (no result, larger than cap, or the slot
+ * was reused: call alone). */
+ssize_t sf_xresult(sf_xtable *t, const struct sf_xticket *tk, void *buf,
+                   size_t cap);
+
+/* Follower: drops the ticket (after DONE, or to give up). */
+void sf_xleave(sf_xtable *t, struct sf_xticket *tk);
+
+/* Followers that joined the flight so far, and how many of them belong to
+ * other processes than the leader's (the stats' "crossed" count). */
+unsigned sf_xfollowers(sf_xtable *t, const struct sf_xticket *tk,
+                       unsigned *remote);
+
+/* ---- tests only ------------------------------------------------------ */
+
+/* Takes and drops the table lock, so a test can die holding it. */
+void sf_xtable_lock_for_test(sf_xtable *t);
+void sf_xtable_unlock_for_test(sf_xtable *t);
+
+#endif
