@@ -132,6 +132,11 @@ void sf_xleave(sf_xtable *t, struct sf_xticket *tk);
 unsigned sf_xfollowers(sf_xtable *t, const struct sf_xticket *tk,
                        unsigned *remote);
 
+/* Whether the flight in slot with generation gen still runs or still holds
+ * a result someone may read (the slot was not freed or reused since): lets
+ * a sweeper tell leftovers of killed processes from files in use. */
+bool sf_xflight_current(sf_xtable *t, unsigned slot, unsigned gen);
+
 /* ---- tests only ------------------------------------------------------ */
 
 /* Takes and drops the table lock, so a test can die holding it. */
