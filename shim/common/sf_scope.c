@@ -255,6 +255,11 @@ out:
 struct sf_xtable *sf_scope_table(void)
 {
 	pthread_once(&table_once, attach);
+	/* A process that attached, then became another user (a worker that
+	 * dropped root after the fork) must not go on sharing with the
+	 * first user's processes. */
+	if (scope.table && __builtin_expect(geteuid() != scope.euid, 0))
+		return NULL;
 	return scope.table;
 }
 
