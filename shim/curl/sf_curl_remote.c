@@ -213,6 +213,7 @@ void sf_curl_xlead_finish(struct sf_curl_xlead *x, CURLcode code,
 	sf_xnotify(x->t, &x->tk, progress_of(x->epoch, x->w.len));
 	sf_xfinish(x->t, &x->tk, blob, sizeof(blob));
 	x->ended = true;
+	sf_count_cross(SF_API_CURL, SF_XSTAT_SERVED, remote);
 	sf_xfile_close(&x->w);
 	sf_log(SF_LOG_DEBUG, "%s: finished flight across processes (%u)",
 	       x->url, n);
@@ -567,6 +568,11 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		}
 		sf_curl_reply_unref(w.gen_r);
 	}
+	sf_count_cross(SF_API_CURL,
+	               w.o == X_PROMOTED               ? SF_XSTAT_PROMOTED
+	               : w.o == X_DONE || w.o == X_OWN ? SF_XSTAT_ANSWERED
+	                                               : SF_XSTAT_ALONE,
+	               1);
 	switch (w.o) {
 	case X_PROMOTED: {
 		struct sf_curl_xlead x = {
@@ -615,13 +621,6 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 
 /* ---- the bridge ------------------------------------------------------- */
 
-static pthread_once_t sweep_once = PTHREAD_ONCE_INIT;
-
-static void first_sweep(void)
-{
-	sf_scope_sweep();
-}
-
 /* The scope's key: the libcurl build that answers (processes may load
  * different ones), then the process's own key (which holds no address
  * of this process). */
@@ -651,7 +650,6 @@ CURLcode sf_curl_bridge(struct sf_curl_xfer *p, sf_flight *f)
 	struct sf_xtable *t = f ? sf_scope_table() : NULL;
 	if (!t)
 		return sf_curl_lead(p, f);
-	pthread_once(&sweep_once, first_sweep);
 	size_t klen = 0;
 	unsigned char *k = scope_key(p, &klen);
 	struct sf_xticket tk;
@@ -667,5 +665,6 @@ CURLcode sf_curl_bridge(struct sf_curl_xfer *p, sf_flight *f)
 		                   .gen = tk.gen,
 		                   .url = p->key.url };
 	sf_log(SF_LOG_DEBUG, "%s: leading flight across processes", p->key.url);
+	sf_count_cross(SF_API_CURL, SF_XSTAT_LED, 1);
 	return lead_x(p, f, &x);
 }
