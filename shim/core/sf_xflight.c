@@ -247,7 +247,6 @@ int sf_xtable_format(void *mem, size_t len)
 	for (unsigned i = 0; i < SF_XSLOTS; i++)
 		atomic_store_explicit(&t->slots[i].resultlen, XNORESULT,
 		                      memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
 	t->magic = XMAGIC;
 	return 0;
 }
@@ -263,7 +262,6 @@ sf_xtable *sf_xtable_open(void *mem, size_t len)
 		errno = EINVAL;
 		return NULL;
 	}
-	atomic_thread_fence(memory_order_acquire);
 	/* The identity's fork handler must be in place before any fork. */
 	sf_xowner_self();
 	return t;
@@ -410,7 +408,11 @@ static void xunlock(struct sf_xtable *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* Writes n bytes as words; the test hook runs halfway. */
+/* Writes n bytes as words; the test hook runs halfway.  Release stores,
+ * read by get_words' acquire loads (plain moves on x86): a reader that
+ * sees one word of a reused slot's new result also sees the new generation
+ * stored before it (at the claim, ordered by the lock), so sf_xresult's
+ * generation check after its copy catches every torn copy. */
 static void put_words(_Atomic uint64_t *dst, const unsigned char *src, size_t n,
                       enum sf_xhook where)
 {
@@ -420,14 +422,14 @@ static void put_words(_Atomic uint64_t *dst, const unsigned char *src, size_t n,
 		if (i == half && test_hook)
 			test_hook(where);
 		memcpy(&w, src + i, 8);
-		atomic_store_explicit(&dst[i / 8], w, memory_order_relaxed);
+		atomic_store_explicit(&dst[i / 8], w, memory_order_release);
 	}
 	if (i < n) {
 		if (i == half && test_hook)
 			test_hook(where);
 		w = 0;
 		memcpy(&w, src + i, n - i);
-		atomic_store_explicit(&dst[i / 8], w, memory_order_relaxed);
+		atomic_store_explicit(&dst[i / 8], w, memory_order_release);
 	}
 }
 
@@ -436,11 +438,11 @@ static void get_words(unsigned char *dst, _Atomic uint64_t *src, size_t n)
 	size_t i = 0;
 	uint64_t w;
 	for (; i + 8 <= n; i += 8) {
-		w = atomic_load_explicit(&src[i / 8], memory_order_relaxed);
+		w = atomic_load_explicit(&src[i / 8], memory_order_acquire);
 		memcpy(dst + i, &w, 8);
 	}
 	if (i < n) {
-		w = atomic_load_explicit(&src[i / 8], memory_order_relaxed);
+		w = atomic_load_explicit(&src[i / 8], memory_order_acquire);
 		memcpy(dst + i, &w, n - i);
 	}
 }
@@ -497,7 +499,6 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	 * that sees anything of this one sees it has lost. */
 	atomic_store_explicit(&s->gen_att, ((g >> 32) + 1) << 32,
 	                      memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->followers, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
@@ -691,9 +692,6 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		unsigned i = tk->slot;
 		t->op_slot = i;
 		t->op = XOP_PUBLISH;
-		/* Pairs with the acquire fence in sf_xresult(): a reader that
-		 * sees any of these words sees this generation. */
-		atomic_thread_fence(memory_order_release);
 		if (result && len <= SF_XRESULT_MAX) {
 			put_words(s->result, result, len, SF_XHOOK_PUBLISH);
 			atomic_store_explicit(&s->resultlen, (uint32_t)len,
@@ -881,8 +879,7 @@ ssize_t sf_xresult(sf_xtable *t, const struct sf_xticket *tk, void *buf,
 		return -1;
 	get_words(buf, s->result, len);
 	/* Seqlock check: if the slot was reused while copying, the copy may
-	 * hold another flight's bytes; the fence pairs with sf_xfinish's. */
-	atomic_thread_fence(memory_order_acquire);
+	 * hold another flight's bytes (see put_words). */
 	if (gen_of(s) != tk->gen)
 		return -1;
 	return (ssize_t)len;

@@ -159,8 +159,8 @@ static void follow_to_end(int idx, struct sf_xticket *tk, const char *mine,
 
 static uint32_t burst_n;         /* who meets at the barrier */
 static uint32_t burst_followers; /* who joins as follower */
-static const char *burst_key = "getaddrinfo\0example.org\0443";
-static const size_t burst_keylen = 28;
+static const char burst_key[] = "getaddrinfo\0example.org\0443";
+static const size_t burst_keylen = sizeof(burst_key) - 1;
 
 static void member(int idx)
 {
