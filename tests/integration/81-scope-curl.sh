@@ -105,6 +105,15 @@ same() {
 	done
 }
 
+# No sanitizer report in any process of run NAME (their exit codes alone
+# would not tell a report from an expected failure).
+san_clean() {
+	local n
+	n=$(cat "$SF_TMP/$1".*.err 2>/dev/null |
+		grep -cE 'ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer' || true)
+	[ "$n" -eq 0 ] || { show_errs "$1"; fail "$1: sanitizer reports"; }
+}
+
 show_errs() {
 	local f
 	for f in "$SF_TMP/$1".*.err; do
@@ -138,6 +147,7 @@ herd() {
 	n=$(count_logs "$name" "joined flight across processes")
 	[ "$n" -eq $((procs - 1)) ] || fail "$name: $n joined across processes"
 	same "$name" "$procs" "$threads"
+	san_clean "$name"
 	n=$(files_left)
 	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
 	echo "ok: $name: $procs processes x $threads threads, 1 origin request, identical outputs, no files left"
@@ -201,6 +211,7 @@ killed() {
 		fi
 		: "$p"
 	done
+	san_clean "$name"
 	n=$(requests "$path")
 	if [ -n "$ver" ]; then
 		# Followers take over in turn, each asking the origin once and
@@ -250,6 +261,7 @@ timeout_case() {
 		[ "$rc" -eq 0 ] || fail "$name: a process exited $rc"
 	done
 	same "$name" 3 1
+	san_clean "$name"
 	local n
 	n=$(requests "$path")
 	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
