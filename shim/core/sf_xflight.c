@@ -92,6 +92,10 @@ struct sf_xtable {
 	uint64_t done[XBITS]; /* DONE: stamp says when */
 	uint64_t hint[SF_XSLOTS];
 	uint64_t stamp[SF_XSLOTS];
+	/* The DONE slots in finishing order, oldest first (indices;
+	 * SF_XSLOTS ends the list): reusing the oldest costs no scan. */
+	uint16_t old_head, old_tail;
+	uint16_t old_prev[SF_XSLOTS], old_next[SF_XSLOTS];
 	struct xslot slots[SF_XSLOTS];
 };
 
@@ -244,6 +248,7 @@ int sf_xtable_format(void *mem, size_t len)
 	t->bytes = sizeof(*t);
 	t->ptrsize = sizeof(void *);
 	t->mutexsize = sizeof(pthread_mutex_t);
+	t->old_head = t->old_tail = SF_XSLOTS;
 	for (unsigned i = 0; i < SF_XSLOTS; i++)
 		atomic_store_explicit(&t->slots[i].resultlen, XNORESULT,
 		                      memory_order_relaxed);
@@ -330,9 +335,43 @@ static uint64_t xhash(const unsigned char *k, size_t n)
 	return h | 1; /* never 0 */
 }
 
-/* Rebuilds what the header derives from the slots' state words. */
+static inline bool bit_test(const uint64_t *m, unsigned i)
+{
+	return m[i / 64] >> (i % 64) & 1;
+}
+
+/* The list of finished slots: append when a flight finishes, unlink when
+ * its slot is claimed again. */
+static void old_append(struct sf_xtable *t, unsigned i)
+{
+	t->old_next[i] = SF_XSLOTS;
+	t->old_prev[i] = t->old_tail;
+	if (t->old_tail < SF_XSLOTS)
+		t->old_next[t->old_tail] = (uint16_t)i;
+	else
+		t->old_head = (uint16_t)i;
+	t->old_tail = (uint16_t)i;
+}
+
+static void old_unlink(struct sf_xtable *t, unsigned i)
+{
+	uint16_t p = t->old_prev[i], n = t->old_next[i];
+	if (p < SF_XSLOTS)
+		t->old_next[p] = n;
+	else
+		t->old_head = n;
+	if (n < SF_XSLOTS)
+		t->old_prev[n] = p;
+	else
+		t->old_tail = p;
+}
+
+/* Rebuilds what the header derives from the slots' state words (and the
+ * finish stamps, for the order of finished slots). */
 static void rebuild_hints(struct sf_xtable *t)
 {
+	uint16_t order[SF_XSLOTS];
+	unsigned ndone = 0;
 	memset(t->busy, 0, sizeof(t->busy));
 	memset(t->done, 0, sizeof(t->done));
 	for (unsigned i = 0; i < SF_XSLOTS; i++) {
@@ -346,8 +385,17 @@ static void rebuild_hints(struct sf_xtable *t)
 			t->hint[i] = s->hash;
 		} else if (ph == XDONE) {
 			bit_set(t->done, i);
+			/* Insertion by stamp: 128 entries, after a crash. */
+			unsigned j = ndone++;
+			for (; j > 0 && t->stamp[order[j - 1]] > t->stamp[i];
+			     j--)
+				order[j] = order[j - 1];
+			order[j] = (uint16_t)i;
 		}
 	}
+	t->old_head = t->old_tail = SF_XSLOTS;
+	for (unsigned j = 0; j < ndone; j++)
+		old_append(t, order[j]);
 }
 
 /* The lock holder died.  Called with the lock held, before
@@ -459,15 +507,8 @@ static int pick_slot(struct sf_xtable *t)
 		if (~used)
 			return (int)(w * 64 + (unsigned)__builtin_ctzll(~used));
 	}
-	int best = -1;
-	for (unsigned w = 0; w < XBITS; w++)
-		for (uint64_t m = t->done[w]; m; m &= m - 1) {
-			unsigned i = w * 64 + (unsigned)__builtin_ctzll(m);
-			if (best < 0 || t->stamp[i] < t->stamp[best])
-				best = (int)i;
-		}
-	if (best >= 0)
-		return best;
+	if (t->old_head < SF_XSLOTS)
+		return t->old_head;
 	/* Rare (the table is full of running flights): look for flights
 	 * nobody leads.  A live follower of one gets SF_XWAIT_LOST and calls
 	 * alone: never a wrong result. */
@@ -495,10 +536,15 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	t->op_slot = (uint32_t)i;
 	t->op = XOP_CLAIM;
 	uint64_t g = atomic_load_explicit(&s->gen_att, memory_order_relaxed);
-	/* The generation first: a follower of the slot's previous flight
-	 * that sees anything of this one sees it has lost. */
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	/* Free first, then the generation: whoever looks without the lock
+	 * (a sweeper, a follower of the slot's previous flight) sees the old
+	 * flight gone and no new one until the state word says RUNNING, even
+	 * if this process dies halfway. */
+	st = bump(st, XFREE);
+	atomic_store_explicit(&s->state, st, memory_order_release);
 	atomic_store_explicit(&s->gen_att, ((g >> 32) + 1) << 32,
-	                      memory_order_relaxed);
+	                      memory_order_release);
 	atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->followers, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
@@ -515,10 +561,12 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	} else if (keylen) {
 		memcpy(s->key, key, keylen);
 	}
-	bit_clear(t->done, (unsigned)i);
+	if (bit_test(t->done, (unsigned)i)) {
+		bit_clear(t->done, (unsigned)i);
+		old_unlink(t, (unsigned)i);
+	}
 	bit_set(t->busy, (unsigned)i);
 	t->hint[i] = h;
-	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
 	atomic_store_explicit(&s->state, bump(st, XRUNNING),
 	                      memory_order_release);
 	t->op = XOP_NONE;
@@ -707,8 +755,11 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		        atomic_load_explicit(&s->state, memory_order_relaxed);
 		atomic_store_explicit(&s->state, bump(st, XDONE),
 		                      memory_order_seq_cst);
+		if (test_hook)
+			test_hook(SF_XHOOK_PUBLISHED);
 		bit_clear(t->busy, i);
 		bit_set(t->done, i);
+		old_append(t, i);
 		t->hint[i] = 0;
 		t->op = XOP_NONE;
 		wake = atomic_load_explicit(&s->sleepers,
