@@ -119,20 +119,20 @@ static void register_atfork(void)
 	pthread_atfork(NULL, NULL, xatfork_child);
 }
 
-/* Reads the state letter (field 3) and the start time (field 22) of
- * /proc/PID/stat.  open/read/close are cancellation points: cancellation
- * is held off, the core is not one.  false with errno on failure. */
-static bool read_stat(int32_t pid, char *state, uint64_t *start)
+/* Reads /proc/PID/NAME into buf (NUL-terminated).  open/read/close are
+ * cancellation points: cancellation is held off, the core is not one.
+ * false with errno on failure. */
+static bool read_proc(int32_t pid, const char *name, char *buf, size_t size)
 {
-	char path[40], buf[1024];
+	char path[48];
 	int old;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	ssize_t n = -1;
 	if (fd >= 0) {
 		do
-			n = read(fd, buf, sizeof(buf) - 1);
+			n = read(fd, buf, size - 1);
 		while (n < 0 && errno == EINTR);
 		int e = errno;
 		close(fd);
@@ -142,6 +142,29 @@ static bool read_stat(int32_t pid, char *state, uint64_t *start)
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
+	return true;
+}
+
+static bool parse_u64(const char *p, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (*p < '0' || *p > '9') {
+		errno = EINVAL;
+		return false;
+	}
+	for (; *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	*out = v;
+	return true;
+}
+
+/* The state letter (field 3) and the start time (field 22) of
+ * /proc/PID/stat. */
+static bool read_stat(int32_t pid, char *state, uint64_t *start)
+{
+	char buf[1024];
+	if (!read_proc(pid, "stat", buf, sizeof(buf)))
+		return false;
 	/* The command name (field 2) may hold spaces and parentheses: the
 	 * fields that follow start after its last ')'. */
 	char *p = strrchr(buf, ')');
@@ -160,15 +183,20 @@ static bool read_stat(int32_t pid, char *state, uint64_t *start)
 		}
 		p++;
 	}
-	uint64_t v = 0;
-	if (*p < '0' || *p > '9') {
-		errno = EINVAL;
-		return false;
-	}
-	for (; *p >= '0' && *p <= '9'; p++)
-		v = v * 10 + (uint64_t)(*p - '0');
-	*start = v;
-	return true;
+	return parse_u64(p, start);
+}
+
+/* A zombie thread-group leader may still have live threads (its main
+ * thread called pthread_exit): the process lives while "Threads:" in
+ * /proc/PID/status is above 1. */
+static bool zombie_has_threads(int32_t pid)
+{
+	char buf[2048];
+	uint64_t n;
+	const char *p;
+	return read_proc(pid, "status", buf, sizeof(buf)) &&
+	       (p = strstr(buf, "\nThreads:")) != NULL &&
+	       parse_u64(p + 9 + strspn(p + 9, " \t"), &n) && n > 1;
 }
 
 struct sf_xowner sf_xowner_self(void)
@@ -206,12 +234,17 @@ bool sf_xowner_alive(const struct sf_xowner *o)
 	if (kill(o->pid, 0) != 0 && errno == ESRCH)
 		alive = false;
 	else if (!read_stat(o->pid, &st, &start))
-		/* Gone, or /proc cannot tell: then only kill(2) could, and it
-		 * said the pid exists. */
-		alive = errno != ENOENT && errno != ESRCH;
+		/* No /proc (or it just went): kill(2) said the pid exists,
+		 * and the next check will tell. */
+		alive = true;
+	else if (start != o->start)
+		alive = false; /* the pid names another process now */
+	else if (st == 'X' || st == 'x')
+		alive = false;
+	else if (st == 'Z')
+		alive = zombie_has_threads(o->pid);
 	else
-		alive = st != 'Z' && st != 'X' && st != 'x' &&
-		        start == o->start;
+		alive = true;
 	errno = e;
 	return alive;
 }

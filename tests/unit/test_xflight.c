@@ -13,6 +13,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -328,6 +329,59 @@ START_TEST(test_zombie_leader_is_dead)
 	ck_assert_int_eq(tk.lead.pid, getpid());
 	sf_xfinish(T, &tk, "x", 1);
 	reap_ok(lead);
+}
+END_TEST
+
+/* A process whose main thread called pthread_exit shows as a zombie in
+ * /proc/PID/stat while its other threads run: it is alive. */
+static void *park(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void main_thread_exits(int idx)
+{
+	(void)idx;
+	pthread_t th;
+	if (pthread_create(&th, NULL, park, NULL))
+		atomic_fetch_add(&S->bad, 1);
+	S->owner = sf_xowner_self();
+	add_wake(&S->go);
+	pthread_exit(NULL);
+}
+
+static char proc_state(pid_t p)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)p);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return '?';
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *q = strrchr(buf, ')');
+	return q && q[1] ? q[2] : '?';
+}
+
+START_TEST(test_zombie_main_thread_alive)
+{
+	pid_t p = fork_child(main_thread_exits, 0);
+	ck_assert(wait_at_least(&S->go, 1));
+	/* A condition, not a sleep: the main thread's exit completes. */
+	uint64_t give_up = sf_now_ns() + GIVE_UP_NS;
+	while (proc_state(p) != 'Z' && sf_now_ns() < give_up)
+		sched_yield();
+	ck_assert_int_eq(proc_state(p), 'Z');
+	ck_assert_int_eq(S->owner.pid, p);
+	ck_assert(sf_xowner_alive(&S->owner));
+	kill(p, SIGKILL);
+	ck_assert_int_eq(reap_signal(p), SIGKILL);
+	ck_assert(!sf_xowner_alive(&S->owner));
+	ck_assert_uint_eq(atomic_load(&S->bad), 0);
 }
 END_TEST
 
@@ -934,6 +988,7 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_leader_killed_one_promoted);
 	tcase_add_test(tc, test_zombie_leader_is_dead);
 	tcase_add_test(tc, test_owner_identity);
+	tcase_add_test(tc, test_zombie_main_thread_alive);
 	tcase_add_test(tc, test_identity_after_fork);
 	tcase_add_test(tc, test_lock_holder_killed);
 	tcase_add_test(tc, test_killed_mid_claim);
