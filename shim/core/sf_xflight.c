@@ -76,22 +76,23 @@ struct xslot {
 } __attribute__((aligned(64)));
 
 struct sf_xtable {
-	uint64_t magic; /* written last by sf_xtable_format */
-	uint32_t layout;
-	uint32_t nslots;
-	uint64_t bytes;
-	uint32_t ptrsize;
-	uint32_t mutexsize;
+	/* First: the one member that wants its own cache line. */
 	pthread_mutex_t lock __attribute__((aligned(64)));
-	/* Everything below up to slots is under the lock, and derived from
-	 * the slots' state words (repair() rebuilds it), except the journal. */
-	uint32_t op;      /* XOP_*: what the lock holder is doing */
-	uint32_t op_slot; /* to which slot */
-	uint64_t clock;   /* finish stamps: the oldest finished goes first */
+	uint64_t magic; /* written last by sf_xtable_format */
+	uint64_t bytes;
+	/* From here up to slots: under the lock, and derived from the slots'
+	 * state words (repair() rebuilds it), except the journal. */
+	uint64_t clock;       /* finish stamps */
 	uint64_t busy[XBITS]; /* RUNNING or LEADERLESS: hint holds the hash */
-	uint64_t done[XBITS]; /* DONE: stamp says when */
+	uint64_t done[XBITS]; /* DONE: in the list below, stamp says when */
 	uint64_t hint[SF_XSLOTS];
 	uint64_t stamp[SF_XSLOTS];
+	uint32_t layout;
+	uint32_t nslots;
+	uint32_t ptrsize;
+	uint32_t mutexsize;
+	uint32_t op;      /* the journal: XOP_*, what the lock holder does */
+	uint32_t op_slot; /* and to which slot */
 	/* The DONE slots in finishing order, oldest first (indices;
 	 * SF_XSLOTS ends the list): reusing the oldest costs no scan. */
 	uint16_t old_head, old_tail;
@@ -237,14 +238,10 @@ bool sf_xowner_alive(const struct sf_xowner *o)
 		/* No /proc (or it just went): kill(2) said the pid exists,
 		 * and the next check will tell. */
 		alive = true;
-	else if (start != o->start)
-		alive = false; /* the pid names another process now */
-	else if (st == 'X' || st == 'x')
-		alive = false;
-	else if (st == 'Z')
-		alive = zombie_has_threads(o->pid);
 	else
-		alive = true;
+		/* Another start time: the pid names another process now. */
+		alive = start == o->start && st != 'X' && st != 'x' &&
+		        (st != 'Z' || zombie_has_threads(o->pid));
 	errno = e;
 	return alive;
 }
@@ -585,14 +582,15 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	set_lead(s, me);
 	s->hash = h;
 	s->keylen = (uint32_t)keylen;
-	if (test_hook) {
-		size_t half = keylen / 2;
+	if (keylen) {
+		size_t half = test_hook ? keylen / 2 : keylen;
 		memcpy(s->key, key, half);
-		test_hook(SF_XHOOK_CLAIM);
+		if (test_hook)
+			test_hook(SF_XHOOK_CLAIM);
 		memcpy(s->key + half, (const unsigned char *)key + half,
 		       keylen - half);
-	} else if (keylen) {
-		memcpy(s->key, key, keylen);
+	} else if (test_hook) {
+		test_hook(SF_XHOOK_CLAIM);
 	}
 	if (bit_test(t->done, (unsigned)i)) {
 		bit_clear(t->done, (unsigned)i);

