@@ -468,17 +468,52 @@ static void repair(struct sf_xtable *t)
 			sf_futex_wake_all_shared(&t->slots[i].state);
 }
 
+/* How long a caller waits for the table lock before it gives up and makes
+ * its call per-process.  The lock is held for microseconds; only a holder
+ * that is stopped (SIGSTOP, a debugger) but not dead keeps it longer, and
+ * that must not hang every process of the scope. */
+#define XLOCK_BOUND_MS 1000u
+static unsigned lock_bound_ms = XLOCK_BOUND_MS;
+
+/* pthread_mutex_timedlock() takes CLOCK_REALTIME: waits in slices of at
+ * most 100 ms and counts the bound on the monotonic clock, so that a clock
+ * step neither cuts the wait short nor stretches it. */
+static int xlock_slow(struct sf_xtable *t)
+{
+	uint64_t now = sf_now_ns();
+	uint64_t end = now + (uint64_t)lock_bound_ms * 1000000u;
+	for (;;) {
+		uint64_t slice = end - now < 100000000u ? end - now
+		                                        : 100000000u;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + slice;
+		ts.tv_sec += (time_t)(ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		int r = pthread_mutex_timedlock(&t->lock, &ts);
+		if (r != ETIMEDOUT)
+			return r;
+		now = sf_now_ns();
+		if (now >= end)
+			return ETIMEDOUT;
+	}
+}
+
 static bool xlock(struct sf_xtable *t)
 {
-	int r = pthread_mutex_lock(&t->lock);
+	int r = pthread_mutex_trylock(&t->lock);
 	if (__builtin_expect(r == 0, 1))
+		return true;
+	if (r == EBUSY)
+		r = xlock_slow(t);
+	if (r == 0)
 		return true;
 	if (r == EOWNERDEAD) {
 		repair(t);
 		pthread_mutex_consistent(&t->lock);
 		return true;
 	}
-	return false; /* ENOTRECOVERABLE: never made by this code */
+	return false; /* ETIMEDOUT; ENOTRECOVERABLE is never made here */
 }
 
 static void xunlock(struct sf_xtable *t)
@@ -1018,6 +1053,11 @@ void sf_xtable_lock_for_test(sf_xtable *t)
 void sf_xtable_unlock_for_test(sf_xtable *t)
 {
 	xunlock(t);
+}
+
+void sf_xtable_lock_bound_for_test(unsigned ms)
+{
+	lock_bound_ms = ms ? ms : XLOCK_BOUND_MS;
 }
 
 void sf_xtable_hook_for_test(void (*fn)(enum sf_xhook where))

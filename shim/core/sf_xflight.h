@@ -166,6 +166,12 @@ bool sf_xflight_current(sf_xtable *t, unsigned slot, unsigned gen);
 void sf_xtable_lock_for_test(sf_xtable *t);
 void sf_xtable_unlock_for_test(sf_xtable *t);
 
+/* How long a caller waits for the table lock before it gives up (join:
+ * SF_XROLE_NONE; finish, abandon, notify: nothing published): 1 s, or ms
+ * (0: back to the default).  A lock held that long has a holder that is
+ * stopped, not dead (the dead one's lock is recovered at once). */
+void sf_xtable_lock_bound_for_test(unsigned ms);
+
 /* Calls fn (NULL: none) with the table lock held, halfway through claiming
  * a slot (its key half written), halfway through publishing a result (half
  * its words written, or before "no result" is recorded), or right after

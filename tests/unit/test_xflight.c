@@ -81,6 +81,7 @@ static void setup(void)
 static void teardown(void)
 {
 	sf_xtable_hook_for_test(NULL);
+	sf_xtable_lock_bound_for_test(0);
 	sf_xtable_close(T);
 	munmap(mem, mem_len);
 	munmap(S, sizeof(*S));
@@ -481,6 +482,29 @@ START_TEST(test_lock_holder_killed)
 	              (unsigned long long)took);
 	burst_n = N;
 	check_burst(N);
+}
+END_TEST
+
+/* A holder that is stopped, not dead, keeps the lock: callers give up
+ * after the bound and call per-process instead of hanging with it.  (The
+ * only test that lets real time pass on purpose: 50 ms.) */
+START_TEST(test_stopped_lock_holder_bounded)
+{
+	pid_t h = fork_child(hold_lock_and_hang, 0);
+	ck_assert(wait_at_least(&S->go, 1));
+	ck_assert_int_eq(kill(h, SIGSTOP), 0);
+	sf_xtable_lock_bound_for_test(50);
+	struct sf_xticket tk;
+	uint64_t t0 = sf_now_ns();
+	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_NONE);
+	ck_assert_uint_ge(sf_now_ns() - t0, 50u * 1000000u);
+	ck_assert_uint_eq(tk.slot, SF_XSLOTS);
+	sf_xtable_lock_bound_for_test(0);
+	/* Killed while stopped: its lock is recovered at once. */
+	ck_assert_int_eq(kill(h, SIGKILL), 0);
+	ck_assert_int_eq(reap_signal(h), SIGKILL);
+	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_LEADER);
+	sf_xfinish(T, &tk, "k", 1);
 }
 END_TEST
 
@@ -1082,6 +1106,7 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_zombie_main_thread_alive);
 	tcase_add_test(tc, test_identity_after_fork);
 	tcase_add_test(tc, test_lock_holder_killed);
+	tcase_add_test(tc, test_stopped_lock_holder_bounded);
 	tcase_add_test(tc, test_killed_mid_claim);
 	tcase_add_test(tc, test_killed_mid_publish);
 	tcase_add_test(tc, test_result_bounds);
