@@ -147,4 +147,11 @@ bool sf_xflight_current(sf_xtable *t, unsigned slot, unsigned gen);
 void sf_xtable_lock_for_test(sf_xtable *t);
 void sf_xtable_unlock_for_test(sf_xtable *t);
 
+/* Calls fn (NULL: none) with the table lock held, halfway through claiming
+ * a slot (its key half written) or publishing a result (half its words
+ * written, or before "no result" is recorded): a test kills the process
+ * there.  Process-wide; not thread-safe to change while flights run. */
+enum sf_xhook { SF_XHOOK_CLAIM, SF_XHOOK_PUBLISH };
+void sf_xtable_hook_for_test(void (*fn)(enum sf_xhook where));
+
 #endif
