@@ -254,12 +254,12 @@ out:
 
 struct sf_xtable *sf_scope_table(void)
 {
+	/* No euid check per call (a system call on every lookup): a process
+	 * that attached and then became another user keeps its writable
+	 * mapping anyway, whatever this returned.  README: a master that drops
+	 * privileges in its workers attaches only if it resolves before the
+	 * fork, and then its workers share with it by design. */
 	pthread_once(&table_once, attach);
-	/* A process that attached, then became another user (a worker that
-	 * dropped root after the fork) must not go on sharing with the
-	 * first user's processes. */
-	if (scope.table && __builtin_expect(geteuid() != scope.euid, 0))
-		return NULL;
 	return scope.table;
 }
 

@@ -34,10 +34,18 @@ static void call_alone(struct sf_dns_cross *x, struct sf_dns_answer *a)
 static void lead_finish(struct sf_dns_cross *x, const struct sf_dns_answer *a)
 {
 	unsigned remote = 0;
-	sf_xfollowers(x->t, &x->tk, &remote);
+	unsigned followers = sf_xfollowers(x->t, &x->tk, &remote);
 	x->held = HELD_NONE;
 	switch (sf_share_rule(x->judge(a), x->retry_errors)) {
 	case SF_SHARE_RESULT: {
+		/* Nobody to read it: no packing (the common case of a lone
+		 * lookup).  One who joins in the next instants finds no
+		 * answer and calls alone: what it would have done without the
+		 * library. */
+		if (!followers) {
+			sf_xfinish(x->t, &x->tk, NULL, 0);
+			break;
+		}
 		unsigned char buf[SF_XRESULT_MAX];
 		size_t n = sf_addrinfo_pack(buf, sizeof(buf), a->rc, a->err,
 		                            a->list);
