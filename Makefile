@@ -75,7 +75,7 @@ LIB := $(B)/libsfshim.so
 # without any preloading.
 CORE_SRC := $(wildcard shim/core/*.c) shim/common/sf_config.c shim/common/sf_log.c \
   shim/common/sf_stats.c shim/common/sf_text.c shim/dns/sf_addrinfo.c \
-  shim/common/sf_trace.c shim/common/sf_json.c
+  shim/common/sf_trace.c shim/common/sf_json.c shim/common/sf_scope.c
 CORE_OBJ := $(patsubst shim/%.c,$(B)/shim/%.o,$(filter $(SHIM_SRC),$(CORE_SRC)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))

@@ -279,6 +279,7 @@ static void open_dir(void)
 	bool made = mkdirat(base, dname, 0700) == 0;
 	int fd = openat(base, dname,
 	                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int err = errno;
 	close(base);
 	/* Made here: the umask may have taken bits away. */
 	if (fd >= 0 && made) {
@@ -291,8 +292,9 @@ static void open_dir(void)
 		       "SFSHIM_SCOPE=%s: %s/%s %s: response bodies not "
 		       "shared across processes",
 		       sf_config()->scope, scope.base, dname,
-		       fd < 0 && errno == ELOOP ? "is a symbolic link"
-		       : fd < 0                 ? "cannot be opened"
+		       fd < 0 && (err == ELOOP || err == ENOTDIR)
+		               ? "is a symbolic link or not a directory"
+		       : fd < 0 ? "cannot be opened"
 		                : "is not a 0700 directory of this user");
 		if (fd >= 0)
 			close(fd);
