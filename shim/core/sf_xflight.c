@@ -76,22 +76,27 @@ struct xslot {
 } __attribute__((aligned(64)));
 
 struct sf_xtable {
-	uint64_t magic; /* written last by sf_xtable_format */
-	uint32_t layout;
-	uint32_t nslots;
-	uint64_t bytes;
-	uint32_t ptrsize;
-	uint32_t mutexsize;
+	/* First: the one member that wants its own cache line. */
 	pthread_mutex_t lock __attribute__((aligned(64)));
-	/* Everything below up to slots is under the lock, and derived from
-	 * the slots' state words (repair() rebuilds it), except the journal. */
-	uint32_t op;      /* XOP_*: what the lock holder is doing */
-	uint32_t op_slot; /* to which slot */
-	uint64_t clock;   /* finish stamps: the oldest finished goes first */
+	uint64_t magic; /* written last by sf_xtable_format */
+	uint64_t bytes;
+	/* From here up to slots: under the lock, and derived from the slots'
+	 * state words (repair() rebuilds it), except the journal. */
+	uint64_t clock;       /* finish stamps */
 	uint64_t busy[XBITS]; /* RUNNING or LEADERLESS: hint holds the hash */
-	uint64_t done[XBITS]; /* DONE: stamp says when */
+	uint64_t done[XBITS]; /* DONE: in the list below, stamp says when */
 	uint64_t hint[SF_XSLOTS];
 	uint64_t stamp[SF_XSLOTS];
+	uint32_t layout;
+	uint32_t nslots;
+	uint32_t ptrsize;
+	uint32_t mutexsize;
+	uint32_t op;      /* the journal: XOP_*, what the lock holder does */
+	uint32_t op_slot; /* and to which slot */
+	/* The DONE slots in finishing order, oldest first (indices;
+	 * SF_XSLOTS ends the list): reusing the oldest costs no scan. */
+	uint16_t old_head, old_tail;
+	uint16_t old_prev[SF_XSLOTS], old_next[SF_XSLOTS];
 	struct xslot slots[SF_XSLOTS];
 };
 
@@ -115,20 +120,20 @@ static void register_atfork(void)
 	pthread_atfork(NULL, NULL, xatfork_child);
 }
 
-/* Reads the state letter (field 3) and the start time (field 22) of
- * /proc/PID/stat.  open/read/close are cancellation points: cancellation
- * is held off, the core is not one.  false with errno on failure. */
-static bool read_stat(int32_t pid, char *state, uint64_t *start)
+/* Reads /proc/PID/NAME into buf (NUL-terminated).  open/read/close are
+ * cancellation points: cancellation is held off, the core is not one.
+ * false with errno on failure. */
+static bool read_proc(int32_t pid, const char *name, char *buf, size_t size)
 {
-	char path[40], buf[1024];
+	char path[48];
 	int old;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	ssize_t n = -1;
 	if (fd >= 0) {
 		do
-			n = read(fd, buf, sizeof(buf) - 1);
+			n = read(fd, buf, size - 1);
 		while (n < 0 && errno == EINTR);
 		int e = errno;
 		close(fd);
@@ -138,6 +143,29 @@ static bool read_stat(int32_t pid, char *state, uint64_t *start)
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
+	return true;
+}
+
+static bool parse_u64(const char *p, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (*p < '0' || *p > '9') {
+		errno = EINVAL;
+		return false;
+	}
+	for (; *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	*out = v;
+	return true;
+}
+
+/* The state letter (field 3) and the start time (field 22) of
+ * /proc/PID/stat. */
+static bool read_stat(int32_t pid, char *state, uint64_t *start)
+{
+	char buf[1024];
+	if (!read_proc(pid, "stat", buf, sizeof(buf)))
+		return false;
 	/* The command name (field 2) may hold spaces and parentheses: the
 	 * fields that follow start after its last ')'. */
 	char *p = strrchr(buf, ')');
@@ -156,15 +184,20 @@ static bool read_stat(int32_t pid, char *state, uint64_t *start)
 		}
 		p++;
 	}
-	uint64_t v = 0;
-	if (*p < '0' || *p > '9') {
-		errno = EINVAL;
-		return false;
-	}
-	for (; *p >= '0' && *p <= '9'; p++)
-		v = v * 10 + (uint64_t)(*p - '0');
-	*start = v;
-	return true;
+	return parse_u64(p, start);
+}
+
+/* A zombie thread-group leader may still have live threads (its main
+ * thread called pthread_exit): the process lives while "Threads:" in
+ * /proc/PID/status is above 1. */
+static bool zombie_has_threads(int32_t pid)
+{
+	char buf[2048];
+	uint64_t n;
+	const char *p;
+	return read_proc(pid, "status", buf, sizeof(buf)) &&
+	       (p = strstr(buf, "\nThreads:")) != NULL &&
+	       parse_u64(p + 9 + strspn(p + 9, " \t"), &n) && n > 1;
 }
 
 struct sf_xowner sf_xowner_self(void)
@@ -202,12 +235,13 @@ bool sf_xowner_alive(const struct sf_xowner *o)
 	if (kill(o->pid, 0) != 0 && errno == ESRCH)
 		alive = false;
 	else if (!read_stat(o->pid, &st, &start))
-		/* Gone, or /proc cannot tell: then only kill(2) could, and it
-		 * said the pid exists. */
-		alive = errno != ENOENT && errno != ESRCH;
+		/* No /proc (or it just went): kill(2) said the pid exists,
+		 * and the next check will tell. */
+		alive = true;
 	else
-		alive = st != 'Z' && st != 'X' && st != 'x' &&
-		        start == o->start;
+		/* Another start time: the pid names another process now. */
+		alive = start == o->start && st != 'X' && st != 'x' &&
+		        (st != 'Z' || zombie_has_threads(o->pid));
 	errno = e;
 	return alive;
 }
@@ -244,6 +278,7 @@ int sf_xtable_format(void *mem, size_t len)
 	t->bytes = sizeof(*t);
 	t->ptrsize = sizeof(void *);
 	t->mutexsize = sizeof(pthread_mutex_t);
+	t->old_head = t->old_tail = SF_XSLOTS;
 	for (unsigned i = 0; i < SF_XSLOTS; i++)
 		atomic_store_explicit(&t->slots[i].resultlen, XNORESULT,
 		                      memory_order_relaxed);
@@ -330,9 +365,43 @@ static uint64_t xhash(const unsigned char *k, size_t n)
 	return h | 1; /* never 0 */
 }
 
-/* Rebuilds what the header derives from the slots' state words. */
+static inline bool bit_test(const uint64_t *m, unsigned i)
+{
+	return m[i / 64] >> (i % 64) & 1;
+}
+
+/* The list of finished slots: append when a flight finishes, unlink when
+ * its slot is claimed again. */
+static void old_append(struct sf_xtable *t, unsigned i)
+{
+	t->old_next[i] = SF_XSLOTS;
+	t->old_prev[i] = t->old_tail;
+	if (t->old_tail < SF_XSLOTS)
+		t->old_next[t->old_tail] = (uint16_t)i;
+	else
+		t->old_head = (uint16_t)i;
+	t->old_tail = (uint16_t)i;
+}
+
+static void old_unlink(struct sf_xtable *t, unsigned i)
+{
+	uint16_t p = t->old_prev[i], n = t->old_next[i];
+	if (p < SF_XSLOTS)
+		t->old_next[p] = n;
+	else
+		t->old_head = n;
+	if (n < SF_XSLOTS)
+		t->old_prev[n] = p;
+	else
+		t->old_tail = p;
+}
+
+/* Rebuilds what the header derives from the slots' state words (and the
+ * finish stamps, for the order of finished slots). */
 static void rebuild_hints(struct sf_xtable *t)
 {
+	uint16_t order[SF_XSLOTS];
+	unsigned ndone = 0;
 	memset(t->busy, 0, sizeof(t->busy));
 	memset(t->done, 0, sizeof(t->done));
 	for (unsigned i = 0; i < SF_XSLOTS; i++) {
@@ -346,8 +415,17 @@ static void rebuild_hints(struct sf_xtable *t)
 			t->hint[i] = s->hash;
 		} else if (ph == XDONE) {
 			bit_set(t->done, i);
+			/* Insertion by stamp: 128 entries, after a crash. */
+			unsigned j = ndone++;
+			for (; j > 0 && t->stamp[order[j - 1]] > t->stamp[i];
+			     j--)
+				order[j] = order[j - 1];
+			order[j] = (uint16_t)i;
 		}
 	}
+	t->old_head = t->old_tail = SF_XSLOTS;
+	for (unsigned j = 0; j < ndone; j++)
+		old_append(t, order[j]);
 }
 
 /* The lock holder died.  Called with the lock held, before
@@ -459,15 +537,8 @@ static int pick_slot(struct sf_xtable *t)
 		if (~used)
 			return (int)(w * 64 + (unsigned)__builtin_ctzll(~used));
 	}
-	int best = -1;
-	for (unsigned w = 0; w < XBITS; w++)
-		for (uint64_t m = t->done[w]; m; m &= m - 1) {
-			unsigned i = w * 64 + (unsigned)__builtin_ctzll(m);
-			if (best < 0 || t->stamp[i] < t->stamp[best])
-				best = (int)i;
-		}
-	if (best >= 0)
-		return best;
+	if (t->old_head < SF_XSLOTS)
+		return t->old_head;
 	/* Rare (the table is full of running flights): look for flights
 	 * nobody leads.  A live follower of one gets SF_XWAIT_LOST and calls
 	 * alone: never a wrong result. */
@@ -495,10 +566,15 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	t->op_slot = (uint32_t)i;
 	t->op = XOP_CLAIM;
 	uint64_t g = atomic_load_explicit(&s->gen_att, memory_order_relaxed);
-	/* The generation first: a follower of the slot's previous flight
-	 * that sees anything of this one sees it has lost. */
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	/* Free first, then the generation: whoever looks without the lock
+	 * (a sweeper, a follower of the slot's previous flight) sees the old
+	 * flight gone and no new one until the state word says RUNNING, even
+	 * if this process dies halfway. */
+	st = bump(st, XFREE);
+	atomic_store_explicit(&s->state, st, memory_order_release);
 	atomic_store_explicit(&s->gen_att, ((g >> 32) + 1) << 32,
-	                      memory_order_relaxed);
+	                      memory_order_release);
 	atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->followers, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
@@ -506,19 +582,22 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	set_lead(s, me);
 	s->hash = h;
 	s->keylen = (uint32_t)keylen;
-	if (test_hook) {
-		size_t half = keylen / 2;
+	if (keylen) {
+		size_t half = test_hook ? keylen / 2 : keylen;
 		memcpy(s->key, key, half);
-		test_hook(SF_XHOOK_CLAIM);
+		if (test_hook)
+			test_hook(SF_XHOOK_CLAIM);
 		memcpy(s->key + half, (const unsigned char *)key + half,
 		       keylen - half);
-	} else if (keylen) {
-		memcpy(s->key, key, keylen);
+	} else if (test_hook) {
+		test_hook(SF_XHOOK_CLAIM);
 	}
-	bit_clear(t->done, (unsigned)i);
+	if (bit_test(t->done, (unsigned)i)) {
+		bit_clear(t->done, (unsigned)i);
+		old_unlink(t, (unsigned)i);
+	}
 	bit_set(t->busy, (unsigned)i);
 	t->hint[i] = h;
-	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
 	atomic_store_explicit(&s->state, bump(st, XRUNNING),
 	                      memory_order_release);
 	t->op = XOP_NONE;
@@ -707,8 +786,11 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		        atomic_load_explicit(&s->state, memory_order_relaxed);
 		atomic_store_explicit(&s->state, bump(st, XDONE),
 		                      memory_order_seq_cst);
+		if (test_hook)
+			test_hook(SF_XHOOK_PUBLISHED);
 		bit_clear(t->busy, i);
 		bit_set(t->done, i);
+		old_append(t, i);
 		t->hint[i] = 0;
 		t->op = XOP_NONE;
 		wake = atomic_load_explicit(&s->sleepers,
