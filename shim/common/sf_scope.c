@@ -320,13 +320,26 @@ int sf_scope_file_name(char *buf, size_t n, unsigned slot, unsigned gen)
 	return len > 0 && (size_t)len < n ? len : -1;
 }
 
-/* Exactly what sf_scope_file_name writes, nothing else: the sweep never
- * touches a file it did not name. */
+/* A decimal number up to UINT_MAX; *end is where it stopped. */
+static bool number(const char *s, unsigned *v, const char **end)
+{
+	unsigned long long x = 0;
+	const char *p = s;
+	for (; *p >= '0' && *p <= '9' && x <= UINT_MAX; p++)
+		x = x * 10 + (unsigned)(*p - '0');
+	*end = p;
+	*v = (unsigned)x;
+	return p > s && x <= UINT_MAX;
+}
+
+/* Exactly what sf_scope_file_name writes, nothing else ("b-01-2" is not):
+ * the sweep never touches a file it did not name. */
 static bool parse_file_name(const char *s, unsigned *slot, unsigned *gen)
 {
 	char again[32];
-	int used = 0;
-	if (sscanf(s, "b-%u-%u%n", slot, gen, &used) != 2 || s[used])
+	const char *p;
+	if (strncmp(s, "b-", 2) != 0 || !number(s + 2, slot, &p) || *p != '-' ||
+	    !number(p + 1, gen, &p) || *p)
 		return false;
 	return sf_scope_file_name(again, sizeof(again), *slot, *gen) > 0 &&
 	       strcmp(again, s) == 0;

@@ -20,7 +20,7 @@ static const unsigned char prefix[4] = { 'd', 'n', 's', 0 };
  * cancellation: the table's wait is no cancellation point (a thread must
  * never be cancelled inside the table's lock), so a cancelled follower
  * leaves at the next slice, through sf_dns_cross_left(). */
-#define SLICE_NS (50u * 1000000u)
+#define SLICE_NS ((uint64_t)50 * 1000000u)
 
 static void call_alone(struct sf_dns_cross *x, struct sf_dns_answer *a)
 {

@@ -103,8 +103,9 @@ finish() {
 exact() {
 	local a aaaa
 	a=$(queries "$1" A) aaaa=$(queries "$1" AAAA)
-	[ "$a" = "$2" ] && [ "$aaaa" = "$3" ] ||
+	if [ "$a" != "$2" ] || [ "$aaaa" != "$3" ]; then
 		fail "$1: $a A and $aaaa AAAA queries, expected $2 and $3"
+	fi
 }
 
 export SFSHIM_LOG=debug
@@ -205,6 +206,7 @@ case $t in
 *) fail "table name '$t'" ;;
 esac
 rm -f "$t"
+# shellcheck disable=SC2016 # $1 is the inner shell's
 setpriv --reuid=nobody --regid=nogroup --clear-groups \
 	sh -c 'umask 077; : >"$1"' sh "$t"
 [ "$(stat -c %U "$t")" = nobody ] || fail "nobody could not plant $t"
