@@ -16,7 +16,11 @@
 #     wrong size, a symbolic link) and an invalid scope name: one line per
 #     process, and each process makes its own query;
 #   - two users with one scope name, two layout versions side by side: never
-#     shared, one query each.
+#     shared, one query each;
+#   - the leader process killed (kill -9) while its query is held: one
+#     follower takes over (one more query), the others get its answer;
+#   - a follower in another process with a shorter SFSHIM_WAIT_MS gives up
+#     and looks up alone (one more query), the rest is shared.
 set -eu
 . tests/integration/common.bash
 HOSTS_EXTRA="192.0.2.80 first.test"
@@ -32,7 +36,7 @@ unset XDG_RUNTIME_DIR SFSHIM_SCOPE SFSHIM_LOG SFSHIM_STATS
 chmod 0755 "$SF_TMP"
 
 zone=$SF_TMP/zone
-for n in p1 u1 m1 pl wm ws sl us lv bad xd; do
+for n in p1 u1 m1 pl wm ws sl us lv bad xd kl wl; do
 	i=$((${#n} * 7 + $(printf '%d' "'$n")))
 	printf '%s.test A 10.80.%d.1\n%s.test AAAA 2001:db8:80:%x::1\n' \
 		"$n" "$i" "$n" "$i" >>"$zone"
@@ -168,6 +172,56 @@ exact m1 1 1
 	fail "m1: not 3 process leaders joined across processes"
 finish m1
 echo "ok   4 processes x 4 threads: 1 A + 1 AAAA query"
+
+# ---- the leader process dies: a follower takes over --------------------
+procs=
+pids=()
+for i in 1 2 3 4; do
+	SFSHIM_SCOPE=killed LD_PRELOAD="$PRE" "$PY" "$XDNS" resolve kl.test \
+		>"$SF_TMP/kl.out.$i" 2>>"$SF_TMP/kl.err" &
+	pids+=($!)
+done
+wait_until "3 processes to join" joined "$SF_TMP/kl.err" 3
+wait_until "the leader's query" at_least queries kl A 1
+leader=
+for p in "${pids[@]}"; do
+	grep -q "^sfshim\[$p\]: .*joined flight" "$SF_TMP/kl.err" || leader=$p
+done
+[ -n "$leader" ] || fail "kl: no leader among ${pids[*]}"
+kill -9 "$leader"
+wait "$leader" 2>/dev/null || true
+# A follower notices within milliseconds, and asks in its turn.
+wait_until "a follower to take over" at_least queries kl A 2
+open_gate
+exact kl 2 2
+[ "$(grep -c 'leader process gone, took over' "$SF_TMP/kl.err")" = 1 ] ||
+	fail "kl: not exactly one follower took over"
+procs=
+for p in "${pids[@]}"; do
+	[ "$p" = "$leader" ] || procs="$procs $p"
+done
+rm -f "$SF_TMP/kl.out.$(( $(printf '%s\n' "${pids[@]}" | grep -nx "$leader" | cut -d: -f1) ))"
+finish kl
+echo "ok   leader process killed: one follower took over (2 queries), 3 answers"
+
+# ---- a follower with a shorter wait limit looks up alone ---------------
+procs=
+SFSHIM_SCOPE=limit LD_PRELOAD="$PRE" "$PY" "$XDNS" resolve wl.test \
+	>"$SF_TMP/wl.out.1" 2>>"$SF_TMP/wl.err" &
+procs=$!
+wait_until "the leader's query" at_least queries wl A 1
+SFSHIM_SCOPE=limit SFSHIM_WAIT_MS=200 SFSHIM_STATS="json:$SF_TMP/wl.jsonl" \
+	LD_PRELOAD="$PRE" "$PY" "$XDNS" resolve wl.test \
+	>"$SF_TMP/wl.out.2" 2>>"$SF_TMP/wl.err" &
+procs="$procs $!"
+wait_until "the follower's own query" at_least queries wl A 2
+open_gate
+exact wl 2 2
+finish wl
+grep -q 'joined flight of another process' "$SF_TMP/wl.err" || fail "wl: never joined"
+"$PY" -c 'import json,sys; c=json.loads(open(sys.argv[1]).read())["api"]["dns"]["crossed"]; sys.exit(c != {"led":0,"answered":0,"served":0,"promoted":0,"alone":1})' \
+	"$SF_TMP/wl.jsonl" || fail "wl: crossed $(cat "$SF_TMP/wl.jsonl")"
+echo "ok   SFSHIM_WAIT_MS=200 follower: looked up alone after its limit (2 queries)"
 
 # ---- per-process mode: N processes, each its own query -----------------
 # alone NAME N WHY [ENV...]: N processes that must not share; each says WHY
