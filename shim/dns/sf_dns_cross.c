@@ -66,12 +66,12 @@ static void lead_finish(struct sf_dns_cross *x, const struct sf_dns_answer *a)
 
 /* Waits in slices (see SLICE_NS) until something final happens or the
  * caller's deadline passes. */
-static enum sf_xwait follow(struct sf_dns_cross *x)
+static enum sf_xwait follow(struct sf_dns_cross *x, uint64_t now, uint64_t end)
 {
-	uint64_t now = sf_now_ns();
-	uint64_t end = x->wait_ns ? now + x->wait_ns : UINT64_MAX;
 	for (;;) {
-		uint64_t until = end - now > SLICE_NS ? now + SLICE_NS : end;
+		uint64_t until = end > now && end - now > SLICE_NS
+		                         ? now + SLICE_NS
+		                         : end;
 		struct timespec ts = sf_ns_to_timespec(until);
 		enum sf_xwait r = sf_xwait(x->t, &x->tk, &ts);
 		if (r == SF_XWAIT_PROGRESS)
@@ -106,12 +106,28 @@ static bool take(struct sf_dns_cross *x, struct sf_dns_answer *a)
 	return true;
 }
 
+/* The caller's own limit holds across both waits: a caller that already
+ * waited in-process has only what is left of SFSHIM_WAIT_MS for the
+ * table. */
+static uint64_t deadline(const struct sf_dns_cross *x, uint64_t now)
+{
+	if (!x->wait_ns)
+		return UINT64_MAX;
+	return (x->start_ns ? x->start_ns : now) + x->wait_ns;
+}
+
 void sf_dns_cross_call(struct sf_dns_cross *x, const void *key, size_t keylen,
                        struct sf_dns_answer *a)
 {
 	unsigned char xkey[XKEY_MAX];
 	enum sf_xrole role = SF_XROLE_NONE;
 	x->held = HELD_NONE;
+	/* Past its limit already (it waited in-process, then expired): the
+	 * caller may not wait again, and does not join. */
+	if (x->start_ns && x->wait_ns && sf_now_ns() >= deadline(x, 0)) {
+		call_alone(x, a);
+		return;
+	}
 	if (keylen <= XKEY_MAX - sizeof(prefix)) {
 		memcpy(xkey, prefix, sizeof(prefix));
 		memcpy(xkey + sizeof(prefix), key, keylen);
@@ -126,7 +142,8 @@ void sf_dns_cross_call(struct sf_dns_cross *x, const void *key, size_t keylen,
 		sf_log(SF_LOG_DEBUG,
 		       "getaddrinfo %s: joined flight of another process",
 		       x->node);
-		switch (follow(x)) {
+		uint64_t now = sf_now_ns();
+		switch (follow(x, now, deadline(x, now))) {
 		case SF_XWAIT_DONE:
 			if (take(x, a)) {
 				x->answered = true;

@@ -204,24 +204,30 @@ rm -f "$SF_TMP/kl.out.$(( $(printf '%s\n' "${pids[@]}" | grep -nx "$leader" | cu
 finish kl
 echo "ok   leader process killed: one follower took over (2 queries), 3 answers"
 
-# ---- a follower with a shorter wait limit looks up alone ---------------
+# ---- followers with a shorter wait limit look up alone ------------------
+# The second process has two threads and SFSHIM_WAIT_MS=200: its leader
+# thread follows the first process's flight, gives up after 200 ms and asks
+# itself; its other thread follows that one in-process, gives up after its
+# own 200 ms and asks too, without joining the first process's flight
+# (its limit is spent): 3 queries, one join across processes.
 procs=
 SFSHIM_SCOPE=limit LD_PRELOAD="$PRE" "$PY" "$XDNS" resolve wl.test \
 	>"$SF_TMP/wl.out.1" 2>>"$SF_TMP/wl.err" &
 procs=$!
 wait_until "the leader's query" at_least queries wl A 1
 SFSHIM_SCOPE=limit SFSHIM_WAIT_MS=200 SFSHIM_STATS="json:$SF_TMP/wl.jsonl" \
-	LD_PRELOAD="$PRE" "$PY" "$XDNS" resolve wl.test \
+	LD_PRELOAD="$PRE" "$PY" "$XDNS" threads wl.test 2 \
 	>"$SF_TMP/wl.out.2" 2>>"$SF_TMP/wl.err" &
 procs="$procs $!"
-wait_until "the follower's own query" at_least queries wl A 2
+wait_until "the followers' own queries" at_least queries wl A 3
 open_gate
-exact wl 2 2
+exact wl 3 3
 finish wl
-grep -q 'joined flight of another process' "$SF_TMP/wl.err" || fail "wl: never joined"
-"$PY" -c 'import json,sys; c=json.loads(open(sys.argv[1]).read())["api"]["dns"]["crossed"]; sys.exit(c != {"led":0,"answered":0,"served":0,"promoted":0,"alone":1})' \
-	"$SF_TMP/wl.jsonl" || fail "wl: crossed $(cat "$SF_TMP/wl.jsonl")"
-echo "ok   SFSHIM_WAIT_MS=200 follower: looked up alone after its limit (2 queries)"
+[ "$(grep -c 'joined flight of another process' "$SF_TMP/wl.err")" = 1 ] ||
+	fail "wl: not exactly one join across processes: $(cat "$SF_TMP/wl.err")"
+"$PY" -c 'import json,sys; a=json.loads(open(sys.argv[1]).read())["api"]["dns"]; sys.exit(a["crossed"] != {"led":0,"answered":0,"served":0,"promoted":0,"alone":1} or a["expired"] != 1)' \
+	"$SF_TMP/wl.jsonl" || fail "wl: stats $(cat "$SF_TMP/wl.jsonl")"
+echo "ok   SFSHIM_WAIT_MS=200: both threads of a process looked up alone, one limit each (3 queries)"
 
 # ---- per-process mode: N processes, each its own query -----------------
 # alone NAME N WHY [ENV...]: N processes that must not share; each says WHY
