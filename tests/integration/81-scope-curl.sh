@@ -271,6 +271,84 @@ timeout_case() {
 }
 timeout_case
 
+# ---- the leader process fails on its own ---------------------------------
+# Its own TIMEOUT_MS (300 ms) passes while the origin holds the response:
+# that failure is not shared.  One follower process asks again on behalf of
+# the others (the origin holds that request too, until this script saw the
+# hand-over); every follower gets exact bytes; 2 requests.
+handover() {
+	local name=handover path="/bytes/$SIZE?chunk=16384&gate=handover"
+	PIDS=()
+	env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug LD_PRELOAD="$SHIM" \
+		"$FETCH" -T 300 -o "$SF_TMP/$name.lead" "$SF_HTTP$path" \
+		2>"$SF_TMP/$name.lead.err" &
+	local lead=$!
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		fail "$name: no leader"
+	start "$name" 4 1 "$SF_HTTP$path"
+	sf_wait_count 4 count_logs "$name" "joined flight across processes" ||
+		fail "$name: processes did not join"
+	local rc=0
+	wait "$lead" || rc=$?
+	[ "$rc" -eq 1 ] || fail "$name: the leader exited $rc"
+	grep -qx 'rc=28' "$SF_TMP/$name.lead.0.info" ||
+		fail "$name: leader: $(head -2 "$SF_TMP/$name.lead.0.info" | tr '\n' ' ')"
+	sf_wait_count 1 count_logs "$name" "took over across processes" ||
+		fail "$name: nobody took over"
+	sf_wait_count 2 requests "$path" || fail "$name: no second request"
+	sf_open_gate "$name"
+	wait_all
+	for rc in "${RCS[@]}"; do
+		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a follower exited $rc"; }
+	done
+	same "$name" 4 1
+	san_clean "$name"
+	local n
+	n=$(requests "$path")
+	[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
+	n=$(count_logs "$name" "took over across processes")
+	[ "$n" -eq 1 ] || fail "$name: $n took over, expected 1"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: the leader process's own timeout handed the flight to one follower process; 4 exact, 2 requests"
+}
+handover
+
+# ---- a follower's SFSHIM_WAIT_MS mid-body ---------------------------------
+# The leader holds after its first piece; one follower process (waiting at
+# most 300 ms without progress) fetches alone: its own response is compared
+# with the piece its program has, then goes on.  Everyone exact, 2 requests.
+expired() {
+	local name=expired path="/bytes/$SIZE?chunk=16384&gate=expired&hold=h-expired"
+	start "$name" 2 1 "$SF_HTTP$path"
+	sf_wait_count 1 count_logs "$name" "joined flight across processes" ||
+		fail "$name: no follower"
+	sf_open_gate "$name"
+	sf_wait_count 2 bodies_at_least "$name" 8192 || fail "$name: no first piece"
+	local p
+	env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug SFSHIM_WAIT_MS=300 LD_PRELOAD="$SHIM" \
+		"$FETCH" -o "$SF_TMP/$name.3" "$SF_HTTP$path" 2>"$SF_TMP/$name.3.err" &
+	p=$!
+	PIDS+=("$p")
+	sf_wait_count 1 count_logs "$name" "for another process, fetching alone" ||
+		{ show_errs "$name"; fail "$name: the short waiter did not fetch alone"; }
+	sf_wait_count 2 requests "$path" || fail "$name: no second request"
+	sf_open_gate "h-$name"
+	wait_all
+	local rc n
+	for rc in "${RCS[@]}"; do
+		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
+	done
+	same "$name" 3 1
+	san_clean "$name"
+	n=$(requests "$path")
+	[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: a follower past its SFSHIM_WAIT_MS fetched alone; exact bytes for all 3, 2 requests"
+}
+expired
+
 # ---- leftovers of killed processes ---------------------------------------
 # Leader and follower both killed mid-body: the file stays; the next
 # process of the scope removes it.  A planted name of a flight that never
