@@ -148,6 +148,9 @@ static void ended(struct sf_curl_xlead *x, unsigned followers)
 	x->ended = true;
 	if (x->file && sf_xfile_finish(x->file, followers))
 		unlink_name(x->name);
+	if (x->file)
+		sf_xfile_close(x->file);
+	x->file = NULL;
 }
 
 /* Other processes' followers make their own calls (with what their
@@ -172,6 +175,7 @@ void sf_curl_xlead_record(struct sf_curl_xlead *x, enum sf_curl_rec type,
 		if (!sf_xfollowers(x->t, &x->tk, &remote)) {
 			/* Nobody elsewhere: stop sharing across processes. */
 			unlink_name(x->name);
+			sf_xfile_close(x->file);
 			x->file = NULL;
 			sf_xabandon(x->t, &x->tk);
 			x->ended = true;
@@ -385,7 +389,9 @@ static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 {
 	struct sf_curl_xfer *p = w->p;
 	struct sf_delivery *d = &p->d;
-	uint64_t wait = p->cfg->wait_ns, last = p->start_ns;
+	/* Its wait without progress starts here (a follower promoted in its
+	 * own process waited with progress so far). */
+	uint64_t wait = p->cfg->wait_ns, last = sf_now_ns();
 	uint64_t own =
 	        d->lim.timeout_ms > 0
 	                ? p->start_ns + (uint64_t)d->lim.timeout_ms * 1000000u
@@ -608,11 +614,13 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		}
 		sf_curl_reply_unref(w.gen_r);
 	}
-	sf_count_cross(SF_API_CURL,
-	               w.o == X_PROMOTED               ? SF_XSTAT_PROMOTED
-	               : w.o == X_DONE || w.o == X_OWN ? SF_XSTAT_ANSWERED
-	                                               : SF_XSTAT_ALONE,
-	               1);
+	/* (A failure of its own is neither.) */
+	if (w.o != X_OWN)
+		sf_count_cross(SF_API_CURL,
+		               w.o == X_PROMOTED ? SF_XSTAT_PROMOTED
+		               : w.o == X_DONE   ? SF_XSTAT_ANSWERED
+		                                 : SF_XSTAT_ALONE,
+		               1);
 	switch (w.o) {
 	case X_PROMOTED: {
 		/* It appends its own epoch to the flight's file. */
@@ -650,6 +658,7 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		return sf_curl_lead(p, mine);
 	case X_OWN:
 		/* Its failure is its own: one of its followers takes over. */
+		p->path = SF_PATH_FOLLOWER;
 		if (w.fheld)
 			sf_flight_abandon(f);
 		sf_curl_reply_unref(w.gen_r);
@@ -659,6 +668,7 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		break;
 	}
 	/* Followed: its followers and its handle answer from the reply. */
+	p->path = SF_PATH_FOLLOWER;
 	if (w.fheld) {
 		unsigned followers = sf_flight_seal(f) - p->promoted;
 		if (followers)
@@ -699,7 +709,7 @@ static unsigned char *scope_key(const struct sf_curl_xfer *p, size_t *len)
 CURLcode sf_curl_bridge(struct sf_curl_xfer *p, sf_flight *f)
 {
 	struct sf_xtable *t = f ? sf_scope_table() : NULL;
-	if (!t)
+	if (!t || sf_scope_dirfd() < 0) /* no place for responses */
 		return sf_curl_lead(p, f);
 	size_t klen = 0;
 	unsigned char *k = scope_key(p, &klen);

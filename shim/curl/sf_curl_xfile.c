@@ -167,6 +167,8 @@ uint64_t sf_xfile_begin(struct sf_xfile *x, uint32_t epoch,
 	x->len = (uint64_t)st.st_size;
 	x->failed = false;
 	uint64_t at = (uint64_t)epoch << SF_XFILE_EPOCH_SHIFT | x->len;
+	/* Running again (a leader that gave up ended it for the count). */
+	atomic_store_explicit(&x->h->done, 0, memory_order_seq_cst);
 	atomic_store_explicit(&x->h->start, owner->start, memory_order_relaxed);
 	atomic_store_explicit(&x->h->pid, owner->pid, memory_order_relaxed);
 	atomic_store_explicit(&x->h->cur, at, memory_order_release);
