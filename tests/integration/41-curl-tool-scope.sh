@@ -36,8 +36,14 @@ URL="$SF_HTTP/bytes/300000?chunk=16384&gate=$GATE"
 OUT="$SF_TMP/out"
 mkdir -p "$OUT"
 
+XARGS=
 fail() {
 	echo "FAIL: $*"
+	# let the held processes finish before the directory goes
+	if [ -n "$XARGS" ]; then
+		sf_open_gate "$GATE" || true
+		wait "$XARGS" || true
+	fi
 	local f
 	for f in "$OUT"/err.*; do
 		[ -f "$f" ] && sed "s|^|    $(basename "$f"): |" "$f" | grep -v 'joined flight' | head -10
@@ -58,7 +64,10 @@ sf_wait_count $((PROCS - 1)) count_logs "joined flight across processes" ||
 	fail "the curl processes did not join one flight"
 sf_wait_count 1 requests || fail "no request reached the origin"
 sf_open_gate "$GATE"
-wait "$XARGS" || fail "xargs exited $?"
+rc=0
+wait "$XARGS" || rc=$?
+XARGS=
+[ "$rc" -eq 0 ] || fail "xargs exited $rc"
 
 n=$(requests)
 [ "$n" -eq 1 ] || fail "origin saw $n requests, expected 1"
