@@ -241,6 +241,11 @@ static void cookie_engine_on(CURL *h)
 	curl_easy_setopt(h, CURLOPT_COOKIEFILE, "");
 }
 
+static void cookie_jar_on(CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_COOKIEJAR, "/dev/null");
+}
+
 /* The same share with the cookie engine on: the shared jar is read and
  * filled by each transfer, so each makes its own request. */
 START_TEST(cookie_share_engine_on_passes)
@@ -261,10 +266,11 @@ START_TEST(cookie_engine_survives_reset)
 	char *u1 = url("/cookie?id=%s&x=%s", id1);
 	char *u2 = url("/cookie?id=%s&gate=%s", id2);
 
-	/* r fills the shared jar (Set-Cookie: sid=abc123), then is reset. */
-	struct xfer r = { .url = u1,
-		          .share = sh,
-		          .configure = cookie_engine_on };
+	/* r fills the shared jar (Set-Cookie: sid=abc123), then is reset.
+	 * COOKIEJAR turns the engine on (COOKIEFILE would too, but libcurl
+	 * 7.88 leaks its file list on curl_easy_reset); reset forgets the
+	 * jar's file name, so nothing is written. */
+	struct xfer r = { .url = u1, .share = sh, .configure = cookie_jar_on };
 	start(&r);
 	join_all(&r, 1);
 	ck_assert_int_eq(r.rc, CURLE_OK);
