@@ -16,6 +16,8 @@
 
 #include <curl/curl.h>
 
+#include <sys/wait.h>
+
 #define N 8
 
 /* ---- one share for many threads, with the locks libcurl asks for ------ */
@@ -357,6 +359,12 @@ static CURLSH *foreign_share(void)
 START_TEST(unknown_share_passes)
 {
 	CURLSH *sh = foreign_share();
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&locks[i], NULL);
+	ck_assert_int_eq(curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, lock_cb),
+	                 CURLSHE_OK);
+	ck_assert_int_eq(curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, unlock_cb),
+	                 CURLSHE_OK);
 	ck_assert_int_eq(curl_share_setopt(sh, CURLSHOPT_SHARE,
 	                                   CURL_LOCK_DATA_DNS),
 	                 CURLSHE_OK);
@@ -401,6 +409,48 @@ START_TEST(share_api_answers_are_libcurls)
 }
 END_TEST
 
+/* A share made before fork is known in the child (a prefork server's
+ * workers): the child's threads on it coalesce.  The child's log lines
+ * reach this process's log reader through the inherited fd 2.  Not under
+ * TSan: it does not let a child of a threaded process start threads
+ * (die_after_fork). */
+#ifndef __SANITIZE_THREAD__
+START_TEST(share_known_after_fork)
+{
+	CURLSH *sh = share_of(CURL_LOCK_DATA_DNS, CURL_LOCK_DATA_CONNECT, -1);
+	char *id = new_id();
+	char *u = url("/bytes/50000?id=%s&gate=%s", id);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct xfer x[N] = { 0 };
+		pthread_barrier_t b;
+		for (size_t i = 0; i < N; i++) {
+			x[i].url = u;
+			x[i].share = sh;
+		}
+		start_together(x, N, &b);
+		join_all(x, N);
+		int bad = 0;
+		for (size_t i = 0; i < N; i++)
+			bad += x[i].rc != CURLE_OK || x[i].len != 50000 ||
+			       memcmp(x[i].body, x[0].body, x[0].len) != 0;
+		_exit(bad ? 1 : 0);
+	}
+	ck_assert_uint_eq(logcap_wait_joined(N - 1), N - 1);
+	open_gate(id);
+	int st = 0;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	              "child: status %#x", st);
+	ck_assert_uint_eq(count_requests(id), 1);
+	ck_assert_int_eq(curl_share_cleanup(sh), CURLSHE_OK);
+	free(u);
+	free(id);
+}
+END_TEST
+#endif
+
 static void setup(void)
 {
 	const char *port = getenv("SF_HTTP_PORT");
@@ -444,6 +494,9 @@ int main(void)
 	ADD(tc, tool_share_coalesces);
 	ADD(tc, unknown_share_passes);
 	ADD(tc, share_api_answers_are_libcurls);
+#ifndef __SANITIZE_THREAD__
+	ADD(tc, share_known_after_fork);
+#endif
 	suite_add_tcase(s, tc);
 	int failed = sf_run_suite(s);
 	curl_global_cleanup();
