@@ -11,6 +11,8 @@
 #  herd      16 processes, one URL: one origin request, every output
 #            byte-identical to a lone run without the library;
 #  mixed     4 processes x 4 threads: one request, identical outputs;
+#  tool      12 curl tool processes, the leader killed mid-body: every
+#            other prints exactly what curl alone prints, 2 requests;
 #  kill      kill -9 of the leader process mid-body: every follower
 #            completes with exact bytes, exactly one extra request;
 #  changed   the same with a resource that changes between requests:
@@ -18,6 +20,10 @@
 #            success with spliced bytes;
 #  timeout   a follower's own TIMEOUT_MS across processes: it alone fails
 #            (CURLE_OPERATION_TIMEDOUT), the others complete;
+#  handover  the leader process's own TIMEOUT_MS: one follower process asks
+#            again for the others, exact bytes, 2 requests;
+#  expired   a follower past its SFSHIM_WAIT_MS mid-body fetches alone, its
+#            response compared with what its program has;
 #  files     no response file is left in the scope directory after any of
 #            the above; leftovers of processes killed with kill -9 are
 #            removed by the next process of the scope.
@@ -156,6 +162,61 @@ herd() {
 reference
 herd herd 16 1
 herd mixed 4 4
+
+# ---- the curl tool, its leader killed mid-body ---------------------------
+# 12 curl processes (the curl tool's share handle holds nothing that changes
+# a GET: shim/curl/sf_curl_share.h); the leader is killed after every
+# process printed part of the body; each survivor prints exactly what curl
+# alone prints; 2 requests.
+tool() {
+	local name=tool procs=12 i
+	local path="/bytes/$SIZE?chunk=16384&gate=tool&hold=h-tool"
+	local curl_shim
+	curl_shim="$(sf_preload_host "$B/libsfshim.so")"
+	PIDS=()
+	for i in $(seq 1 "$procs"); do
+		env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug LD_PRELOAD="$curl_shim" \
+			/usr/bin/curl -s "$SF_HTTP$path" >"$SF_TMP/$name.$i.0" \
+			2>"$SF_TMP/$name.$i.err" &
+		PIDS+=($!)
+	done
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		fail "$name: no leader"
+	sf_wait_count $((procs - 1)) count_logs "$name" "joined flight across processes" ||
+		{ show_errs "$name"; fail "$name: processes did not join"; }
+	sf_wait_count 1 requests "$path" || fail "$name: no request"
+	local leader
+	leader=$(cat "$SF_TMP/$name".*.err | grep -F "leading flight across processes" |
+		sed -n 's/^sfshim\[\([0-9]*\)\].*/\1/p')
+	sf_open_gate "$name"
+	sf_wait_count "$procs" bodies_at_least "$name" 8192 ||
+		{ show_errs "$name"; fail "$name: not every curl printed the first piece"; }
+	kill -9 "$leader"
+	sf_wait_count 1 count_logs "$name" "took over across processes" ||
+		{ show_errs "$name"; fail "$name: nobody took over"; }
+	sf_wait_count 2 requests "$path" || fail "$name: no second request"
+	sf_open_gate "h-$name"
+	wait_all
+	/usr/bin/curl -s "$SF_HTTP/bytes/$SIZE?chunk=16384" >"$SF_TMP/$name.ref" ||
+		fail "$name: curl alone failed"
+	local rc n ok=0
+	for i in $(seq 1 "$procs"); do
+		rc=${RCS[$((i - 1))]}
+		[ "$rc" -eq 137 ] && continue
+		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: curl $i exited $rc"; }
+		cmp -s "$SF_TMP/$name.ref" "$SF_TMP/$name.$i.0" ||
+			fail "$name: curl $i: output differs from curl alone"
+		ok=$((ok + 1))
+	done
+	[ "$ok" -eq $((procs - 1)) ] || fail "$name: $ok curl processes completed"
+	n=$(requests "$path")
+	[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
+	san_clean "$name"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: $procs curl tools, the leader killed mid-body: $ok outputs identical to curl alone, 2 requests"
+}
+tool
 
 # ---- kill -9 of the leader process in the middle of the body ------------
 # kill NAME VER: the leader gets its headers and first 16 KiB piece, every
