@@ -85,14 +85,21 @@ static void unlink_name(const char *name)
 		unlinkat(dfd, name, 0);
 }
 
-/* Exactly the names sf_scope_file_name() makes. */
+/* Exactly the names sf_scope_file_name() makes: the two numbers in it,
+ * formatted again, give it back. */
 static bool response_name(const char *s)
 {
-	unsigned slot, gen;
-	int used = 0;
-	char again[NAME_MAX_X];
-	return sscanf(s, "b-%u-%u%n", &slot, &gen, &used) == 2 && !s[used] &&
-	       sf_scope_file_name(again, sizeof(again), slot, gen) > 0 &&
+	char again[NAME_MAX_X], *end;
+	const char *d = strpbrk(s, "0123456789");
+	if (!d)
+		return false;
+	unsigned long slot = strtoul(d, &end, 10);
+	if (*end != '-' || end[1] < '0' || end[1] > '9')
+		return false;
+	unsigned long gen = strtoul(end + 1, &end, 10);
+	return !*end && slot <= UINT_MAX && gen <= UINT_MAX &&
+	       sf_scope_file_name(again, sizeof(again), (unsigned)slot,
+	                          (unsigned)gen) > 0 &&
 	       strcmp(again, s) == 0;
 }
 
