@@ -475,6 +475,20 @@ static void repair(struct sf_xtable *t)
 #define XLOCK_BOUND_MS 1000u
 static unsigned lock_bound_ms = XLOCK_BOUND_MS;
 
+#if defined(__SANITIZE_THREAD__)
+/* TSan's pthread_mutex_timedlock interceptor counts only a 0 return as
+ * taking the lock (its lock and trylock ones count EOWNERDEAD too): it is
+ * told about an owner-died acquisition by hand. */
+void __tsan_mutex_pre_lock(void *addr, unsigned flags);
+void __tsan_mutex_post_lock(void *addr, unsigned flags, int recursion);
+#define XTSAN_TRY_LOCK (1u << 4) /* __tsan_mutex_try_lock */
+#define XTSAN_LOCKED_OWNERDEAD(m)                    \
+	(__tsan_mutex_pre_lock((m), XTSAN_TRY_LOCK), \
+	 __tsan_mutex_post_lock((m), XTSAN_TRY_LOCK, 0))
+#else
+#define XTSAN_LOCKED_OWNERDEAD(m) ((void)0)
+#endif
+
 /* pthread_mutex_timedlock() takes CLOCK_REALTIME: waits in slices of at
  * most 100 ms and counts the bound on the monotonic clock, so that a clock
  * step neither cuts the wait short nor stretches it. */
@@ -491,6 +505,8 @@ static int xlock_slow(struct sf_xtable *t)
 		ts.tv_sec += (time_t)(ns / 1000000000u);
 		ts.tv_nsec = (long)(ns % 1000000000u);
 		int r = pthread_mutex_timedlock(&t->lock, &ts);
+		if (r == EOWNERDEAD)
+			XTSAN_LOCKED_OWNERDEAD(&t->lock);
 		if (r != ETIMEDOUT)
 			return r;
 		now = sf_now_ns();
