@@ -599,7 +599,7 @@ END_TEST
 
 /* ---- kill -9 at any instruction ------------------------------------------ */
 
-/* Workers hammer four keys (join, notify, finish with results of every
+/* Workers (two threads each) hammer four keys (join, notify, finish with results of every
  * size, abandon, follow) while the test kills one of them with SIGKILL at
  * arbitrary moments, inside or outside the lock, and starts another.
  * Whatever the moment: a follower never reads a result that is not a
@@ -624,7 +624,7 @@ static uint32_t rnd(uint32_t *x)
 
 static void lead_hot(unsigned k, struct sf_xticket *tk, uint32_t *seed)
 {
-	static unsigned char res[SF_XRESULT_MAX];
+	static __thread unsigned char res[SF_XRESULT_MAX];
 	uint32_t r = rnd(seed);
 	if (r % 8 == 0) {
 		sf_xabandon(T, tk);
@@ -638,9 +638,9 @@ static void lead_hot(unsigned k, struct sf_xticket *tk, uint32_t *seed)
 	sf_xfinish(T, tk, res, len);
 }
 
-static void hot_worker(int idx)
+static void hot_loop(int idx)
 {
-	static unsigned char got[SF_XRESULT_MAX];
+	static __thread unsigned char got[SF_XRESULT_MAX];
 	uint32_t seed = (uint32_t)getpid() * 2654435761u + (uint32_t)idx;
 	char key[16];
 	for (;;) {
@@ -673,6 +673,22 @@ static void hot_worker(int idx)
 		}
 		atomic_fetch_add(ops, 1);
 	}
+}
+
+static void *hot_thread(void *arg)
+{
+	hot_loop((int)(intptr_t)arg);
+	return NULL;
+}
+
+/* Two threads per worker: the table's lock-free reads race with slot
+ * reuse inside a process too, where TSan can see them. */
+static void hot_worker(int idx)
+{
+	pthread_t th;
+	if (pthread_create(&th, NULL, hot_thread, (void *)(intptr_t)(idx + 64)))
+		atomic_fetch_add(&S->bad, 1);
+	hot_loop(idx);
 }
 
 START_TEST(test_kill9_anywhere)
