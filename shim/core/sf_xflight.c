@@ -39,14 +39,21 @@
 
 #define XMAGIC 0x73667874626c3031ull /* "sfxtbl01" */
 
-/* A slot's state word: the phase in the low two bits, an event count above
- * them.  Every change adds XEVENT, so a sleeper never misses one. */
+/* A slot's state word: the phase in the low two bits, XWAITERS, and an
+ * event count above them.  Every change under the lock adds XEVENT, so a
+ * sleeper never misses one.  XWAITERS is the only bit written without the
+ * lock: a follower sets it before it sleeps, and the next change clears it
+ * and wakes the word.  So the leader makes the FUTEX_WAKE system call only
+ * when someone sleeps, and the bit a killed sleeper leaves costs one
+ * needless wake at most. */
 #define XPH_MASK 3u
 #define XFREE 0u
 #define XRUNNING 1u
 #define XDONE 2u
 #define XLEADERLESS 3u
-#define XEVENT 4u
+#define XWAITERS 4u
+#define XLOW 7u
+#define XEVENT 8u
 
 #define XNORESULT UINT32_MAX
 #define XWORDS (SF_XRESULT_MAX / 8)
@@ -58,9 +65,8 @@
 #define XOP_PUBLISH 2u
 
 struct xslot {
-	_Atomic uint32_t state;    /* futex word; written last */
-	_Atomic uint32_t sleepers; /* followers in FUTEX_WAIT (a hint) */
-	_Atomic uint64_t gen_att;  /* generation << 32 | attached followers */
+	_Atomic uint32_t state;   /* futex word; written last */
+	_Atomic uint64_t gen_att; /* generation << 32 | attached followers */
 	_Atomic uint64_t progress;
 	_Atomic uint64_t lead_start;
 	_Atomic int32_t lead_pid;
@@ -324,9 +330,32 @@ static inline uint32_t gen_of(const struct xslot *s)
 	                  32);
 }
 
-static inline uint32_t bump(uint32_t st, uint32_t phase)
+/* Under the lock: a new phase and event in one exchange, which also clears
+ * XWAITERS.  Returns whether someone was asleep: the caller wakes the word
+ * once it has dropped the lock.  Only a follower's XWAITERS changes the
+ * word without the lock, so the exchange loses nothing, and a follower
+ * that sets it after the exchange fails its compare-and-swap and sees the
+ * new state instead of sleeping. */
+static inline bool set_state(struct xslot *s, uint32_t phase, uint32_t *out)
 {
-	return ((st & ~XPH_MASK) + XEVENT) | phase;
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	uint32_t next = ((st & ~XLOW) + XEVENT) | phase;
+	uint32_t prev =
+	        atomic_exchange_explicit(&s->state, next, memory_order_seq_cst);
+	if (out)
+		*out = next;
+	return prev & XWAITERS;
+}
+
+/* The same for a word nobody can be setting XWAITERS on (followers set it
+ * only on a RUNNING word, with a compare-and-swap that fails once the word
+ * changed): a plain store, cheaper than the exchange on the lone leader's
+ * path. */
+static inline void set_state_quiet(struct xslot *s, uint32_t phase)
+{
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	atomic_store_explicit(&s->state, ((st & ~XLOW) + XEVENT) | phase,
+	                      memory_order_release);
 }
 
 static inline struct sf_xowner lead_of(const struct xslot *s)
@@ -447,24 +476,24 @@ static void repair(struct sf_xtable *t)
 			atomic_store_explicit(&s->gen_att,
 			                      ((g >> 32) + 1) << 32,
 			                      memory_order_relaxed);
-			atomic_store_explicit(&s->state, bump(st, XFREE),
-			                      memory_order_release);
+			set_state(s, XFREE, NULL);
 		} else if (t->op == XOP_PUBLISH && (st & XPH_MASK) != XDONE) {
 			/* Half-published: the result is void, the leader
 			 * dead; one follower takes over. */
 			atomic_store_explicit(&s->resultlen, XNORESULT,
 			                      memory_order_relaxed);
 			set_lead(s, (struct sf_xowner){ 0, 0 });
-			atomic_store_explicit(&s->state, bump(st, XLEADERLESS),
-			                      memory_order_release);
+			if (set_state(s, XLEADERLESS, NULL))
+				sf_futex_wake_all_shared(&s->state);
 		}
 	}
 	t->op = XOP_NONE;
 	rebuild_hints(t);
 	/* Anyone asleep re-reads its slot. */
 	for (unsigned i = 0; i < SF_XSLOTS; i++)
-		if (atomic_load_explicit(&t->slots[i].sleepers,
-		                         memory_order_relaxed))
+		if (atomic_load_explicit(&t->slots[i].state,
+		                         memory_order_relaxed) &
+		    XWAITERS)
 			sf_futex_wake_all_shared(&t->slots[i].state);
 }
 
@@ -474,6 +503,20 @@ static void repair(struct sf_xtable *t)
  * that must not hang every process of the scope. */
 #define XLOCK_BOUND_MS 1000u
 static unsigned lock_bound_ms = XLOCK_BOUND_MS;
+
+#if defined(__SANITIZE_THREAD__)
+/* TSan's pthread_mutex_timedlock interceptor counts only a 0 return as
+ * taking the lock (its lock and trylock ones count EOWNERDEAD too): it is
+ * told about an owner-died acquisition by hand. */
+void __tsan_mutex_pre_lock(void *addr, unsigned flags);
+void __tsan_mutex_post_lock(void *addr, unsigned flags, int recursion);
+#define XTSAN_TRY_LOCK (1u << 4) /* __tsan_mutex_try_lock */
+#define XTSAN_LOCKED_OWNERDEAD(m)                    \
+	(__tsan_mutex_pre_lock((m), XTSAN_TRY_LOCK), \
+	 __tsan_mutex_post_lock((m), XTSAN_TRY_LOCK, 0))
+#else
+#define XTSAN_LOCKED_OWNERDEAD(m) ((void)0)
+#endif
 
 /* pthread_mutex_timedlock() takes CLOCK_REALTIME: waits in slices of at
  * most 100 ms and counts the bound on the monotonic clock, so that a clock
@@ -491,6 +534,8 @@ static int xlock_slow(struct sf_xtable *t)
 		ts.tv_sec += (time_t)(ns / 1000000000u);
 		ts.tv_nsec = (long)(ns % 1000000000u);
 		int r = pthread_mutex_timedlock(&t->lock, &ts);
+		if (r == EOWNERDEAD)
+			XTSAN_LOCKED_OWNERDEAD(&t->lock);
 		if (r != ETIMEDOUT)
 			return r;
 		now = sf_now_ns();
@@ -592,7 +637,7 @@ static int pick_slot(struct sf_xtable *t)
 }
 
 static int claim(struct sf_xtable *t, const void *key, size_t keylen,
-                 uint64_t h, struct sf_xowner me)
+                 uint64_t h, struct sf_xowner me, bool *wake)
 {
 	int i = pick_slot(t);
 	if (i < 0)
@@ -601,13 +646,17 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	t->op_slot = (uint32_t)i;
 	t->op = XOP_CLAIM;
 	uint64_t g = atomic_load_explicit(&s->gen_att, memory_order_relaxed);
-	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
 	/* Free first, then the generation: whoever looks without the lock
 	 * (a sweeper, a follower of the slot's previous flight) sees the old
 	 * flight gone and no new one until the state word says RUNNING, even
-	 * if this process dies halfway. */
-	st = bump(st, XFREE);
-	atomic_store_explicit(&s->state, st, memory_order_release);
+	 * if this process dies halfway.  Only a running flight (taken from a
+	 * dead leader) may have sleepers: they wake to SF_XWAIT_LOST; after
+	 * this first change nobody can announce a sleep on the word. */
+	if ((atomic_load_explicit(&s->state, memory_order_relaxed) &
+	     XPH_MASK) == XRUNNING)
+		*wake = set_state(s, XFREE, NULL);
+	else
+		set_state_quiet(s, XFREE);
 	atomic_store_explicit(&s->gen_att, ((g >> 32) + 1) << 32,
 	                      memory_order_release);
 	atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
@@ -633,8 +682,7 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	}
 	bit_set(t->busy, (unsigned)i);
 	t->hint[i] = h;
-	atomic_store_explicit(&s->state, bump(st, XRUNNING),
-	                      memory_order_release);
+	set_state_quiet(s, XRUNNING);
 	t->op = XOP_NONE;
 	return i;
 }
@@ -680,10 +728,8 @@ static uint32_t promote_locked(struct xslot *s, struct sf_xowner me,
 			atomic_store_explicit(&s->gen_att, v - 1,
 			                      memory_order_relaxed);
 	}
-	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-	uint32_t next = bump(st, XRUNNING);
-	atomic_store_explicit(&s->state, next, memory_order_seq_cst);
-	*wake = atomic_load_explicit(&s->sleepers, memory_order_seq_cst) != 0;
+	uint32_t next;
+	*wake = set_state(s, XRUNNING, &next);
 	return next;
 }
 
@@ -723,15 +769,16 @@ enum sf_xrole sf_xjoin(sf_xtable *t, const void *key, size_t keylen,
 			if (tk->lead.pid != me.pid)
 				atomic_fetch_add_explicit(&s->remote, 1,
 				                          memory_order_relaxed);
-			tk->seen = st;
+			tk->seen = st & ~XWAITERS;
 			role = SF_XROLE_FOLLOWER;
 		}
-	} else if ((i = claim(t, key, keylen, h, me)) >= 0) {
+	} else if ((i = claim(t, key, keylen, h, me, &wake)) >= 0) {
 		s = &t->slots[i];
 		tk->slot = (uint32_t)i;
 		tk->gen = gen_of(s);
 		tk->seen =
-		        atomic_load_explicit(&s->state, memory_order_relaxed);
+		        atomic_load_explicit(&s->state, memory_order_relaxed) &
+		        ~XWAITERS;
 		tk->leader = true;
 		tk->lead = me;
 		role = SF_XROLE_LEADER;
@@ -778,13 +825,7 @@ void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress)
 		    atomic_load_explicit(&s->progress, memory_order_relaxed))
 			atomic_store_explicit(&s->progress, progress,
 			                      memory_order_relaxed);
-		/* seq_cst, then the sleeper count: a follower counts itself
-		 * before its futex wait compares the word, so either it sees
-		 * this event or this sees it. */
-		atomic_fetch_add_explicit(&s->state, XEVENT,
-		                          memory_order_seq_cst);
-		wake = atomic_load_explicit(&s->sleepers,
-		                            memory_order_seq_cst) != 0;
+		wake = set_state(s, XRUNNING, NULL);
 	}
 	xunlock(t);
 	if (wake)
@@ -817,10 +858,7 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 			                      memory_order_relaxed);
 		}
 		t->stamp[i] = ++t->clock;
-		uint32_t st =
-		        atomic_load_explicit(&s->state, memory_order_relaxed);
-		atomic_store_explicit(&s->state, bump(st, XDONE),
-		                      memory_order_seq_cst);
+		wake = set_state(s, XDONE, NULL);
 		if (test_hook)
 			test_hook(SF_XHOOK_PUBLISHED);
 		bit_clear(t->busy, i);
@@ -828,8 +866,6 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		old_append(t, i);
 		t->hint[i] = 0;
 		t->op = XOP_NONE;
-		wake = atomic_load_explicit(&s->sleepers,
-		                            memory_order_seq_cst) != 0;
 	}
 	xunlock(t);
 	if (wake)
@@ -848,23 +884,17 @@ void sf_xabandon(sf_xtable *t, struct sf_xticket *tk)
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
-		uint32_t st =
-		        atomic_load_explicit(&s->state, memory_order_relaxed);
 		uint64_t v =
 		        atomic_load_explicit(&s->gen_att, memory_order_relaxed);
 		if (!(v & 0xffffffffu)) {
 			/* Nobody follows: the next caller starts anew. */
-			atomic_store_explicit(&s->state, bump(st, XFREE),
-			                      memory_order_release);
+			wake = set_state(s, XFREE, NULL);
 			bit_clear(t->busy, i);
 			t->hint[i] = 0;
 		} else {
 			set_lead(s, (struct sf_xowner){ 0, 0 });
-			atomic_store_explicit(&s->state, bump(st, XLEADERLESS),
-			                      memory_order_seq_cst);
+			wake = set_state(s, XLEADERLESS, NULL);
 		}
-		wake = atomic_load_explicit(&s->sleepers,
-		                            memory_order_seq_cst) != 0;
 	}
 	xunlock(t);
 	if (wake)
@@ -930,7 +960,7 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 			break;
 		}
 		if (ph == XDONE) {
-			tk->seen = st;
+			tk->seen = st & ~XWAITERS;
 			r = SF_XWAIT_DONE;
 			break;
 		}
@@ -943,8 +973,8 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 			continue;
 		}
 		check = false;
-		if (st != tk->seen) {
-			tk->seen = st;
+		if ((st & ~XWAITERS) != tk->seen) {
+			tk->seen = st & ~XWAITERS;
 			tk->lead = lead;
 			r = SF_XWAIT_PROGRESS;
 			break;
@@ -958,12 +988,17 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 		if (until > deadline)
 			until = deadline;
 		struct timespec ts = sf_ns_to_timespec(until);
-		/* Counted before the futex compares the word: see sf_xnotify. */
-		atomic_fetch_add_explicit(&s->sleepers, 1,
-		                          memory_order_seq_cst);
+		/* The sleep is announced in the word itself (see set_state):
+		 * if a change came first, the compare-and-swap fails and the
+		 * loop looks at it. */
+		if (!(st & XWAITERS)) {
+			if (!atomic_compare_exchange_strong_explicit(
+			            &s->state, &st, st | XWAITERS,
+			            memory_order_seq_cst, memory_order_relaxed))
+				continue;
+			st |= XWAITERS;
+		}
 		int w = sf_futex_wait_shared(&s->state, st, &ts);
-		atomic_fetch_sub_explicit(&s->sleepers, 1,
-		                          memory_order_seq_cst);
 		if (w == ETIMEDOUT)
 			check = true;
 	}

@@ -597,6 +597,138 @@ START_TEST(test_killed_mid_publish)
 }
 END_TEST
 
+/* ---- kill -9 at any instruction ------------------------------------------ */
+
+/* Workers (two threads each) hammer four keys (join, notify, finish with results of every
+ * size, abandon, follow) while the test kills one of them with SIGKILL at
+ * arbitrary moments, inside or outside the lock, and starts another.
+ * Whatever the moment: a follower never reads a result that is not a
+ * whole one of its own key, and afterwards every slot can be claimed. */
+#define HOT 4
+#define WORKERS 6
+
+static _Atomic uint32_t *ops; /* in S: operations done, all workers */
+
+static uint8_t pattern(unsigned key, size_t j, size_t len)
+{
+	return (uint8_t)(key * 31u + j * 7u + len * 13u);
+}
+
+static uint32_t rnd(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static void lead_hot(unsigned k, struct sf_xticket *tk, uint32_t *seed)
+{
+	static __thread unsigned char res[SF_XRESULT_MAX];
+	uint32_t r = rnd(seed);
+	if (r % 8 == 0) {
+		sf_xabandon(T, tk);
+		return;
+	}
+	size_t len = r % 4 == 1 ? SF_XRESULT_MAX : (r >> 8) % 600;
+	for (size_t j = 0; j < len; j++)
+		res[j] = pattern(k, j, len);
+	if (r % 3 == 0)
+		sf_xnotify(T, tk, r);
+	sf_xfinish(T, tk, res, len);
+}
+
+static void hot_loop(int idx)
+{
+	static __thread unsigned char got[SF_XRESULT_MAX];
+	uint32_t seed = (uint32_t)getpid() * 2654435761u + (uint32_t)idx;
+	char key[16];
+	for (;;) {
+		unsigned k = rnd(&seed) % HOT;
+		int n = snprintf(key, sizeof(key), "hot %u", k);
+		struct sf_xticket tk;
+		enum sf_xrole role = sf_xjoin(T, key, (size_t)n, &tk);
+		if (role == SF_XROLE_LEADER) {
+			lead_hot(k, &tk, &seed);
+		} else if (role == SF_XROLE_FOLLOWER) {
+			struct timespec dl = in_ns(2000000000u);
+			enum sf_xwait w;
+			while ((w = sf_xwait(T, &tk, &dl)) == SF_XWAIT_PROGRESS)
+				;
+			if (w == SF_XWAIT_PROMOTED) {
+				lead_hot(k, &tk, &seed);
+			} else {
+				ssize_t len = w == SF_XWAIT_DONE
+				                      ? sf_xresult(T, &tk, got,
+				                                   sizeof(got))
+				                      : -1;
+				for (ssize_t j = 0; j < len; j++)
+					if (got[j] != pattern(k, (size_t)j,
+					                      (size_t)len)) {
+						atomic_fetch_add(&S->bad, 1);
+						break;
+					}
+				sf_xleave(T, &tk);
+			}
+		}
+		atomic_fetch_add(ops, 1);
+	}
+}
+
+static void *hot_thread(void *arg)
+{
+	hot_loop((int)(intptr_t)arg);
+	return NULL;
+}
+
+/* Two threads per worker: the table's lock-free reads race with slot
+ * reuse inside a process too, where TSan can see them. */
+static void hot_worker(int idx)
+{
+	pthread_t th;
+	if (pthread_create(&th, NULL, hot_thread, (void *)(intptr_t)(idx + 64)))
+		atomic_fetch_add(&S->bad, 1);
+	hot_loop(idx);
+}
+
+START_TEST(test_kill9_anywhere)
+{
+	ops = &S->calls;
+	pid_t w[WORKERS];
+	uint32_t seed = 12345;
+	for (int i = 0; i < WORKERS; i++)
+		w[i] = fork_child(hot_worker, i);
+	for (int kill_no = 0; kill_no < 200; kill_no++) {
+		/* A condition, not a sleep: some more operations happened. */
+		uint32_t until = atomic_load(ops) + 20 + rnd(&seed) % 200;
+		uint64_t give_up = sf_now_ns() + GIVE_UP_NS;
+		while (atomic_load(ops) < until && sf_now_ns() < give_up)
+			sched_yield();
+		ck_assert_uint_ge(atomic_load(ops), until);
+		int v = (int)(rnd(&seed) % WORKERS);
+		kill(w[v], SIGKILL);
+		ck_assert_int_eq(reap_signal(w[v]), SIGKILL);
+		w[v] = fork_child(hot_worker, v);
+	}
+	for (int i = 0; i < WORKERS; i++) {
+		kill(w[i], SIGKILL);
+		reap_signal(w[i]);
+	}
+	ck_assert_uint_eq(atomic_load(&S->bad), 0);
+	/* Nothing corrupt, nothing stuck: every slot leads a new flight. */
+	struct sf_xticket all[SF_XSLOTS], extra;
+	char k[32];
+	for (unsigned i = 0; i < SF_XSLOTS; i++) {
+		int n = snprintf(k, sizeof(k), "after %u", i);
+		ck_assert_int_eq(sf_xjoin(T, k, (size_t)n, &all[i]),
+		                 SF_XROLE_LEADER);
+	}
+	ck_assert_int_eq(sf_xjoin(T, "one more", 8, &extra), SF_XROLE_NONE);
+	for (unsigned i = 0; i < SF_XSLOTS; i++)
+		sf_xfinish(T, &all[i], "x", 1);
+}
+END_TEST
+
 /* ---- results ------------------------------------------------------------ */
 
 START_TEST(test_result_bounds)
@@ -1109,6 +1241,7 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_stopped_lock_holder_bounded);
 	tcase_add_test(tc, test_killed_mid_claim);
 	tcase_add_test(tc, test_killed_mid_publish);
+	tcase_add_test(tc, test_kill9_anywhere);
 	tcase_add_test(tc, test_result_bounds);
 	tcase_add_test(tc, test_reused_slot_lost);
 	tcase_add_test(tc, test_dead_publisher_next_leads);
