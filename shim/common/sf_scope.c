@@ -151,15 +151,18 @@ static void *create(int base, size_t size)
 		return NULL;
 	void *mem = NULL;
 	/* The umask may have taken bits away; 0600 exactly is what the
-	 * others check. */
-	if (fchmod(fd, 0600) == 0 && ftruncate(fd, (off_t)size) == 0 &&
-	    (mem = map(fd, size)) && sf_xtable_format(mem, size) == 0 &&
+	 * others check.  posix_fallocate, not ftruncate: a full tmpfs must
+	 * fail here, not with SIGBUS when a page is first touched. */
+	int e = fchmod(fd, 0600) == 0 ? posix_fallocate(fd, 0, (off_t)size)
+	                              : errno;
+	if (e == 0 && (mem = map(fd, size)) &&
+	    sf_xtable_format(mem, size) == 0 &&
 	    linkat(base, tmp, base, scope.name, 0) == 0) {
 		unlinkat(base, tmp, 0);
 		close(fd);
 		return mem;
 	}
-	int err = errno;
+	int err = e ? e : errno;
 	if (mem)
 		munmap(mem, size);
 	unlinkat(base, tmp, 0);
@@ -225,16 +228,19 @@ static void attach(void)
 	}
 	/* Somebody else's object makes create() fail with EEXIST; one that
 	 * vanished between the two makes open_existing() say ENOENT. */
+	bool said = false; /* one line at most */
 	for (int round = 0; !mem && round < 3; round++) {
 		mem = open_existing(base, size);
-		if (mem || errno != ENOENT)
-			break;
-		mem = create(base, size);
-		if (!mem && errno != EEXIST) {
-			refuse("cannot be created");
+		if (mem || errno != ENOENT) {
+			said = !mem; /* open_existing() said why */
 			break;
 		}
+		mem = create(base, size);
+		if (!mem && errno != EEXIST)
+			break;
 	}
+	if (!mem && !said)
+		refuse("cannot be created");
 	if (mem) {
 		scope.table = sf_xtable_open(mem, size);
 		if (!scope.table) {

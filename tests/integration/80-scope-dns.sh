@@ -36,7 +36,7 @@ unset XDG_RUNTIME_DIR SFSHIM_SCOPE SFSHIM_LOG SFSHIM_STATS
 chmod 0755 "$SF_TMP"
 
 zone=$SF_TMP/zone
-for n in p1 u1 m1 pl wm ws sl us lv bad xd kl wl; do
+for n in p1 u1 m1 pl wm ws sl us lv bad xd kl wl fu; do
 	i=$((${#n} * 7 + $(printf '%d' "'$n")))
 	printf '%s.test A 10.80.%d.1\n%s.test AAAA 2001:db8:80:%x::1\n' \
 		"$n" "$i" "$n" "$i" >>"$zone"
@@ -338,6 +338,17 @@ chmod 0755 "$SF_TMP/xdg"
 t=$(XDG_RUNTIME_DIR=$SF_TMP/xdg table_of xdg)
 case $t in /dev/shm/sfshim-0-xdg-*) ;; *) fail "0755 XDG dir used: '$t'" ;; esac
 echo "ok   XDG_RUNTIME_DIR used when private, else /dev/shm"
+
+# ---- no room for the table: one line, per-process mode, no crash --------
+# (A table made with ftruncate on a full tmpfs would be mapped fine and
+# kill its process with SIGBUS at the first page it touched.)
+mkdir -m 0700 "$SF_TMP/small"
+mount -t tmpfs -o size=512k,mode=0700 tmpfs "$SF_TMP/small"
+alone fu 2 "cannot be created" SFSHIM_SCOPE=full XDG_RUNTIME_DIR="$SF_TMP/small" \
+	LD_PRELOAD="$PRE"
+[ -z "$(ls -A "$SF_TMP/small")" ] || fail "left in the full tmpfs: $(ls -A "$SF_TMP/small")"
+umount "$SF_TMP/small"
+echo "ok   no room for the table: refused with one line, nothing left behind"
 
 echo "queries seen by sf_dnsd:"
 grep -v '^gate' "$SF_TMP/queries.log" | sort | uniq -c | sed 's/^/   /'
