@@ -359,6 +359,7 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 }
 
 #define SECOND 1000000000u
+#define CANCEL_SLICE_NS 100000000u /* 100 ms */
 
 /* Where the flight's response is now: the published count, or, once
  * finished, the final length.  False when there is nothing to read. */
@@ -441,10 +442,12 @@ static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 		uint64_t until = earliest(own, wait ? last + wait : 0);
 		until = earliest(until, progress ? tick : 0);
 		until = earliest(until, slow_check ? speed.next : 0);
-		struct timespec ts = sf_ns_to_timespec(until),
-		                *dl = until ? &ts : NULL;
+		/* sf_xwait() is no cancellation point: a cancelled thread
+		 * notices within a slice. */
+		until = earliest(until, now + CANCEL_SLICE_NS);
+		struct timespec ts = sf_ns_to_timespec(until);
 
-		enum sf_xwait ev = sf_xwait(w->t, &w->tk, dl);
+		enum sf_xwait ev = sf_xwait(w->t, &w->tk, &ts);
 		if (ev == SF_XWAIT_PROMOTED) {
 			w->xleading = true; /* before any cancellation point */
 			return X_PROMOTED;
