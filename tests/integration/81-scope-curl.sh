@@ -22,6 +22,7 @@
 #            (CURLE_OPERATION_TIMEDOUT), the others complete;
 #  handover  the leader process's own TIMEOUT_MS: one follower process asks
 #            again for the others, exact bytes, 2 requests;
+#  cancel    a thread of a follower process cancelled while it follows;
 #  expired   a follower past its SFSHIM_WAIT_MS mid-body fetches alone, its
 #            response compared with what its program has;
 #  files     no response file is left in the scope directory after any of
@@ -374,6 +375,51 @@ handover() {
 	echo "ok: $name: the leader process's own timeout handed the flight to one follower process; 4 exact, 2 requests"
 }
 handover
+
+# ---- a follower's thread cancelled -----------------------------------------
+# Process 2 (4 threads) follows process 1; its thread 0 is cancelled while
+# everyone waits (whether it was the thread that followed the other process
+# or one of its in-process followers: if the former, one of the latter takes
+# its place in the scope's flight).  The other 3 threads and process 1 get
+# exact bytes; still one request; no file left.
+cancel() {
+	local name=cancel path="/bytes/$SIZE?chunk=16384&gate=cancel"
+	start "$name" 1 1 "$SF_HTTP$path"
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		fail "$name: no leader"
+	local first=${PIDS[0]} p
+	env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug LD_PRELOAD="$SHIM" \
+		"$FETCH" -t 4 -k -o "$SF_TMP/$name.2" "$SF_HTTP$path" \
+		2>"$SF_TMP/$name.2.err" &
+	p=$!
+	PIDS=("$first" "$p")
+	sf_wait_count 1 count_logs "$name" "joined flight across processes" ||
+		fail "$name: no follower process"
+	sf_wait_count 4 count_logs "$name" ": joined flight" ||
+		fail "$name: its threads did not join"
+	kill -USR1 "$p"
+	sf_wait_count 1 sf_grep_count "rc=cancelled" "$SF_TMP/$name.2.0.info" ||
+		fail "$name: thread 0 was not cancelled"
+	sf_open_gate "$name"
+	wait_all
+	local rc n t
+	for rc in "${RCS[@]}"; do
+		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
+	done
+	cmp -s "$SF_TMP/ref.0" "$SF_TMP/$name.1.0" || fail "$name: leader: body differs"
+	for t in 1 2 3; do
+		cmp -s "$SF_TMP/ref.0" "$SF_TMP/$name.2.$t" || fail "$name: thread $t: body differs"
+		cmp -s "$SF_TMP/ref.0.info" "$SF_TMP/$name.2.$t.info" ||
+			fail "$name: thread $t: answers differ"
+	done
+	san_clean "$name"
+	n=$(requests "$path")
+	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: a follower process's thread cancelled while following ($(count_logs "$name" "joined flight across processes") joined across processes); its 3 other threads exact, 1 request, no file left"
+}
+cancel
 
 # ---- a follower's SFSHIM_WAIT_MS mid-body ---------------------------------
 # The leader holds after its first piece; one follower process (waiting at
