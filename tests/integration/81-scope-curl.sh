@@ -61,6 +61,13 @@ bodies_at_least() {
 	echo "$n"
 }
 
+# cross NAME FIELD: FIELD (led, answered, served, promoted, alone) of the
+# curl "crossed processes" stats lines, summed over run NAME's processes.
+cross() {
+	cat "$SF_TMP/$1".*.err | grep -F 'curl: crossed processes' |
+		sed -n "s/.* $2=\([0-9]*\).*/\1/p" | awk '{ s += $1 } END { print s + 0 }'
+}
+
 # The reference: one fetch alone, without the library.
 reference() {
 	"$FETCH" -o "$SF_TMP/ref" "$SF_HTTP/bytes/$SIZE?chunk=16384" ||
@@ -74,8 +81,8 @@ start() {
 	shift 4
 	PIDS=()
 	for i in $(seq 1 "$procs"); do
-		env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug LD_PRELOAD="$SHIM" \
-			"$FETCH" -t "$threads" "$@" \
+		env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug SFSHIM_STATS=stderr \
+			LD_PRELOAD="$SHIM" "$FETCH" -t "$threads" "$@" \
 			-o "$SF_TMP/$name.$i" "$url" 2>"$SF_TMP/$name.$i.err" &
 		PIDS+=($!)
 	done
@@ -155,6 +162,9 @@ herd() {
 	[ "$n" -eq $((procs - 1)) ] || fail "$name: $n joined across processes"
 	same "$name" "$procs" "$threads"
 	san_clean "$name"
+	local want="1 $((procs - 1)) $((procs - 1)) 0 0" got
+	got="$(cross "$name" led) $(cross "$name" answered) $(cross "$name" served) $(cross "$name" promoted) $(cross "$name" alone)"
+	[ "$got" = "$want" ] || fail "$name: crossed stats led/answered/served/promoted/alone: $got, expected $want"
 	n=$(files_left)
 	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
 	echo "ok: $name: $procs processes x $threads threads, 1 origin request, identical outputs, no files left"
@@ -289,6 +299,8 @@ killed() {
 		[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
 		n=$(count_logs "$name" "took over across processes")
 		[ "$n" -eq 1 ] || fail "$name: $n took over, expected 1"
+		n=$(cross "$name" promoted)
+		[ "$n" -eq 1 ] || fail "$name: crossed stats: promoted=$n, expected 1"
 		echo "ok: $name: leader killed mid-body, $ok followers exact (sha256 $(sha256sum <"$SF_TMP/ref.0" | cut -c1-16)), 2 origin requests"
 	fi
 	n=$(files_left)
