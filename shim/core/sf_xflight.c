@@ -714,6 +714,7 @@ static void ticket_none(struct sf_xticket *tk)
 	tk->leader = false;
 	tk->lead.pid = 0;
 	tk->lead.start = 0;
+	tk->checked = 0;
 }
 
 /* Under the lock: the caller takes over the flight in slot i. */
@@ -770,6 +771,7 @@ enum sf_xrole sf_xjoin(sf_xtable *t, const void *key, size_t keylen,
 				atomic_fetch_add_explicit(&s->remote, 1,
 				                          memory_order_relaxed);
 			tk->seen = st & ~XWAITERS;
+			tk->checked = sf_now_ns();
 			role = SF_XROLE_FOLLOWER;
 		}
 	} else if ((i = claim(t, key, keylen, h, me, &wake)) >= 0) {
@@ -949,7 +951,8 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 		                : (uint64_t)abs_deadline->tv_sec * 1000000000u +
 		                          (uint64_t)abs_deadline->tv_nsec;
 	int e = errno;
-	bool check = false; /* a liveness period passed in silence */
+	const uint64_t period = (uint64_t)SF_XLIVENESS_MS * 1000000u;
+	uint64_t now = sf_now_ns();
 	int r;
 	for (;;) {
 		uint32_t st =
@@ -964,27 +967,33 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 			r = SF_XWAIT_DONE;
 			break;
 		}
+		/* The leader's life is checked once a period, counted in the
+		 * ticket: neither signals (EINTR) nor a caller that waits in
+		 * short slices put the check off. */
 		struct sf_xowner lead = lead_of(s);
-		if (ph == XLEADERLESS || (check && !sf_xowner_alive(&lead))) {
+		bool dead = false;
+		if (ph == XRUNNING && now - tk->checked >= period) {
+			tk->checked = now;
+			dead = !sf_xowner_alive(&lead);
+		}
+		if (ph == XLEADERLESS || dead) {
 			r = take_over(t, tk, lead);
-			check = false;
 			if (r != TAKE_AGAIN)
 				break;
+			now = sf_now_ns();
 			continue;
 		}
-		check = false;
 		if ((st & ~XWAITERS) != tk->seen) {
 			tk->seen = st & ~XWAITERS;
 			tk->lead = lead;
 			r = SF_XWAIT_PROGRESS;
 			break;
 		}
-		uint64_t now = sf_now_ns();
 		if (now >= deadline) {
 			r = SF_XWAIT_TIMEOUT;
 			break;
 		}
-		uint64_t until = now + (uint64_t)SF_XLIVENESS_MS * 1000000u;
+		uint64_t until = tk->checked + period;
 		if (until > deadline)
 			until = deadline;
 		struct timespec ts = sf_ns_to_timespec(until);
@@ -994,13 +1003,15 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 		if (!(st & XWAITERS)) {
 			if (!atomic_compare_exchange_strong_explicit(
 			            &s->state, &st, st | XWAITERS,
-			            memory_order_seq_cst, memory_order_relaxed))
+			            memory_order_seq_cst,
+			            memory_order_relaxed)) {
+				now = sf_now_ns();
 				continue;
+			}
 			st |= XWAITERS;
 		}
-		int w = sf_futex_wait_shared(&s->state, st, &ts);
-		if (w == ETIMEDOUT)
-			check = true;
+		sf_futex_wait_shared(&s->state, st, &ts);
+		now = sf_now_ns();
 	}
 	errno = e;
 	return (enum sf_xwait)r;

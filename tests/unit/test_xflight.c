@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -394,6 +395,43 @@ START_TEST(test_zombie_main_thread_alive)
 	ck_assert_int_eq(reap_signal(p), SIGKILL);
 	ck_assert(!sf_xowner_alive(&S->owner));
 	ck_assert_uint_eq(atomic_load(&S->bad), 0);
+}
+END_TEST
+
+/* Signals every 2 ms (no SA_RESTART: each one ends the futex wait with
+ * EINTR) must not put off the leader's liveness check: the follower of a
+ * dead leader still takes over, long before its deadline. */
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+START_TEST(test_signals_do_not_defer_liveness)
+{
+	pid_t lead = fork_child(lead_and_exit, 0);
+	siginfo_t si;
+	ck_assert_int_eq(waitid(P_PID, (id_t)lead, &si, WEXITED | WNOWAIT), 0);
+	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
+	struct sf_xticket tk;
+	ck_assert_int_eq(sf_xjoin(T, dkey, strlen(dkey), &tk),
+	                 SF_XROLE_FOLLOWER);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm; /* no SA_RESTART */
+	ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+	struct itimerval every = { { 0, 2000 }, { 0, 2000 } }, off = { 0 };
+	ck_assert_int_eq(setitimer(ITIMER_REAL, &every, NULL), 0);
+	uint64_t t0 = sf_now_ns();
+	struct timespec dl = in_ns(5ull * 1000000000u);
+	enum sf_xwait w = sf_xwait(T, &tk, &dl);
+	uint64_t took = sf_now_ns() - t0;
+	setitimer(ITIMER_REAL, &off, NULL);
+	ck_assert_int_eq(w, SF_XWAIT_PROMOTED);
+	/* Well within the wait (it takes SF_XLIVENESS_MS): not at its end. */
+	ck_assert_msg(took < 1000000000u, "took %llu ns",
+	              (unsigned long long)took);
+	sf_xfinish(T, &tk, "x", 1);
+	reap_ok(lead);
 }
 END_TEST
 
@@ -1234,6 +1272,7 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_threads_and_processes_one_call);
 	tcase_add_test(tc, test_leader_killed_one_promoted);
 	tcase_add_test(tc, test_zombie_leader_is_dead);
+	tcase_add_test(tc, test_signals_do_not_defer_liveness);
 	tcase_add_test(tc, test_owner_identity);
 	tcase_add_test(tc, test_zombie_main_thread_alive);
 	tcase_add_test(tc, test_identity_after_fork);
