@@ -806,6 +806,23 @@ static bool leads(struct xslot *s, const struct sf_xticket *tk,
 	       same_owner(lead_of(s), me);
 }
 
+/* The lock could not be had (its holder is stopped): a leader that cannot
+ * publish at least lets its followers know it is gone, without the lock,
+ * if it still leads: they find it dead at their next check and, unable to
+ * take the flight over either, call alone.  Never left waiting on a
+ * leader that has quit. */
+static void quit_unlocked(struct xslot *s, const struct sf_xticket *tk,
+                          struct sf_xowner me)
+{
+	int32_t pid = me.pid;
+	if (gen_of(s) == tk->gen &&
+	    atomic_load_explicit(&s->lead_start, memory_order_relaxed) ==
+	            me.start)
+		atomic_compare_exchange_strong_explicit(&s->lead_pid, &pid, 0,
+		                                        memory_order_relaxed,
+		                                        memory_order_relaxed);
+}
+
 static void wake_slot(struct xslot *s)
 {
 	int e = errno;
@@ -842,8 +859,10 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 	tk->leader = false;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
-	if (!xlock(t))
+	if (!xlock(t)) {
+		quit_unlocked(s, tk, me);
 		return;
+	}
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
@@ -881,8 +900,10 @@ void sf_xabandon(sf_xtable *t, struct sf_xticket *tk)
 	tk->leader = false;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
-	if (!xlock(t))
+	if (!xlock(t)) {
+		quit_unlocked(s, tk, me);
 		return;
+	}
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;

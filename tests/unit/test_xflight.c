@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,9 +122,14 @@ static struct timespec in_ns(uint64_t ns)
 
 static pid_t fork_child(void (*fn)(int), int idx)
 {
+	pid_t parent = getpid();
 	pid_t p = fork();
 	ck_assert_int_ge(p, 0);
 	if (p == 0) {
+		/* A test that fails leaves no child behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
 		fn(idx);
 		_exit(0);
 	}
@@ -528,15 +534,24 @@ END_TEST
  * only test that lets real time pass on purpose: 50 ms.) */
 START_TEST(test_stopped_lock_holder_bounded)
 {
+	struct sf_xticket l, f, tk;
+	ck_assert_int_eq(sf_xjoin(T, "q", 1, &l), SF_XROLE_LEADER);
+	ck_assert_int_eq(sf_xjoin(T, "q", 1, &f), SF_XROLE_FOLLOWER);
 	pid_t h = fork_child(hold_lock_and_hang, 0);
 	ck_assert(wait_at_least(&S->go, 1));
 	ck_assert_int_eq(kill(h, SIGSTOP), 0);
 	sf_xtable_lock_bound_for_test(50);
-	struct sf_xticket tk;
 	uint64_t t0 = sf_now_ns();
 	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_NONE);
 	ck_assert_uint_ge(sf_now_ns() - t0, 50u * 1000000u);
 	ck_assert_uint_eq(tk.slot, SF_XSLOTS);
+	/* A leader that cannot publish quits visibly: its follower finds it
+	 * gone, cannot take over either, and calls alone (LOST), long
+	 * before its own deadline. */
+	sf_xfinish(T, &l, "unpublished", 11);
+	struct timespec dl = in_ns(60ull * 1000000000u);
+	ck_assert_int_eq(sf_xwait(T, &f, &dl), SF_XWAIT_LOST);
+	sf_xleave(T, &f);
 	sf_xtable_lock_bound_for_test(0);
 	/* Killed while stopped: its lock is recovered at once. */
 	ck_assert_int_eq(kill(h, SIGKILL), 0);
