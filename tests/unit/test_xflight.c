@@ -49,6 +49,7 @@ struct shared {
 	_Atomic uint32_t saw_new_lead;
 	_Atomic uint32_t bad; /* anything a child found wrong */
 	int32_t promoted_pid;
+	int32_t newlead[MAXP]; /* the first new leader a follower saw */
 	struct sf_xowner owner;
 	int role[MAXP];
 	int outcome[MAXP];
@@ -282,14 +283,69 @@ static void lead_and_hang(int idx)
 		pause(); /* until SIGKILL */
 }
 
-static void follow_dkey(int idx)
+/* A follower of a flight whose leader goes (killed, or gives up): the one
+ * promoted holds the flight until the other `handover_others` followers
+ * have seen it lead (SF_XWAIT_PROGRESS with tk->lead updated), then
+ * publishes `mine`; the others record the first new leader they saw. */
+static unsigned handover_others;
+
+static void follow_handover(int idx, const char *key, const char *mine)
 {
 	struct sf_xticket tk;
-	S->role[idx] = (int)sf_xjoin(T, dkey, strlen(dkey), &tk);
+	struct timespec dl = in_ns(5ull * 1000000000u);
+	int32_t first = 0;
+	S->role[idx] = (int)sf_xjoin(T, key, strlen(key), &tk);
+	int32_t original = tk.lead.pid;
 	add_wake(&S->joined);
-	if (S->role[idx] == SF_XROLE_FOLLOWER)
-		follow_to_end(idx, &tk, "the promoted follower's answer",
-		              5ull * 1000000000u);
+	if (S->role[idx] != SF_XROLE_FOLLOWER)
+		return;
+	enum sf_xwait w;
+	while ((w = sf_xwait(T, &tk, &dl)) == SF_XWAIT_PROGRESS)
+		if (!first && tk.lead.pid && tk.lead.pid != original) {
+			first = tk.lead.pid;
+			add_wake(&S->saw_new_lead);
+		}
+	S->outcome[idx] = (int)w;
+	S->newlead[idx] = first;
+	if (w == SF_XWAIT_PROMOTED) {
+		S->promoted_pid = getpid();
+		atomic_fetch_add(&S->promoted, 1);
+		atomic_fetch_add(&S->calls, 1);
+		if (!wait_at_least(&S->saw_new_lead, handover_others))
+			atomic_fetch_add(&S->bad, 1);
+		size_t n = strlen(mine);
+		memcpy(S->res[idx], mine, n);
+		S->len[idx] = (ssize_t)n;
+		sf_xfinish(T, &tk, mine, n);
+		return;
+	}
+	if (w == SF_XWAIT_DONE)
+		S->len[idx] = sf_xresult(T, &tk, S->res[idx], RES);
+	sf_xleave(T, &tk);
+}
+
+static void follow_dkey(int idx)
+{
+	follow_handover(idx, dkey, "the promoted follower's answer");
+}
+
+/* Exactly one of followers [first, first + n) was promoted; every other
+ * one saw it lead, then got its result. */
+static void check_handover(int first, int n, const char *want)
+{
+	ck_assert_uint_eq(atomic_load(&S->bad), 0);
+	ck_assert_uint_eq(atomic_load(&S->promoted), 1);
+	ck_assert_uint_eq(atomic_load(&S->calls), 1);
+	for (int i = first; i < first + n; i++) {
+		ck_assert_int_eq(S->role[i], SF_XROLE_FOLLOWER);
+		ck_assert_int_eq(S->len[i], (ssize_t)strlen(want));
+		ck_assert_mem_eq(S->res[i], want, strlen(want));
+		if (S->outcome[i] == SF_XWAIT_PROMOTED)
+			continue;
+		/* Well within the wait: nobody timed out. */
+		ck_assert_int_eq(S->outcome[i], SF_XWAIT_DONE);
+		ck_assert_int_eq(S->newlead[i], S->promoted_pid);
+	}
 }
 
 START_TEST(test_leader_killed_one_promoted)
@@ -299,6 +355,7 @@ START_TEST(test_leader_killed_one_promoted)
 	ck_assert(wait_at_least(&S->go, 1));
 	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
 	pid_t kids[F];
+	handover_others = F - 1;
 	for (int i = 0; i < F; i++)
 		kids[i] = fork_child(follow_dkey, 1 + i);
 	ck_assert(wait_at_least(&S->joined, F));
@@ -307,16 +364,7 @@ START_TEST(test_leader_killed_one_promoted)
 	ck_assert(!sf_xowner_alive(&S->owner));
 	for (int i = 0; i < F; i++)
 		reap_ok(kids[i]);
-	ck_assert_uint_eq(atomic_load(&S->promoted), 1);
-	ck_assert_uint_eq(atomic_load(&S->calls), 1);
-	const char *want = "the promoted follower's answer";
-	for (int i = 1; i <= F; i++) {
-		ck_assert_int_eq(S->role[i], SF_XROLE_FOLLOWER);
-		/* Well within the 5 s wait: nobody timed out. */
-		ck_assert_int_ne(S->outcome[i], SF_XWAIT_TIMEOUT);
-		ck_assert_int_eq(S->len[i], (ssize_t)strlen(want));
-		ck_assert_mem_eq(S->res[i], want, strlen(want));
-	}
+	check_handover(1, F, "the promoted follower's answer");
 }
 END_TEST
 
@@ -635,18 +683,14 @@ START_TEST(test_killed_mid_publish)
 	pid_t kids[4];
 	ck_assert(wait_at_least(&S->go, 1));
 	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
+	handover_others = 3;
 	for (int i = 0; i < 4; i++)
 		kids[i] = fork_child(follow_dkey, 1 + i);
 	ck_assert_int_eq(reap_signal(lead), SIGKILL);
 	for (int i = 0; i < 4; i++)
 		reap_ok(kids[i]);
-	ck_assert_uint_eq(atomic_load(&S->bad), 0);
-	ck_assert_uint_eq(atomic_load(&S->promoted), 1);
-	const char *want = "the promoted follower's answer";
-	for (int i = 1; i <= 4; i++) {
-		ck_assert_int_eq(S->len[i], (ssize_t)strlen(want));
-		ck_assert_mem_eq(S->res[i], want, strlen(want));
-	}
+	/* No follower saw the half-written result: one took over. */
+	check_handover(1, 4, "the promoted follower's answer");
 }
 END_TEST
 
@@ -958,33 +1002,7 @@ static const char *akey = "a key whose leader gives up";
 
 static void follow_akey(int idx)
 {
-	struct sf_xticket tk;
-	struct timespec dl = in_ns(GIVE_UP_NS);
-	int32_t first = 0; /* the first leader other than the original */
-	S->role[idx] = (int)sf_xjoin(T, akey, strlen(akey), &tk);
-	int32_t original = tk.lead.pid;
-	add_wake(&S->joined);
-	enum sf_xwait w;
-	while ((w = sf_xwait(T, &tk, &dl)) == SF_XWAIT_PROGRESS)
-		if (!first && tk.lead.pid && tk.lead.pid != original) {
-			first = tk.lead.pid;
-			add_wake(&S->saw_new_lead);
-		}
-	S->outcome[idx] = (int)w;
-	if (w == SF_XWAIT_PROMOTED) {
-		S->promoted_pid = getpid();
-		atomic_fetch_add(&S->promoted, 1);
-		atomic_fetch_add(&S->calls, 1);
-		/* Holds the flight until the others have seen it lead. */
-		if (!wait_at_least(&S->saw_new_lead, 2))
-			atomic_fetch_add(&S->bad, 1);
-		sf_xfinish(T, &tk, "from the new leader", 19);
-		S->len[idx] = 19;
-		return;
-	}
-	S->len[idx] = sf_xresult(T, &tk, S->res[idx], RES);
-	S->role[idx + 8] = first;
-	sf_xleave(T, &tk);
+	follow_handover(idx, akey, "from the new leader");
 }
 
 START_TEST(test_abandon_hands_over)
@@ -992,6 +1010,7 @@ START_TEST(test_abandon_hands_over)
 	struct sf_xticket l;
 	ck_assert_int_eq(sf_xjoin(T, akey, strlen(akey), &l), SF_XROLE_LEADER);
 	pid_t kids[3];
+	handover_others = 2;
 	for (int i = 0; i < 3; i++)
 		kids[i] = fork_child(follow_akey, i);
 	ck_assert(wait_at_least(&S->joined, 3));
@@ -999,19 +1018,7 @@ START_TEST(test_abandon_hands_over)
 	ck_assert(!l.leader);
 	for (int i = 0; i < 3; i++)
 		reap_ok(kids[i]);
-	ck_assert_uint_eq(atomic_load(&S->bad), 0);
-	ck_assert_uint_eq(atomic_load(&S->promoted), 1);
-	ck_assert_uint_eq(atomic_load(&S->calls), 1);
-	for (int i = 0; i < 3; i++) {
-		ck_assert_int_eq(S->role[i], SF_XROLE_FOLLOWER);
-		ck_assert_int_eq(S->len[i], 19);
-		if (S->outcome[i] == SF_XWAIT_PROMOTED)
-			continue;
-		ck_assert_int_eq(S->outcome[i], SF_XWAIT_DONE);
-		ck_assert_mem_eq(S->res[i], "from the new leader", 19);
-		/* It saw the new leader (PROGRESS with tk->lead updated). */
-		ck_assert_int_eq(S->role[i + 8], S->promoted_pid);
-	}
+	check_handover(0, 3, "from the new leader");
 }
 END_TEST
 
