@@ -511,10 +511,12 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 		set_state_quiet(s, XFREE);
 	atomic_store_explicit(&s->gen_att, ((g >> 32) + 1) << 32,
 	                      memory_order_release);
-	atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->followers, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->resultlen, XNORESULT, memory_order_relaxed);
+	/* Release: a lock-free reader that sees one of these new values sees
+	 * the new generation too (its check after the read then fails). */
+	atomic_store_explicit(&s->progress, 0, memory_order_release);
+	atomic_store_explicit(&s->followers, 0, memory_order_release);
+	atomic_store_explicit(&s->remote, 0, memory_order_release);
+	atomic_store_explicit(&s->resultlen, XNORESULT, memory_order_release);
 	set_lead(s, me);
 	s->hash = h;
 	s->keylen = (uint32_t)keylen;
@@ -617,11 +619,11 @@ enum sf_xrole sf_xjoin(sf_xtable *t, const void *key, size_t keylen,
 			atomic_fetch_add_explicit(&s->gen_att, 1,
 			                          memory_order_relaxed);
 			atomic_fetch_add_explicit(&s->followers, 1,
-			                          memory_order_relaxed);
+			                          memory_order_release);
 			tk->lead = lead_of(s);
 			if (tk->lead.pid != me.pid)
 				atomic_fetch_add_explicit(&s->remote, 1,
-				                          memory_order_relaxed);
+				                          memory_order_release);
 			tk->seen = st & ~XWAITERS;
 			tk->checked = sf_now_ns();
 			role = SF_XROLE_FOLLOWER;
@@ -695,7 +697,7 @@ void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress)
 		if (progress >
 		    atomic_load_explicit(&s->progress, memory_order_relaxed))
 			atomic_store_explicit(&s->progress, progress,
-			                      memory_order_relaxed);
+			                      memory_order_release);
 		wake = set_state(s, XRUNNING, NULL);
 	}
 	xunlock(t);
@@ -723,12 +725,12 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		if (result && len <= SF_XRESULT_MAX) {
 			put_words(s->result, result, len, SF_XHOOK_PUBLISH);
 			atomic_store_explicit(&s->resultlen, (uint32_t)len,
-			                      memory_order_relaxed);
+			                      memory_order_release);
 		} else {
 			if (test_hook)
 				test_hook(SF_XHOOK_PUBLISH);
 			atomic_store_explicit(&s->resultlen, XNORESULT,
-			                      memory_order_relaxed);
+			                      memory_order_release);
 		}
 		t->stamp[i] = ++t->clock;
 		wake = set_state(s, XDONE, NULL);
@@ -895,7 +897,7 @@ uint64_t sf_xprogress(sf_xtable *t, const struct sf_xticket *tk)
 	if (!t || !tk || tk->slot >= SF_XSLOTS)
 		return 0;
 	struct xslot *s = &t->slots[tk->slot];
-	uint64_t p = atomic_load_explicit(&s->progress, memory_order_seq_cst);
+	uint64_t p = atomic_load_explicit(&s->progress, memory_order_acquire);
 	return gen_of(s) == tk->gen ? p : 0;
 }
 
@@ -909,7 +911,7 @@ ssize_t sf_xresult(sf_xtable *t, const struct sf_xticket *tk, void *buf,
 	if ((st & XPH_MASK) != XDONE || gen_of(s) != tk->gen)
 		return -1;
 	uint32_t len =
-	        atomic_load_explicit(&s->resultlen, memory_order_relaxed);
+	        atomic_load_explicit(&s->resultlen, memory_order_acquire);
 	if (len == XNORESULT || len > SF_XRESULT_MAX || len > cap ||
 	    (!buf && len))
 		return -1;
@@ -945,8 +947,8 @@ unsigned sf_xfollowers(sf_xtable *t, const struct sf_xticket *tk,
 	unsigned n = 0, r = 0;
 	if (t && tk && tk->slot < SF_XSLOTS) {
 		struct xslot *s = &t->slots[tk->slot];
-		n = atomic_load_explicit(&s->followers, memory_order_seq_cst);
-		r = atomic_load_explicit(&s->remote, memory_order_seq_cst);
+		n = atomic_load_explicit(&s->followers, memory_order_acquire);
+		r = atomic_load_explicit(&s->remote, memory_order_acquire);
 		if (gen_of(s) != tk->gen)
 			n = r = 0;
 	}
