@@ -29,13 +29,9 @@
 #include "core/sf_futex.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define XMAGIC 0x73667874626c3031ull /* "sfxtbl01" */
 
@@ -107,150 +103,6 @@ struct sf_xtable {
 };
 
 static void (*test_hook)(enum sf_xhook where);
-
-/* ---- identity: pid + start time --------------------------------------- */
-
-static _Atomic int32_t self_pid; /* 0: not known (yet, or since fork) */
-static _Atomic uint64_t self_start;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-/* The child of a fork is another process: forget the parent's identity.
- * (Only the forking thread lives on, and it is not computing it.) */
-static void xatfork_child(void)
-{
-	atomic_store_explicit(&self_pid, 0, memory_order_relaxed);
-}
-
-static void register_atfork(void)
-{
-	pthread_atfork(NULL, NULL, xatfork_child);
-}
-
-/* Reads /proc/PID/NAME into buf (NUL-terminated).  open/read/close are
- * cancellation points: cancellation is held off, the core is not one.
- * false with errno on failure. */
-static bool read_proc(int32_t pid, const char *name, char *buf, size_t size)
-{
-	char path[48];
-	int old;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	ssize_t n = -1;
-	if (fd >= 0) {
-		do
-			n = read(fd, buf, size - 1);
-		while (n < 0 && errno == EINTR);
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
-	pthread_setcancelstate(old, NULL);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	return true;
-}
-
-static bool parse_u64(const char *p, uint64_t *out)
-{
-	uint64_t v = 0;
-	if (*p < '0' || *p > '9') {
-		errno = EINVAL;
-		return false;
-	}
-	for (; *p >= '0' && *p <= '9'; p++)
-		v = v * 10 + (uint64_t)(*p - '0');
-	*out = v;
-	return true;
-}
-
-/* The state letter (field 3) and the start time (field 22) of
- * /proc/PID/stat. */
-static bool read_stat(int32_t pid, char *state, uint64_t *start)
-{
-	char buf[1024];
-	if (!read_proc(pid, "stat", buf, sizeof(buf)))
-		return false;
-	/* The command name (field 2) may hold spaces and parentheses: the
-	 * fields that follow start after its last ')'. */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || !p[2]) {
-		errno = EINVAL;
-		return false;
-	}
-	p += 2;
-	*state = *p;
-	/* Field 3 is the state; field 22 is 19 spaces further. */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p, ' ');
-		if (!p) {
-			errno = EINVAL;
-			return false;
-		}
-		p++;
-	}
-	return parse_u64(p, start);
-}
-
-/* A zombie thread-group leader may still have live threads (its main
- * thread called pthread_exit): the process lives while "Threads:" in
- * /proc/PID/status is above 1. */
-static bool zombie_has_threads(int32_t pid)
-{
-	char buf[2048];
-	uint64_t n;
-	const char *p;
-	return read_proc(pid, "status", buf, sizeof(buf)) &&
-	       (p = strstr(buf, "\nThreads:")) != NULL &&
-	       parse_u64(p + 9 + strspn(p + 9, " \t"), &n) && n > 1;
-}
-
-struct sf_xowner sf_xowner_self(void)
-{
-	struct sf_xowner me;
-	me.pid = atomic_load_explicit(&self_pid, memory_order_acquire);
-	if (__builtin_expect(me.pid != 0, 1)) {
-		me.start =
-		        atomic_load_explicit(&self_start, memory_order_relaxed);
-		return me;
-	}
-	int e = errno;
-	pthread_once(&atfork_once, register_atfork);
-	char st;
-	me.pid = (int32_t)getpid();
-	if (!read_stat(me.pid, &st, &me.start))
-		me.start = 0; /* no /proc: the pid alone */
-	atomic_store_explicit(&self_start, me.start, memory_order_relaxed);
-	atomic_store_explicit(&self_pid, me.pid, memory_order_release);
-	errno = e;
-	return me;
-}
-
-bool sf_xowner_alive(const struct sf_xowner *o)
-{
-	if (!o || o->pid <= 0)
-		return false;
-	struct sf_xowner me = sf_xowner_self();
-	if (o->pid == me.pid)
-		return o->start == me.start;
-	int e = errno;
-	bool alive;
-	char st;
-	uint64_t start;
-	if (kill(o->pid, 0) != 0 && errno == ESRCH)
-		alive = false;
-	else if (!read_stat(o->pid, &st, &start))
-		/* No /proc (or it just went): kill(2) said the pid exists,
-		 * and the next check will tell. */
-		alive = true;
-	else
-		/* Another start time: the pid names another process now. */
-		alive = start == o->start && st != 'X' && st != 'x' &&
-		        (st != 'Z' || zombie_has_threads(o->pid));
-	errno = e;
-	return alive;
-}
 
 /* ---- the table --------------------------------------------------------- */
 
@@ -659,10 +511,12 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 		set_state_quiet(s, XFREE);
 	atomic_store_explicit(&s->gen_att, ((g >> 32) + 1) << 32,
 	                      memory_order_release);
-	atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->followers, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->resultlen, XNORESULT, memory_order_relaxed);
+	/* Release: a lock-free reader that sees one of these new values sees
+	 * the new generation too (its check after the read then fails). */
+	atomic_store_explicit(&s->progress, 0, memory_order_release);
+	atomic_store_explicit(&s->followers, 0, memory_order_release);
+	atomic_store_explicit(&s->remote, 0, memory_order_release);
+	atomic_store_explicit(&s->resultlen, XNORESULT, memory_order_release);
 	set_lead(s, me);
 	s->hash = h;
 	s->keylen = (uint32_t)keylen;
@@ -714,6 +568,7 @@ static void ticket_none(struct sf_xticket *tk)
 	tk->leader = false;
 	tk->lead.pid = 0;
 	tk->lead.start = 0;
+	tk->checked = 0;
 }
 
 /* Under the lock: the caller takes over the flight in slot i. */
@@ -764,12 +619,13 @@ enum sf_xrole sf_xjoin(sf_xtable *t, const void *key, size_t keylen,
 			atomic_fetch_add_explicit(&s->gen_att, 1,
 			                          memory_order_relaxed);
 			atomic_fetch_add_explicit(&s->followers, 1,
-			                          memory_order_relaxed);
+			                          memory_order_release);
 			tk->lead = lead_of(s);
 			if (tk->lead.pid != me.pid)
 				atomic_fetch_add_explicit(&s->remote, 1,
-				                          memory_order_relaxed);
+				                          memory_order_release);
 			tk->seen = st & ~XWAITERS;
+			tk->checked = sf_now_ns();
 			role = SF_XROLE_FOLLOWER;
 		}
 	} else if ((i = claim(t, key, keylen, h, me, &wake)) >= 0) {
@@ -804,6 +660,23 @@ static bool leads(struct xslot *s, const struct sf_xticket *tk,
 	       same_owner(lead_of(s), me);
 }
 
+/* The lock could not be had (its holder is stopped): a leader that cannot
+ * publish at least lets its followers know it is gone, without the lock,
+ * if it still leads: they find it dead at their next check and, unable to
+ * take the flight over either, call alone.  Never left waiting on a
+ * leader that has quit. */
+static void quit_unlocked(struct xslot *s, const struct sf_xticket *tk,
+                          struct sf_xowner me)
+{
+	int32_t pid = me.pid;
+	if (gen_of(s) == tk->gen &&
+	    atomic_load_explicit(&s->lead_start, memory_order_relaxed) ==
+	            me.start)
+		atomic_compare_exchange_strong_explicit(&s->lead_pid, &pid, 0,
+		                                        memory_order_relaxed,
+		                                        memory_order_relaxed);
+}
+
 static void wake_slot(struct xslot *s)
 {
 	int e = errno;
@@ -824,7 +697,7 @@ void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress)
 		if (progress >
 		    atomic_load_explicit(&s->progress, memory_order_relaxed))
 			atomic_store_explicit(&s->progress, progress,
-			                      memory_order_relaxed);
+			                      memory_order_release);
 		wake = set_state(s, XRUNNING, NULL);
 	}
 	xunlock(t);
@@ -840,8 +713,10 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 	tk->leader = false;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
-	if (!xlock(t))
+	if (!xlock(t)) {
+		quit_unlocked(s, tk, me);
 		return;
+	}
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
@@ -850,12 +725,12 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		if (result && len <= SF_XRESULT_MAX) {
 			put_words(s->result, result, len, SF_XHOOK_PUBLISH);
 			atomic_store_explicit(&s->resultlen, (uint32_t)len,
-			                      memory_order_relaxed);
+			                      memory_order_release);
 		} else {
 			if (test_hook)
 				test_hook(SF_XHOOK_PUBLISH);
 			atomic_store_explicit(&s->resultlen, XNORESULT,
-			                      memory_order_relaxed);
+			                      memory_order_release);
 		}
 		t->stamp[i] = ++t->clock;
 		wake = set_state(s, XDONE, NULL);
@@ -879,8 +754,10 @@ void sf_xabandon(sf_xtable *t, struct sf_xticket *tk)
 	tk->leader = false;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
-	if (!xlock(t))
+	if (!xlock(t)) {
+		quit_unlocked(s, tk, me);
 		return;
+	}
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
@@ -949,7 +826,8 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 		                : (uint64_t)abs_deadline->tv_sec * 1000000000u +
 		                          (uint64_t)abs_deadline->tv_nsec;
 	int e = errno;
-	bool check = false; /* a liveness period passed in silence */
+	const uint64_t period = (uint64_t)SF_XLIVENESS_MS * 1000000u;
+	uint64_t now = sf_now_ns();
 	int r;
 	for (;;) {
 		uint32_t st =
@@ -964,27 +842,33 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 			r = SF_XWAIT_DONE;
 			break;
 		}
+		/* The leader's life is checked once a period, counted in the
+		 * ticket: neither signals (EINTR) nor a caller that waits in
+		 * short slices put the check off. */
 		struct sf_xowner lead = lead_of(s);
-		if (ph == XLEADERLESS || (check && !sf_xowner_alive(&lead))) {
+		bool dead = false;
+		if (ph == XRUNNING && now - tk->checked >= period) {
+			tk->checked = now;
+			dead = !sf_xowner_alive(&lead);
+		}
+		if (ph == XLEADERLESS || dead) {
 			r = take_over(t, tk, lead);
-			check = false;
 			if (r != TAKE_AGAIN)
 				break;
+			now = sf_now_ns();
 			continue;
 		}
-		check = false;
 		if ((st & ~XWAITERS) != tk->seen) {
 			tk->seen = st & ~XWAITERS;
 			tk->lead = lead;
 			r = SF_XWAIT_PROGRESS;
 			break;
 		}
-		uint64_t now = sf_now_ns();
 		if (now >= deadline) {
 			r = SF_XWAIT_TIMEOUT;
 			break;
 		}
-		uint64_t until = now + (uint64_t)SF_XLIVENESS_MS * 1000000u;
+		uint64_t until = tk->checked + period;
 		if (until > deadline)
 			until = deadline;
 		struct timespec ts = sf_ns_to_timespec(until);
@@ -994,13 +878,15 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 		if (!(st & XWAITERS)) {
 			if (!atomic_compare_exchange_strong_explicit(
 			            &s->state, &st, st | XWAITERS,
-			            memory_order_seq_cst, memory_order_relaxed))
+			            memory_order_seq_cst,
+			            memory_order_relaxed)) {
+				now = sf_now_ns();
 				continue;
+			}
 			st |= XWAITERS;
 		}
-		int w = sf_futex_wait_shared(&s->state, st, &ts);
-		if (w == ETIMEDOUT)
-			check = true;
+		sf_futex_wait_shared(&s->state, st, &ts);
+		now = sf_now_ns();
 	}
 	errno = e;
 	return (enum sf_xwait)r;
@@ -1011,7 +897,7 @@ uint64_t sf_xprogress(sf_xtable *t, const struct sf_xticket *tk)
 	if (!t || !tk || tk->slot >= SF_XSLOTS)
 		return 0;
 	struct xslot *s = &t->slots[tk->slot];
-	uint64_t p = atomic_load_explicit(&s->progress, memory_order_seq_cst);
+	uint64_t p = atomic_load_explicit(&s->progress, memory_order_acquire);
 	return gen_of(s) == tk->gen ? p : 0;
 }
 
@@ -1025,7 +911,7 @@ ssize_t sf_xresult(sf_xtable *t, const struct sf_xticket *tk, void *buf,
 	if ((st & XPH_MASK) != XDONE || gen_of(s) != tk->gen)
 		return -1;
 	uint32_t len =
-	        atomic_load_explicit(&s->resultlen, memory_order_relaxed);
+	        atomic_load_explicit(&s->resultlen, memory_order_acquire);
 	if (len == XNORESULT || len > SF_XRESULT_MAX || len > cap ||
 	    (!buf && len))
 		return -1;
@@ -1061,8 +947,8 @@ unsigned sf_xfollowers(sf_xtable *t, const struct sf_xticket *tk,
 	unsigned n = 0, r = 0;
 	if (t && tk && tk->slot < SF_XSLOTS) {
 		struct xslot *s = &t->slots[tk->slot];
-		n = atomic_load_explicit(&s->followers, memory_order_seq_cst);
-		r = atomic_load_explicit(&s->remote, memory_order_seq_cst);
+		n = atomic_load_explicit(&s->followers, memory_order_acquire);
+		r = atomic_load_explicit(&s->remote, memory_order_acquire);
 		if (gen_of(s) != tk->gen)
 			n = r = 0;
 	}

@@ -85,6 +85,8 @@ struct sf_xticket {
 	uint32_t seen; /* the slot's progress sequence last seen */
 	bool leader;
 	struct sf_xowner lead; /* the leader when last seen */
+	uint64_t checked;      /* when the leader's life was last checked
+	                        * (CLOCK_MONOTONIC ns; sf_xwait's own) */
 };
 
 enum sf_xrole {
