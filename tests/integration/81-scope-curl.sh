@@ -25,6 +25,8 @@
 #  cancel    a thread of a follower process cancelled while it follows;
 #  expired   a follower past its SFSHIM_WAIT_MS mid-body fetches alone, its
 #            response compared with what its program has;
+#  full      the scope directory fills up mid-body: followers fetch alone,
+#            exact bytes;
 #  files     no response file is left in the scope directory after any of
 #            the above; leftovers of processes killed with kill -9 are
 #            removed by the next process of the scope.
@@ -467,6 +469,46 @@ expired() {
 	echo "ok: $name: a follower past its SFSHIM_WAIT_MS fetched alone; exact bytes for all 3, 2 requests"
 }
 expired
+
+# ---- the scope directory fills up mid-body -------------------------------
+# A 2 MiB tmpfs holds the table and the start of a 1 MB response: the
+# leader's file cannot grow (ENOSPC); the other processes, which have part
+# of the body, fetch alone, each response compared with what its program
+# has.  Every output exact; 1 + 3 requests; the file is gone.
+full() {
+	local name=full size=1000000
+	local path="/bytes/$size?chunk=16384&gate=full" run="$SF_TMP/small"
+	mkdir -m 0700 "$run"
+	mount -t tmpfs -o size=2m,mode=0700 tmpfs "$run"
+	"$FETCH" -o "$SF_TMP/full.ref" "$SF_HTTP/bytes/$size?chunk=16384" ||
+		fail "$name: reference"
+	XDG_RUNTIME_DIR="$run" start "$name" 4 1 "$SF_HTTP$path"
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		{ show_errs "$name"; fail "$name: no leader"; }
+	sf_wait_count 3 count_logs "$name" "joined flight across processes" ||
+		{ show_errs "$name"; fail "$name: processes did not join"; }
+	sf_open_gate "$name"
+	wait_all
+	local rc i n
+	for rc in "${RCS[@]}"; do
+		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
+	done
+	for i in 1 2 3 4; do
+		cmp -s "$SF_TMP/full.ref.0" "$SF_TMP/$name.$i.0" || fail "$name: process $i: body differs"
+	done
+	san_clean "$name"
+	n=$(count_logs "$name" "cannot write the response")
+	[ "$n" -eq 1 ] || fail "$name: $n leaders said the file could not grow, expected 1"
+	n=$(requests "$path")
+	[ "$n" -eq 4 ] || fail "$name: origin saw $n requests, expected 4"
+	n=$(cross "$name" alone)
+	[ "$n" -eq 3 ] || fail "$name: crossed stats: alone=$n, expected 3"
+	n=$(find "$run" -name 'b-*' | wc -l)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	umount "$run"
+	echo "ok: $name: the scope directory filled up mid-body: the 3 followers fetched alone, all exact, 4 requests"
+}
+full
 
 # ---- leftovers of killed processes ---------------------------------------
 # Leader and follower both killed mid-body: the file stays; the next
