@@ -14,9 +14,9 @@
  *    the transfer as if it were its own; getinfo and the header API answer
  *    from the final records.
  * The rules are those of in-process followers (README, "libcurl"): a dead
- * leader process (SF_XWAIT_PROMOTED) makes this one perform, publishing a
- * new file that every reader reads from its start, comparing what its
- * program has; a stalled or lost flight, or an unreadable file, makes it
+ * leader process (SF_XWAIT_PROMOTED) makes this one perform, appending a
+ * new epoch to the file that every reader reads from its start, comparing
+ * what its program has; a stalled or lost flight, or an unreadable file, makes it
  * fetch alone with the same comparison; a changed response fails with
  * CURLE_RECV_ERROR naming sfshim.
  *
@@ -25,7 +25,7 @@
  * symlink); a leader that takes over appends its epoch to the same file.
  * The name goes as soon as the flight is over and every follower holds
  * the file open or has left; files of leaders that were killed are removed
- * by the next leader of the scope, and by sf_scope_sweep() at attach. */
+ * by a later leader of the scope, and by sf_scope_sweep() at attach. */
 #include "curl/sf_curl_xfer.h"
 
 #include "common/sf_log.h"
@@ -71,6 +71,22 @@ struct sf_curl_xlead {
 	const char *url;
 	char name[NAME_MAX_X];
 };
+
+/* Between joining a flight and the guarded parts that release it however
+ * they are left (core/sf_leave.h), and while ending it, nothing may be a
+ * cancellation point: opening, closing and logging are, and a thread
+ * cancelled there would strand the flight's followers. */
+static int no_cancel(void)
+{
+	int old;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return old;
+}
+
+static void re_cancel(int old)
+{
+	pthread_setcancelstate(old, NULL);
+}
 
 static void file_name(char *buf, unsigned slot, unsigned gen)
 {
@@ -205,20 +221,19 @@ void sf_curl_xlead_abandon(struct sf_curl_xlead *x)
 {
 	if (x->ended)
 		return;
+	int cs = no_cancel();
 	/* One of its followers takes over and appends to the file; should
 	 * none (all left), the last of them to be counted removes it. */
 	unsigned n = sf_xfollowers(x->t, &x->tk, NULL);
 	sf_xabandon(x->t, &x->tk);
 	ended(x, n);
+	re_cancel(cs);
 }
 
-void sf_curl_xlead_finish(struct sf_curl_xlead *x, CURLcode code,
-                          const char *errmsg, bool retry,
-                          const struct sf_curl_real *api, CURL *easy,
-                          const struct sf_curl_reply *snap)
+static void finish_x(struct sf_curl_xlead *x, CURLcode code, const char *errmsg,
+                     bool retry, const struct sf_curl_real *api, CURL *easy,
+                     const struct sf_curl_reply *snap)
 {
-	if (x->ended)
-		return;
 	unsigned remote = 0;
 	unsigned n = sf_xfollowers(x->t, &x->tk, &remote);
 	if (!n || !x->file || x->file->failed) {
@@ -250,6 +265,18 @@ void sf_curl_xlead_finish(struct sf_curl_xlead *x, CURLcode code,
 	sf_log(SF_LOG_DEBUG, "%s: finished flight across processes (%u)",
 	       x->url, n);
 	ended(x, n);
+}
+
+void sf_curl_xlead_finish(struct sf_curl_xlead *x, CURLcode code,
+                          const char *errmsg, bool retry,
+                          const struct sf_curl_real *api, CURL *easy,
+                          const struct sf_curl_reply *snap)
+{
+	if (x->ended)
+		return;
+	int cs = no_cancel();
+	finish_x(x, code, errmsg, retry, api, easy, snap);
+	re_cancel(cs);
 }
 
 /* Leads f, and the scope's flight x, which sf_curl_lead() ends. */
@@ -634,6 +661,7 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 	switch (w.o) {
 	case X_PROMOTED: {
 		/* It appends its own epoch to the flight's file. */
+		int cs = no_cancel();
 		uint64_t seen = sf_xprogress(t, &w.tk);
 		int dfd = sf_scope_dirfd();
 		if (w.xf.fd < 0 && dfd >= 0 &&
@@ -653,8 +681,11 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		};
 		memcpy(x.name, w.name, sizeof(x.name));
 		p->path = SF_PATH_PROMOTED;
+		re_cancel(cs);
 		CURLcode code = lead_x(p, mine, &x);
+		cs = no_cancel();
 		sf_xfile_close(&w.xf);
+		re_cancel(cs);
 		return code;
 	}
 	case X_EXPIRED:
@@ -718,18 +749,22 @@ static unsigned char *scope_key(const struct sf_curl_xfer *p, size_t *len)
 
 CURLcode sf_curl_bridge(struct sf_curl_xfer *p, sf_flight *f)
 {
+	int cs = no_cancel(); /* it holds f, and soon a ticket */
 	struct sf_xtable *t = f ? sf_scope_table() : NULL;
-	if (!t || sf_scope_dirfd() < 0) /* no place for responses */
+	if (!t || sf_scope_dirfd() < 0) { /* no place for responses */
+		re_cancel(cs);
 		return sf_curl_lead(p, f);
+	}
 	size_t klen = 0;
 	unsigned char *k = scope_key(p, &klen);
 	struct sf_xticket tk;
 	enum sf_xrole role = k ? sf_xjoin(t, k, klen, &tk) : SF_XROLE_NONE;
 	free(k);
-	if (role == SF_XROLE_FOLLOWER)
-		return remote_follow(p, f, t, &tk);
-	if (role != SF_XROLE_LEADER)
-		return sf_curl_lead(p, f);
+	if (role != SF_XROLE_LEADER) {
+		re_cancel(cs);
+		return role == SF_XROLE_FOLLOWER ? remote_follow(p, f, t, &tk)
+		                                 : sf_curl_lead(p, f);
+	}
 	struct sf_curl_xlead x = { .t = t,
 		                   .tk = tk,
 		                   .slot = tk.slot,
@@ -754,7 +789,10 @@ CURLcode sf_curl_bridge(struct sf_curl_xfer *p, sf_flight *f)
 	}
 	sf_log(SF_LOG_DEBUG, "%s: leading flight across processes", p->key.url);
 	sf_count_cross(SF_API_CURL, SF_XSTAT_LED, 1);
+	re_cancel(cs);
 	CURLcode code = lead_x(p, f, &x);
+	cs = no_cancel();
 	sf_xfile_close(&xf);
+	re_cancel(cs);
 	return code;
 }
