@@ -25,6 +25,8 @@
 #  cancel    a thread of a follower process cancelled while it follows;
 #  expired   a follower past its SFSHIM_WAIT_MS mid-body fetches alone, its
 #            response compared with what its program has;
+#  prefork   python3 + pycurl workers forked after the master used the
+#            library: 1 request, exact bodies;
 #  full      the scope directory fills up mid-body: followers fetch alone,
 #            exact bytes;
 #  files     no response file is left in the scope directory after any of
@@ -509,6 +511,70 @@ full() {
 	echo "ok: $name: the scope directory filled up mid-body: the 3 followers fetched alone, all exact, 4 requests"
 }
 full
+
+# ---- prefork workers: python3 + pycurl, os.fork after the library is in use
+# The master fetches once (the scope's table is attached), then forks 8
+# workers that fetch one gated URL each: 1 request, every body exact.
+prefork() {
+	local name=prefork path="/bytes/$SIZE?chunk=16384&gate=prefork"
+	cat >"$SF_TMP/prefork.py" <<'PY'
+import hashlib, io, os, sys
+import pycurl
+
+base, url, out, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+def fetch(u):
+    buf = io.BytesIO()
+    c = pycurl.Curl()
+    c.setopt(pycurl.URL, u)
+    c.setopt(pycurl.WRITEDATA, buf)
+    c.perform()
+    code = c.getinfo(pycurl.RESPONSE_CODE)
+    c.close()
+    return code, buf.getvalue()
+
+fetch(base + "/text")  # the master uses the library before forking
+kids = []
+for i in range(n):
+    pid = os.fork()
+    if pid == 0:
+        code, body = fetch(url)
+        with open("%s.%d" % (out, i), "wb") as f:
+            f.write(body)
+        os._exit(0 if code == 200 else 3)
+    kids.append(pid)
+bad = 0
+for pid in kids:
+    _, st = os.waitpid(pid, 0)
+    bad |= st != 0
+sys.exit(1 if bad else 0)
+PY
+	local shim_host p rc n i
+	shim_host="$(sf_preload_host "$B/libsfshim.so")"
+	env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug LD_PRELOAD="$shim_host" \
+		/usr/bin/python3 "$SF_TMP/prefork.py" "$SF_HTTP" "$SF_HTTP$path" \
+		"$SF_TMP/$name.out" 8 2>"$SF_TMP/$name.1.err" &
+	p=$!
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		{ show_errs "$name"; fail "$name: no leader"; }
+	sf_wait_count 7 count_logs "$name" "joined flight across processes" ||
+		{ show_errs "$name"; fail "$name: workers did not join"; }
+	sf_wait_count 1 requests "$path" || fail "$name: no request"
+	sf_open_gate "$name"
+	rc=0
+	wait "$p" || rc=$?
+	[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: python exited $rc"; }
+	for i in $(seq 0 7); do
+		cmp -s "$SF_TMP/ref.0" "$SF_TMP/$name.out.$i" || fail "$name: worker $i: body differs"
+	done
+	san_clean "$name"
+	n=$(requests "$path")
+	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: 8 pycurl workers forked after the library was in use: 1 request, exact bodies"
+}
+prefork
 
 # ---- leftovers of killed processes ---------------------------------------
 # Leader and follower both killed mid-body: the file stays; the next
