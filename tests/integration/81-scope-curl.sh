@@ -473,17 +473,21 @@ expired() {
 expired
 
 # ---- the scope directory fills up mid-body -------------------------------
-# A 2 MiB tmpfs holds the table and the start of a 1 MB response: the
+# A 4 MiB tmpfs holds the table and the start of a 4 MB response: the
 # leader's file cannot grow (ENOSPC); the other processes, which have part
 # of the body, fetch alone, each response compared with what its program
 # has.  Every output exact; 1 + 3 requests; the file is gone.
 full() {
-	local name=full size=1000000
+	local name=full size=4000000
 	local path="/bytes/$size?chunk=16384&gate=full" run="$SF_TMP/small"
 	mkdir -m 0700 "$run"
-	mount -t tmpfs -o size=2m,mode=0700 tmpfs "$run"
+	mount -t tmpfs -o size=4m,mode=0700 tmpfs "$run"
 	"$FETCH" -o "$SF_TMP/full.ref" "$SF_HTTP/bytes/$size?chunk=16384" ||
 		fail "$name: reference"
+	# The table first (processes starting together would each build one
+	# under a temporary name before one of them links it into place).
+	XDG_RUNTIME_DIR="$run" SFSHIM_SCOPE="s-$name" LD_PRELOAD="$SHIM" \
+		"$FETCH" -o "$SF_TMP/full.first" "$SF_HTTP/text" || fail "$name: first process"
 	XDG_RUNTIME_DIR="$run" start "$name" 4 1 "$SF_HTTP$path"
 	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
 		{ show_errs "$name"; fail "$name: no leader"; }
