@@ -80,24 +80,28 @@ struct xslot {
 struct sf_xtable {
 	/* First: the one member that wants its own cache line. */
 	pthread_mutex_t lock __attribute__((aligned(64)));
-	uint64_t magic; /* written last by sf_xtable_format */
+	/* What the table is, set once by sf_xtable_format (magic last) and
+	 * checked by sf_xtable_open. */
+	uint64_t magic;
 	uint64_t bytes;
-	/* From here up to slots: under the lock, and derived from the slots'
-	 * state words (repair() rebuilds it), except the journal. */
-	uint64_t clock;       /* finish stamps */
-	uint64_t busy[XBITS]; /* RUNNING or LEADERLESS: hint holds the hash */
-	uint64_t done[XBITS]; /* DONE: in the list below, stamp says when */
-	uint64_t hint[SF_XSLOTS];
-	uint64_t stamp[SF_XSLOTS];
 	uint32_t layout;
 	uint32_t nslots;
 	uint32_t ptrsize;
 	uint32_t mutexsize;
-	uint32_t op;      /* the journal: XOP_*, what the lock holder does */
-	uint32_t op_slot; /* and to which slot */
+	uint32_t slotsize;
+	/* The rest: under the lock.  The journal says what the lock holder
+	 * is doing to which slot; everything else is derived from the slots'
+	 * state words and rebuilt by repair(). */
+	uint32_t op; /* XOP_* */
+	uint32_t op_slot;
 	/* The DONE slots in finishing order, oldest first (indices;
 	 * SF_XSLOTS ends the list): reusing the oldest costs no scan. */
 	uint16_t old_head, old_tail;
+	uint64_t clock;       /* finish stamps */
+	uint64_t busy[XBITS]; /* RUNNING or LEADERLESS: hint holds the hash */
+	uint64_t done[XBITS]; /* DONE: in the list, stamp says when */
+	uint64_t hint[SF_XSLOTS];
+	uint64_t stamp[SF_XSLOTS];
 	uint16_t old_prev[SF_XSLOTS], old_next[SF_XSLOTS];
 	struct xslot slots[SF_XSLOTS];
 };
@@ -136,6 +140,7 @@ int sf_xtable_format(void *mem, size_t len)
 	t->bytes = sizeof(*t);
 	t->ptrsize = sizeof(void *);
 	t->mutexsize = sizeof(pthread_mutex_t);
+	t->slotsize = sizeof(struct xslot);
 	t->old_head = t->old_tail = SF_XSLOTS;
 	for (unsigned i = 0; i < SF_XSLOTS; i++)
 		atomic_store_explicit(&t->slots[i].resultlen, XNORESULT,
@@ -151,7 +156,8 @@ sf_xtable *sf_xtable_open(void *mem, size_t len)
 	    t->magic != XMAGIC || t->layout != SF_XLAYOUT ||
 	    t->nslots != SF_XSLOTS || t->bytes != sizeof(*t) ||
 	    t->ptrsize != sizeof(void *) ||
-	    t->mutexsize != sizeof(pthread_mutex_t)) {
+	    t->mutexsize != sizeof(pthread_mutex_t) ||
+	    t->slotsize != sizeof(struct xslot)) {
 		errno = EINVAL;
 		return NULL;
 	}
