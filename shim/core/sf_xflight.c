@@ -10,9 +10,10 @@
  *  - without it: a follower's sleep and wake-up (the slot's state word, a
  *    futex), reading a published result (the generation is checked after
  *    the copy, seqlock-style), leaving (one compare-and-swap on the word
- *    that packs generation and attached followers).
- *  So the lone leader pays two uncontended lock/unlock pairs and no system
- *  call, and woken followers never queue on the lock.
+ *    that packs generation and attached followers), and a leader's notify
+ *    and finish while no follower is attached (leads_alone).
+ *  So the lone leader pays one uncontended lock/unlock pair (its join) and
+ *  no system call, and woken followers never queue on the lock.
  *
  * Dying at any instruction: every change made under the lock that spans
  * more than one word either ends with the write of the slot's state word
@@ -36,10 +37,10 @@
 #define XMAGIC 0x73667874626c3031ull /* "sfxtbl01" */
 
 /* A slot's state word: the phase in the low two bits, XWAITERS, and an
- * event count above them.  Every change under the lock adds XEVENT, so a
- * sleeper never misses one.  XWAITERS is the only bit written without the
- * lock: a follower sets it before it sleeps, and the next change clears it
- * and wakes the word.  So the leader makes the FUTEX_WAKE system call only
+ * event count above them.  Every change adds XEVENT, so a sleeper never
+ * misses one.  Changes are made under the lock, or by a lone leader
+ * (leads_alone), except XWAITERS: a follower sets it before it sleeps, and
+ * the next change clears it and wakes the word.  So the leader makes the FUTEX_WAKE system call only
  * when someone sleeps, and the bit a killed sleeper leaves costs one
  * needless wake at most. */
 #define XPH_MASK 3u
@@ -334,7 +335,8 @@ static void repair(struct sf_xtable *t)
 			atomic_store_explicit(&s->gen_att,
 			                      ((g >> 32) + 1) << 32,
 			                      memory_order_relaxed);
-			set_state(s, XFREE, NULL);
+			if (set_state(s, XFREE, NULL))
+				sf_futex_wake_all_shared(&s->state);
 		} else if (t->op == XOP_PUBLISH && (st & XPH_MASK) != XDONE) {
 			/* Half-published: the result is void, the leader
 			 * dead; one follower takes over. */
