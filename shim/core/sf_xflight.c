@@ -895,6 +895,22 @@ static int take_over(struct sf_xtable *t, struct sf_xticket *tk,
 	return TAKE_AGAIN; /* done, or someone else leads now */
 }
 
+/* A CLOCK_MONOTONIC deadline in ns: none is UINT64_MAX; one out of range
+ * is clamped, never wrapped around. */
+static uint64_t deadline_ns(const struct timespec *ts)
+{
+	if (!ts)
+		return UINT64_MAX;
+	if (ts->tv_sec < 0)
+		return 0;
+	if ((uint64_t)ts->tv_sec >= UINT64_MAX / 1000000000u - 1)
+		return UINT64_MAX;
+	uint64_t ns = ts->tv_nsec < 0 ? 0 : (uint64_t)ts->tv_nsec;
+	if (ns > 999999999u)
+		ns = 999999999u;
+	return (uint64_t)ts->tv_sec * 1000000000u + ns;
+}
+
 enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
                        const struct timespec *abs_deadline)
 {
@@ -903,13 +919,7 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 	if (tk->leader)
 		return SF_XWAIT_PROMOTED;
 	struct xslot *s = &t->slots[tk->slot];
-	uint64_t deadline = UINT64_MAX;
-	if (abs_deadline)
-		deadline =
-		        abs_deadline->tv_sec < 0
-		                ? 0
-		                : (uint64_t)abs_deadline->tv_sec * 1000000000u +
-		                          (uint64_t)abs_deadline->tv_nsec;
+	uint64_t deadline = deadline_ns(abs_deadline);
 	int e = errno;
 	const uint64_t period = (uint64_t)SF_XLIVENESS_MS * 1000000u;
 	uint64_t now = sf_now_ns();

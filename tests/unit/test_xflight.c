@@ -1191,6 +1191,28 @@ static void follow_c(int idx)
 	follow_to_end(idx, &tk, "unexpected", GIVE_UP_NS);
 }
 
+/* A deadline far in the future is not wrapped into the past (2^62 s, in
+ * ns, is 0 modulo 2^64): the follower of a dead leader waits and takes
+ * over.  Deadlines in the past (a negative second or nanosecond) end the
+ * wait at once. */
+START_TEST(test_far_deadline)
+{
+	pid_t lead = fork_child(lead_and_exit, 0);
+	siginfo_t si;
+	ck_assert_int_eq(waitid(P_PID, (id_t)lead, &si, WEXITED | WNOWAIT), 0);
+	struct sf_xticket f;
+	ck_assert_int_eq(sf_xjoin(T, dkey, strlen(dkey), &f),
+	                 SF_XROLE_FOLLOWER);
+	struct timespec past = { -1, 0 }, odd = { 0, -5 };
+	ck_assert_int_eq(sf_xwait(T, &f, &past), SF_XWAIT_TIMEOUT);
+	ck_assert_int_eq(sf_xwait(T, &f, &odd), SF_XWAIT_TIMEOUT);
+	struct timespec far = { (time_t)1 << 62, 0 };
+	ck_assert_int_eq(sf_xwait(T, &f, &far), SF_XWAIT_PROMOTED);
+	sf_xfinish(T, &f, NULL, 0);
+	reap_ok(lead);
+}
+END_TEST
+
 START_TEST(test_follower_counts)
 {
 	struct sf_xticket l, f1, f2;
@@ -1393,6 +1415,7 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_abandon_alone_frees);
 	tcase_add_test(tc, test_progress_crosses);
 	tcase_add_test(tc, test_follower_counts);
+	tcase_add_test(tc, test_far_deadline);
 	tcase_add_test(tc, test_keys);
 	tcase_add_test(tc, test_open_checks);
 	tcase_add_test(tc, test_fork_while_thread_holds_lock);
