@@ -129,6 +129,11 @@ int sf_xtable_format(void *mem, size_t len)
 		r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
 	if (!r)
 		r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	/* A thread that asks again while it holds the lock (a signal handler
+	 * calling into the shim) gets EDEADLK at once, not a wait to the
+	 * bound. */
+	if (!r)
+		r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
 	if (!r)
 		r = pthread_mutex_init(&t->lock, &a);
 	pthread_mutexattr_destroy(&a);

@@ -609,6 +609,21 @@ START_TEST(test_stopped_lock_holder_bounded)
 }
 END_TEST
 
+/* A thread that asks for the lock while it holds it (a signal handler
+ * calling in, say) is refused at once: no flight, no wait. */
+START_TEST(test_relock_refused)
+{
+	struct sf_xticket tk;
+	sf_xtable_lock_bound_for_test(
+	        60000); /* a wait would time the test out */
+	sf_xtable_lock_for_test(T);
+	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_NONE);
+	sf_xtable_unlock_for_test(T);
+	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_LEADER);
+	sf_xfinish(T, &tk, NULL, 0);
+}
+END_TEST
+
 /* ---- death halfway through a claim or a publication -------------------- */
 
 static void die_at(enum sf_xhook where)
@@ -1403,6 +1418,7 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_identity_after_fork);
 	tcase_add_test(tc, test_lock_holder_killed);
 	tcase_add_test(tc, test_stopped_lock_holder_bounded);
+	tcase_add_test(tc, test_relock_refused);
 	tcase_add_test(tc, test_killed_mid_claim);
 	tcase_add_test(tc, test_killed_mid_publish);
 	tcase_add_test(tc, test_kill9_anywhere);
