@@ -10,9 +10,10 @@
  *  - without it: a follower's sleep and wake-up (the slot's state word, a
  *    futex), reading a published result (the generation is checked after
  *    the copy, seqlock-style), leaving (one compare-and-swap on the word
- *    that packs generation and attached followers).
- *  So the lone leader pays two uncontended lock/unlock pairs and no system
- *  call, and woken followers never queue on the lock.
+ *    that packs generation and attached followers), and a leader's notify
+ *    and finish while no follower is attached (leads_alone).
+ *  So the lone leader pays one uncontended lock/unlock pair (its join) and
+ *  no system call, and woken followers never queue on the lock.
  *
  * Dying at any instruction: every change made under the lock that spans
  * more than one word either ends with the write of the slot's state word
@@ -36,10 +37,10 @@
 #define XMAGIC 0x73667874626c3031ull /* "sfxtbl01" */
 
 /* A slot's state word: the phase in the low two bits, XWAITERS, and an
- * event count above them.  Every change under the lock adds XEVENT, so a
- * sleeper never misses one.  XWAITERS is the only bit written without the
- * lock: a follower sets it before it sleeps, and the next change clears it
- * and wakes the word.  So the leader makes the FUTEX_WAKE system call only
+ * event count above them.  Every change adds XEVENT, so a sleeper never
+ * misses one.  Changes are made under the lock, or by a lone leader
+ * (leads_alone), except XWAITERS: a follower sets it before it sleeps, and
+ * the next change clears it and wakes the word.  So the leader makes the FUTEX_WAKE system call only
  * when someone sleeps, and the bit a killed sleeper leaves costs one
  * needless wake at most. */
 #define XPH_MASK 3u
@@ -80,24 +81,28 @@ struct xslot {
 struct sf_xtable {
 	/* First: the one member that wants its own cache line. */
 	pthread_mutex_t lock __attribute__((aligned(64)));
-	uint64_t magic; /* written last by sf_xtable_format */
+	/* What the table is, set once by sf_xtable_format (magic last) and
+	 * checked by sf_xtable_open. */
+	uint64_t magic;
 	uint64_t bytes;
-	/* From here up to slots: under the lock, and derived from the slots'
-	 * state words (repair() rebuilds it), except the journal. */
-	uint64_t clock;       /* finish stamps */
-	uint64_t busy[XBITS]; /* RUNNING or LEADERLESS: hint holds the hash */
-	uint64_t done[XBITS]; /* DONE: in the list below, stamp says when */
-	uint64_t hint[SF_XSLOTS];
-	uint64_t stamp[SF_XSLOTS];
 	uint32_t layout;
 	uint32_t nslots;
 	uint32_t ptrsize;
 	uint32_t mutexsize;
-	uint32_t op;      /* the journal: XOP_*, what the lock holder does */
-	uint32_t op_slot; /* and to which slot */
+	uint32_t slotsize;
+	/* The rest: under the lock.  The journal says what the lock holder
+	 * is doing to which slot; everything else is derived from the slots'
+	 * state words and rebuilt by repair(). */
+	uint32_t op; /* XOP_* */
+	uint32_t op_slot;
 	/* The DONE slots in finishing order, oldest first (indices;
 	 * SF_XSLOTS ends the list): reusing the oldest costs no scan. */
 	uint16_t old_head, old_tail;
+	uint64_t clock;       /* finish stamps */
+	uint64_t busy[XBITS]; /* RUNNING or LEADERLESS: hint holds the hash */
+	uint64_t done[XBITS]; /* DONE: in the list, stamp says when */
+	uint64_t hint[SF_XSLOTS];
+	uint64_t stamp[SF_XSLOTS];
 	uint16_t old_prev[SF_XSLOTS], old_next[SF_XSLOTS];
 	struct xslot slots[SF_XSLOTS];
 };
@@ -124,6 +129,11 @@ int sf_xtable_format(void *mem, size_t len)
 		r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
 	if (!r)
 		r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	/* A thread that asks again while it holds the lock (a signal handler
+	 * calling into the shim) gets EDEADLK at once, not a wait to the
+	 * bound. */
+	if (!r)
+		r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
 	if (!r)
 		r = pthread_mutex_init(&t->lock, &a);
 	pthread_mutexattr_destroy(&a);
@@ -136,6 +146,7 @@ int sf_xtable_format(void *mem, size_t len)
 	t->bytes = sizeof(*t);
 	t->ptrsize = sizeof(void *);
 	t->mutexsize = sizeof(pthread_mutex_t);
+	t->slotsize = sizeof(struct xslot);
 	t->old_head = t->old_tail = SF_XSLOTS;
 	for (unsigned i = 0; i < SF_XSLOTS; i++)
 		atomic_store_explicit(&t->slots[i].resultlen, XNORESULT,
@@ -151,7 +162,8 @@ sf_xtable *sf_xtable_open(void *mem, size_t len)
 	    t->magic != XMAGIC || t->layout != SF_XLAYOUT ||
 	    t->nslots != SF_XSLOTS || t->bytes != sizeof(*t) ||
 	    t->ptrsize != sizeof(void *) ||
-	    t->mutexsize != sizeof(pthread_mutex_t)) {
+	    t->mutexsize != sizeof(pthread_mutex_t) ||
+	    t->slotsize != sizeof(struct xslot)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -328,7 +340,8 @@ static void repair(struct sf_xtable *t)
 			atomic_store_explicit(&s->gen_att,
 			                      ((g >> 32) + 1) << 32,
 			                      memory_order_relaxed);
-			set_state(s, XFREE, NULL);
+			if (set_state(s, XFREE, NULL))
+				sf_futex_wake_all_shared(&s->state);
 		} else if (t->op == XOP_PUBLISH && (st & XPH_MASK) != XDONE) {
 			/* Half-published: the result is void, the leader
 			 * dead; one follower takes over. */
@@ -541,23 +554,35 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	return i;
 }
 
+/* The running flight of key, or -1.  On the way it files the flights that
+ * a lone leader ended without the lock (finish_alone): their slots join
+ * the finished ones, in the order they are found. */
 static int find(struct sf_xtable *t, const void *key, size_t keylen, uint64_t h)
 {
+	int found = -1;
 	for (unsigned w = 0; w < XBITS; w++)
 		for (uint64_t m = t->busy[w]; m; m &= m - 1) {
 			unsigned i = w * 64 + (unsigned)__builtin_ctzll(m);
-			if (t->hint[i] != h)
-				continue;
 			struct xslot *s = &t->slots[i];
 			uint32_t ph = atomic_load_explicit(
 			                      &s->state, memory_order_relaxed) &
 			              XPH_MASK;
-			if ((ph == XRUNNING || ph == XLEADERLESS) &&
-			    s->keylen == keylen &&
-			    (!keylen || memcmp(s->key, key, keylen) == 0))
-				return (int)i;
+			if (ph == XDONE || ph == XFREE) {
+				bit_clear(t->busy, i);
+				t->hint[i] = 0;
+				if (ph == XDONE) {
+					t->stamp[i] = ++t->clock;
+					bit_set(t->done, i);
+					old_append(t, i);
+				}
+			} else if (found < 0 && t->hint[i] == h &&
+			           s->keylen == keylen &&
+			           (!keylen ||
+			            memcmp(s->key, key, keylen) == 0)) {
+				found = (int)i;
+			}
 		}
-	return -1;
+	return found;
 }
 
 static void ticket_none(struct sf_xticket *tk)
@@ -684,25 +709,78 @@ static void wake_slot(struct xslot *s)
 	errno = e;
 }
 
+/* Without the lock: whether the caller leads tk's flight and nobody is
+ * attached to it.  Followers attach under the lock, and the lock holders
+ * leave a running flight's state word, progress and result to its leader
+ * (followers only add XWAITERS, once attached), so the lone leader may
+ * then write them alone.  A follower that attaches right after this
+ * check is served as if it had come a moment later. */
+static bool leads_alone(struct xslot *s, const struct sf_xticket *tk,
+                        struct sf_xowner me, uint32_t *st)
+{
+	uint64_t v = atomic_load_explicit(&s->gen_att, memory_order_acquire);
+	if ((uint32_t)(v >> 32) != tk->gen || (v & 0xffffffffu))
+		return false;
+	*st = atomic_load_explicit(&s->state, memory_order_acquire);
+	return (*st & XPH_MASK) == XRUNNING && same_owner(lead_of(s), me);
+}
+
+static void store_progress(struct xslot *s, uint64_t progress)
+{
+	if (progress > atomic_load_explicit(&s->progress, memory_order_relaxed))
+		atomic_store_explicit(&s->progress, progress,
+		                      memory_order_release);
+}
+
 void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress)
 {
 	if (!t || !tk || !tk->leader || tk->slot >= SF_XSLOTS)
 		return;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
+	uint32_t st;
+	/* Nobody to tell: the progress is stored for whoever joins (it
+	 * reads it with sf_xprogress), with no event and no lock. */
+	if (leads_alone(s, tk, me, &st)) {
+		store_progress(s, progress);
+		return;
+	}
 	if (!xlock(t))
 		return;
 	bool wake = false;
 	if (leads(s, tk, me)) {
-		if (progress >
-		    atomic_load_explicit(&s->progress, memory_order_relaxed))
-			atomic_store_explicit(&s->progress, progress,
-			                      memory_order_release);
+		store_progress(s, progress);
 		wake = set_state(s, XRUNNING, NULL);
 	}
 	xunlock(t);
 	if (wake)
 		wake_slot(s);
+}
+
+/* The lone leader's end, without the lock (see leads_alone): no result to
+ * write, nobody to wake.  The next sf_xjoin() files the slot among the
+ * finished ones (find).  A follower that attaches between the check and
+ * the state word gets DONE without a result and calls alone.  false: take
+ * the locked path. */
+static bool finish_alone(struct xslot *s, const struct sf_xticket *tk,
+                         struct sf_xowner me)
+{
+	uint32_t st;
+	if (!leads_alone(s, tk, me, &st))
+		return false;
+	atomic_store_explicit(&s->resultlen, XNORESULT, memory_order_release);
+	if (test_hook)
+		test_hook(SF_XHOOK_PUBLISH);
+	/* Exchanged: the event count is this leader's alone, but a follower
+	 * that attached meanwhile may have set XWAITERS. */
+	uint32_t prev = atomic_exchange_explicit(
+	        &s->state, ((st & ~XLOW) + XEVENT) | XDONE,
+	        memory_order_seq_cst);
+	if (test_hook)
+		test_hook(SF_XHOOK_PUBLISHED);
+	if (prev & XWAITERS)
+		wake_slot(s);
+	return true;
 }
 
 void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
@@ -713,6 +791,8 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 	tk->leader = false;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
+	if (finish_alone(s, tk, me))
+		return;
 	if (!xlock(t)) {
 		quit_unlocked(s, tk, me);
 		return;
@@ -720,9 +800,16 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
+		/* Followers attach under the lock: with none attached, nobody
+		 * will read a result, and nobody sleeps (a bit left by one
+		 * that has left may go): the lone leader copies nothing and
+		 * exchanges nothing. */
+		bool alone = !(atomic_load_explicit(&s->gen_att,
+		                                    memory_order_relaxed) &
+		               0xffffffffu);
 		t->op_slot = i;
 		t->op = XOP_PUBLISH;
-		if (result && len <= SF_XRESULT_MAX) {
+		if (result && len <= SF_XRESULT_MAX && !alone) {
 			put_words(s->result, result, len, SF_XHOOK_PUBLISH);
 			atomic_store_explicit(&s->resultlen, (uint32_t)len,
 			                      memory_order_release);
@@ -733,7 +820,10 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 			                      memory_order_release);
 		}
 		t->stamp[i] = ++t->clock;
-		wake = set_state(s, XDONE, NULL);
+		if (alone)
+			set_state_quiet(s, XDONE);
+		else
+			wake = set_state(s, XDONE, NULL);
 		if (test_hook)
 			test_hook(SF_XHOOK_PUBLISHED);
 		bit_clear(t->busy, i);
@@ -810,6 +900,22 @@ static int take_over(struct sf_xtable *t, struct sf_xticket *tk,
 	return TAKE_AGAIN; /* done, or someone else leads now */
 }
 
+/* A CLOCK_MONOTONIC deadline in ns: none is UINT64_MAX; one out of range
+ * is clamped, never wrapped around. */
+static uint64_t deadline_ns(const struct timespec *ts)
+{
+	if (!ts)
+		return UINT64_MAX;
+	if (ts->tv_sec < 0)
+		return 0;
+	if ((uint64_t)ts->tv_sec >= UINT64_MAX / 1000000000u - 1)
+		return UINT64_MAX;
+	uint64_t ns = ts->tv_nsec < 0 ? 0 : (uint64_t)ts->tv_nsec;
+	if (ns > 999999999u)
+		ns = 999999999u;
+	return (uint64_t)ts->tv_sec * 1000000000u + ns;
+}
+
 enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
                        const struct timespec *abs_deadline)
 {
@@ -818,13 +924,7 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 	if (tk->leader)
 		return SF_XWAIT_PROMOTED;
 	struct xslot *s = &t->slots[tk->slot];
-	uint64_t deadline = UINT64_MAX;
-	if (abs_deadline)
-		deadline =
-		        abs_deadline->tv_sec < 0
-		                ? 0
-		                : (uint64_t)abs_deadline->tv_sec * 1000000000u +
-		                          (uint64_t)abs_deadline->tv_nsec;
+	uint64_t deadline = deadline_ns(abs_deadline);
 	int e = errno;
 	const uint64_t period = (uint64_t)SF_XLIVENESS_MS * 1000000u;
 	uint64_t now = sf_now_ns();
