@@ -29,24 +29,27 @@
 #include "core/sf_futex.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define XMAGIC 0x73667874626c3031ull /* "sfxtbl01" */
 
-/* A slot's state word: the phase in the low two bits, an event count above
- * them.  Every change adds XEVENT, so a sleeper never misses one. */
+/* A slot's state word: the phase in the low two bits, XWAITERS, and an
+ * event count above them.  Every change under the lock adds XEVENT, so a
+ * sleeper never misses one.  XWAITERS is the only bit written without the
+ * lock: a follower sets it before it sleeps, and the next change clears it
+ * and wakes the word.  So the leader makes the FUTEX_WAKE system call only
+ * when someone sleeps, and the bit a killed sleeper leaves costs one
+ * needless wake at most. */
 #define XPH_MASK 3u
 #define XFREE 0u
 #define XRUNNING 1u
 #define XDONE 2u
 #define XLEADERLESS 3u
-#define XEVENT 4u
+#define XWAITERS 4u
+#define XLOW 7u
+#define XEVENT 8u
 
 #define XNORESULT UINT32_MAX
 #define XWORDS (SF_XRESULT_MAX / 8)
@@ -58,9 +61,8 @@
 #define XOP_PUBLISH 2u
 
 struct xslot {
-	_Atomic uint32_t state;    /* futex word; written last */
-	_Atomic uint32_t sleepers; /* followers in FUTEX_WAIT (a hint) */
-	_Atomic uint64_t gen_att;  /* generation << 32 | attached followers */
+	_Atomic uint32_t state;   /* futex word; written last */
+	_Atomic uint64_t gen_att; /* generation << 32 | attached followers */
 	_Atomic uint64_t progress;
 	_Atomic uint64_t lead_start;
 	_Atomic int32_t lead_pid;
@@ -101,150 +103,6 @@ struct sf_xtable {
 };
 
 static void (*test_hook)(enum sf_xhook where);
-
-/* ---- identity: pid + start time --------------------------------------- */
-
-static _Atomic int32_t self_pid; /* 0: not known (yet, or since fork) */
-static _Atomic uint64_t self_start;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-/* The child of a fork is another process: forget the parent's identity.
- * (Only the forking thread lives on, and it is not computing it.) */
-static void xatfork_child(void)
-{
-	atomic_store_explicit(&self_pid, 0, memory_order_relaxed);
-}
-
-static void register_atfork(void)
-{
-	pthread_atfork(NULL, NULL, xatfork_child);
-}
-
-/* Reads /proc/PID/NAME into buf (NUL-terminated).  open/read/close are
- * cancellation points: cancellation is held off, the core is not one.
- * false with errno on failure. */
-static bool read_proc(int32_t pid, const char *name, char *buf, size_t size)
-{
-	char path[48];
-	int old;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	ssize_t n = -1;
-	if (fd >= 0) {
-		do
-			n = read(fd, buf, size - 1);
-		while (n < 0 && errno == EINTR);
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
-	pthread_setcancelstate(old, NULL);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	return true;
-}
-
-static bool parse_u64(const char *p, uint64_t *out)
-{
-	uint64_t v = 0;
-	if (*p < '0' || *p > '9') {
-		errno = EINVAL;
-		return false;
-	}
-	for (; *p >= '0' && *p <= '9'; p++)
-		v = v * 10 + (uint64_t)(*p - '0');
-	*out = v;
-	return true;
-}
-
-/* The state letter (field 3) and the start time (field 22) of
- * /proc/PID/stat. */
-static bool read_stat(int32_t pid, char *state, uint64_t *start)
-{
-	char buf[1024];
-	if (!read_proc(pid, "stat", buf, sizeof(buf)))
-		return false;
-	/* The command name (field 2) may hold spaces and parentheses: the
-	 * fields that follow start after its last ')'. */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || !p[2]) {
-		errno = EINVAL;
-		return false;
-	}
-	p += 2;
-	*state = *p;
-	/* Field 3 is the state; field 22 is 19 spaces further. */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p, ' ');
-		if (!p) {
-			errno = EINVAL;
-			return false;
-		}
-		p++;
-	}
-	return parse_u64(p, start);
-}
-
-/* A zombie thread-group leader may still have live threads (its main
- * thread called pthread_exit): the process lives while "Threads:" in
- * /proc/PID/status is above 1. */
-static bool zombie_has_threads(int32_t pid)
-{
-	char buf[2048];
-	uint64_t n;
-	const char *p;
-	return read_proc(pid, "status", buf, sizeof(buf)) &&
-	       (p = strstr(buf, "\nThreads:")) != NULL &&
-	       parse_u64(p + 9 + strspn(p + 9, " \t"), &n) && n > 1;
-}
-
-struct sf_xowner sf_xowner_self(void)
-{
-	struct sf_xowner me;
-	me.pid = atomic_load_explicit(&self_pid, memory_order_acquire);
-	if (__builtin_expect(me.pid != 0, 1)) {
-		me.start =
-		        atomic_load_explicit(&self_start, memory_order_relaxed);
-		return me;
-	}
-	int e = errno;
-	pthread_once(&atfork_once, register_atfork);
-	char st;
-	me.pid = (int32_t)getpid();
-	if (!read_stat(me.pid, &st, &me.start))
-		me.start = 0; /* no /proc: the pid alone */
-	atomic_store_explicit(&self_start, me.start, memory_order_relaxed);
-	atomic_store_explicit(&self_pid, me.pid, memory_order_release);
-	errno = e;
-	return me;
-}
-
-bool sf_xowner_alive(const struct sf_xowner *o)
-{
-	if (!o || o->pid <= 0)
-		return false;
-	struct sf_xowner me = sf_xowner_self();
-	if (o->pid == me.pid)
-		return o->start == me.start;
-	int e = errno;
-	bool alive;
-	char st;
-	uint64_t start;
-	if (kill(o->pid, 0) != 0 && errno == ESRCH)
-		alive = false;
-	else if (!read_stat(o->pid, &st, &start))
-		/* No /proc (or it just went): kill(2) said the pid exists,
-		 * and the next check will tell. */
-		alive = true;
-	else
-		/* Another start time: the pid names another process now. */
-		alive = start == o->start && st != 'X' && st != 'x' &&
-		        (st != 'Z' || zombie_has_threads(o->pid));
-	errno = e;
-	return alive;
-}
 
 /* ---- the table --------------------------------------------------------- */
 
@@ -324,9 +182,32 @@ static inline uint32_t gen_of(const struct xslot *s)
 	                  32);
 }
 
-static inline uint32_t bump(uint32_t st, uint32_t phase)
+/* Under the lock: a new phase and event in one exchange, which also clears
+ * XWAITERS.  Returns whether someone was asleep: the caller wakes the word
+ * once it has dropped the lock.  Only a follower's XWAITERS changes the
+ * word without the lock, so the exchange loses nothing, and a follower
+ * that sets it after the exchange fails its compare-and-swap and sees the
+ * new state instead of sleeping. */
+static inline bool set_state(struct xslot *s, uint32_t phase, uint32_t *out)
 {
-	return ((st & ~XPH_MASK) + XEVENT) | phase;
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	uint32_t next = ((st & ~XLOW) + XEVENT) | phase;
+	uint32_t prev =
+	        atomic_exchange_explicit(&s->state, next, memory_order_seq_cst);
+	if (out)
+		*out = next;
+	return prev & XWAITERS;
+}
+
+/* The same for a word nobody can be setting XWAITERS on (followers set it
+ * only on a RUNNING word, with a compare-and-swap that fails once the word
+ * changed): a plain store, cheaper than the exchange on the lone leader's
+ * path. */
+static inline void set_state_quiet(struct xslot *s, uint32_t phase)
+{
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	atomic_store_explicit(&s->state, ((st & ~XLOW) + XEVENT) | phase,
+	                      memory_order_release);
 }
 
 static inline struct sf_xowner lead_of(const struct xslot *s)
@@ -447,38 +328,89 @@ static void repair(struct sf_xtable *t)
 			atomic_store_explicit(&s->gen_att,
 			                      ((g >> 32) + 1) << 32,
 			                      memory_order_relaxed);
-			atomic_store_explicit(&s->state, bump(st, XFREE),
-			                      memory_order_release);
+			set_state(s, XFREE, NULL);
 		} else if (t->op == XOP_PUBLISH && (st & XPH_MASK) != XDONE) {
 			/* Half-published: the result is void, the leader
 			 * dead; one follower takes over. */
 			atomic_store_explicit(&s->resultlen, XNORESULT,
 			                      memory_order_relaxed);
 			set_lead(s, (struct sf_xowner){ 0, 0 });
-			atomic_store_explicit(&s->state, bump(st, XLEADERLESS),
-			                      memory_order_release);
+			if (set_state(s, XLEADERLESS, NULL))
+				sf_futex_wake_all_shared(&s->state);
 		}
 	}
 	t->op = XOP_NONE;
 	rebuild_hints(t);
 	/* Anyone asleep re-reads its slot. */
 	for (unsigned i = 0; i < SF_XSLOTS; i++)
-		if (atomic_load_explicit(&t->slots[i].sleepers,
-		                         memory_order_relaxed))
+		if (atomic_load_explicit(&t->slots[i].state,
+		                         memory_order_relaxed) &
+		    XWAITERS)
 			sf_futex_wake_all_shared(&t->slots[i].state);
+}
+
+/* How long a caller waits for the table lock before it gives up and makes
+ * its call per-process.  The lock is held for microseconds; only a holder
+ * that is stopped (SIGSTOP, a debugger) but not dead keeps it longer, and
+ * that must not hang every process of the scope. */
+#define XLOCK_BOUND_MS 1000u
+static unsigned lock_bound_ms = XLOCK_BOUND_MS;
+
+#if defined(__SANITIZE_THREAD__)
+/* TSan's pthread_mutex_timedlock interceptor counts only a 0 return as
+ * taking the lock (its lock and trylock ones count EOWNERDEAD too): it is
+ * told about an owner-died acquisition by hand. */
+void __tsan_mutex_pre_lock(void *addr, unsigned flags);
+void __tsan_mutex_post_lock(void *addr, unsigned flags, int recursion);
+#define XTSAN_TRY_LOCK (1u << 4) /* __tsan_mutex_try_lock */
+#define XTSAN_LOCKED_OWNERDEAD(m)                    \
+	(__tsan_mutex_pre_lock((m), XTSAN_TRY_LOCK), \
+	 __tsan_mutex_post_lock((m), XTSAN_TRY_LOCK, 0))
+#else
+#define XTSAN_LOCKED_OWNERDEAD(m) ((void)0)
+#endif
+
+/* pthread_mutex_timedlock() takes CLOCK_REALTIME: waits in slices of at
+ * most 100 ms and counts the bound on the monotonic clock, so that a clock
+ * step neither cuts the wait short nor stretches it. */
+static int xlock_slow(struct sf_xtable *t)
+{
+	uint64_t now = sf_now_ns();
+	uint64_t end = now + (uint64_t)lock_bound_ms * 1000000u;
+	for (;;) {
+		uint64_t slice = end - now < 100000000u ? end - now
+		                                        : 100000000u;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + slice;
+		ts.tv_sec += (time_t)(ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		int r = pthread_mutex_timedlock(&t->lock, &ts);
+		if (r == EOWNERDEAD)
+			XTSAN_LOCKED_OWNERDEAD(&t->lock);
+		if (r != ETIMEDOUT)
+			return r;
+		now = sf_now_ns();
+		if (now >= end)
+			return ETIMEDOUT;
+	}
 }
 
 static bool xlock(struct sf_xtable *t)
 {
-	int r = pthread_mutex_lock(&t->lock);
+	int r = pthread_mutex_trylock(&t->lock);
 	if (__builtin_expect(r == 0, 1))
+		return true;
+	if (r == EBUSY)
+		r = xlock_slow(t);
+	if (r == 0)
 		return true;
 	if (r == EOWNERDEAD) {
 		repair(t);
 		pthread_mutex_consistent(&t->lock);
 		return true;
 	}
-	return false; /* ENOTRECOVERABLE: never made by this code */
+	return false; /* ETIMEDOUT; ENOTRECOVERABLE is never made here */
 }
 
 static void xunlock(struct sf_xtable *t)
@@ -557,7 +489,7 @@ static int pick_slot(struct sf_xtable *t)
 }
 
 static int claim(struct sf_xtable *t, const void *key, size_t keylen,
-                 uint64_t h, struct sf_xowner me)
+                 uint64_t h, struct sf_xowner me, bool *wake)
 {
 	int i = pick_slot(t);
 	if (i < 0)
@@ -566,19 +498,25 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	t->op_slot = (uint32_t)i;
 	t->op = XOP_CLAIM;
 	uint64_t g = atomic_load_explicit(&s->gen_att, memory_order_relaxed);
-	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
 	/* Free first, then the generation: whoever looks without the lock
 	 * (a sweeper, a follower of the slot's previous flight) sees the old
 	 * flight gone and no new one until the state word says RUNNING, even
-	 * if this process dies halfway. */
-	st = bump(st, XFREE);
-	atomic_store_explicit(&s->state, st, memory_order_release);
+	 * if this process dies halfway.  Only a running flight (taken from a
+	 * dead leader) may have sleepers: they wake to SF_XWAIT_LOST; after
+	 * this first change nobody can announce a sleep on the word. */
+	if ((atomic_load_explicit(&s->state, memory_order_relaxed) &
+	     XPH_MASK) == XRUNNING)
+		*wake = set_state(s, XFREE, NULL);
+	else
+		set_state_quiet(s, XFREE);
 	atomic_store_explicit(&s->gen_att, ((g >> 32) + 1) << 32,
 	                      memory_order_release);
-	atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->followers, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->resultlen, XNORESULT, memory_order_relaxed);
+	/* Release: a lock-free reader that sees one of these new values sees
+	 * the new generation too (its check after the read then fails). */
+	atomic_store_explicit(&s->progress, 0, memory_order_release);
+	atomic_store_explicit(&s->followers, 0, memory_order_release);
+	atomic_store_explicit(&s->remote, 0, memory_order_release);
+	atomic_store_explicit(&s->resultlen, XNORESULT, memory_order_release);
 	set_lead(s, me);
 	s->hash = h;
 	s->keylen = (uint32_t)keylen;
@@ -598,8 +536,7 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	}
 	bit_set(t->busy, (unsigned)i);
 	t->hint[i] = h;
-	atomic_store_explicit(&s->state, bump(st, XRUNNING),
-	                      memory_order_release);
+	set_state_quiet(s, XRUNNING);
 	t->op = XOP_NONE;
 	return i;
 }
@@ -631,6 +568,7 @@ static void ticket_none(struct sf_xticket *tk)
 	tk->leader = false;
 	tk->lead.pid = 0;
 	tk->lead.start = 0;
+	tk->checked = 0;
 }
 
 /* Under the lock: the caller takes over the flight in slot i. */
@@ -645,10 +583,8 @@ static uint32_t promote_locked(struct xslot *s, struct sf_xowner me,
 			atomic_store_explicit(&s->gen_att, v - 1,
 			                      memory_order_relaxed);
 	}
-	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-	uint32_t next = bump(st, XRUNNING);
-	atomic_store_explicit(&s->state, next, memory_order_seq_cst);
-	*wake = atomic_load_explicit(&s->sleepers, memory_order_seq_cst) != 0;
+	uint32_t next;
+	*wake = set_state(s, XRUNNING, &next);
 	return next;
 }
 
@@ -683,20 +619,22 @@ enum sf_xrole sf_xjoin(sf_xtable *t, const void *key, size_t keylen,
 			atomic_fetch_add_explicit(&s->gen_att, 1,
 			                          memory_order_relaxed);
 			atomic_fetch_add_explicit(&s->followers, 1,
-			                          memory_order_relaxed);
+			                          memory_order_release);
 			tk->lead = lead_of(s);
 			if (tk->lead.pid != me.pid)
 				atomic_fetch_add_explicit(&s->remote, 1,
-				                          memory_order_relaxed);
-			tk->seen = st;
+				                          memory_order_release);
+			tk->seen = st & ~XWAITERS;
+			tk->checked = sf_now_ns();
 			role = SF_XROLE_FOLLOWER;
 		}
-	} else if ((i = claim(t, key, keylen, h, me)) >= 0) {
+	} else if ((i = claim(t, key, keylen, h, me, &wake)) >= 0) {
 		s = &t->slots[i];
 		tk->slot = (uint32_t)i;
 		tk->gen = gen_of(s);
 		tk->seen =
-		        atomic_load_explicit(&s->state, memory_order_relaxed);
+		        atomic_load_explicit(&s->state, memory_order_relaxed) &
+		        ~XWAITERS;
 		tk->leader = true;
 		tk->lead = me;
 		role = SF_XROLE_LEADER;
@@ -722,6 +660,23 @@ static bool leads(struct xslot *s, const struct sf_xticket *tk,
 	       same_owner(lead_of(s), me);
 }
 
+/* The lock could not be had (its holder is stopped): a leader that cannot
+ * publish at least lets its followers know it is gone, without the lock,
+ * if it still leads: they find it dead at their next check and, unable to
+ * take the flight over either, call alone.  Never left waiting on a
+ * leader that has quit. */
+static void quit_unlocked(struct xslot *s, const struct sf_xticket *tk,
+                          struct sf_xowner me)
+{
+	int32_t pid = me.pid;
+	if (gen_of(s) == tk->gen &&
+	    atomic_load_explicit(&s->lead_start, memory_order_relaxed) ==
+	            me.start)
+		atomic_compare_exchange_strong_explicit(&s->lead_pid, &pid, 0,
+		                                        memory_order_relaxed,
+		                                        memory_order_relaxed);
+}
+
 static void wake_slot(struct xslot *s)
 {
 	int e = errno;
@@ -742,14 +697,8 @@ void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress)
 		if (progress >
 		    atomic_load_explicit(&s->progress, memory_order_relaxed))
 			atomic_store_explicit(&s->progress, progress,
-			                      memory_order_relaxed);
-		/* seq_cst, then the sleeper count: a follower counts itself
-		 * before its futex wait compares the word, so either it sees
-		 * this event or this sees it. */
-		atomic_fetch_add_explicit(&s->state, XEVENT,
-		                          memory_order_seq_cst);
-		wake = atomic_load_explicit(&s->sleepers,
-		                            memory_order_seq_cst) != 0;
+			                      memory_order_release);
+		wake = set_state(s, XRUNNING, NULL);
 	}
 	xunlock(t);
 	if (wake)
@@ -764,8 +713,10 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 	tk->leader = false;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
-	if (!xlock(t))
+	if (!xlock(t)) {
+		quit_unlocked(s, tk, me);
 		return;
+	}
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
@@ -774,18 +725,15 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		if (result && len <= SF_XRESULT_MAX) {
 			put_words(s->result, result, len, SF_XHOOK_PUBLISH);
 			atomic_store_explicit(&s->resultlen, (uint32_t)len,
-			                      memory_order_relaxed);
+			                      memory_order_release);
 		} else {
 			if (test_hook)
 				test_hook(SF_XHOOK_PUBLISH);
 			atomic_store_explicit(&s->resultlen, XNORESULT,
-			                      memory_order_relaxed);
+			                      memory_order_release);
 		}
 		t->stamp[i] = ++t->clock;
-		uint32_t st =
-		        atomic_load_explicit(&s->state, memory_order_relaxed);
-		atomic_store_explicit(&s->state, bump(st, XDONE),
-		                      memory_order_seq_cst);
+		wake = set_state(s, XDONE, NULL);
 		if (test_hook)
 			test_hook(SF_XHOOK_PUBLISHED);
 		bit_clear(t->busy, i);
@@ -793,8 +741,6 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		old_append(t, i);
 		t->hint[i] = 0;
 		t->op = XOP_NONE;
-		wake = atomic_load_explicit(&s->sleepers,
-		                            memory_order_seq_cst) != 0;
 	}
 	xunlock(t);
 	if (wake)
@@ -808,28 +754,24 @@ void sf_xabandon(sf_xtable *t, struct sf_xticket *tk)
 	tk->leader = false;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
-	if (!xlock(t))
+	if (!xlock(t)) {
+		quit_unlocked(s, tk, me);
 		return;
+	}
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
-		uint32_t st =
-		        atomic_load_explicit(&s->state, memory_order_relaxed);
 		uint64_t v =
 		        atomic_load_explicit(&s->gen_att, memory_order_relaxed);
 		if (!(v & 0xffffffffu)) {
 			/* Nobody follows: the next caller starts anew. */
-			atomic_store_explicit(&s->state, bump(st, XFREE),
-			                      memory_order_release);
+			wake = set_state(s, XFREE, NULL);
 			bit_clear(t->busy, i);
 			t->hint[i] = 0;
 		} else {
 			set_lead(s, (struct sf_xowner){ 0, 0 });
-			atomic_store_explicit(&s->state, bump(st, XLEADERLESS),
-			                      memory_order_seq_cst);
+			wake = set_state(s, XLEADERLESS, NULL);
 		}
-		wake = atomic_load_explicit(&s->sleepers,
-		                            memory_order_seq_cst) != 0;
 	}
 	xunlock(t);
 	if (wake)
@@ -884,7 +826,8 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 		                : (uint64_t)abs_deadline->tv_sec * 1000000000u +
 		                          (uint64_t)abs_deadline->tv_nsec;
 	int e = errno;
-	bool check = false; /* a liveness period passed in silence */
+	const uint64_t period = (uint64_t)SF_XLIVENESS_MS * 1000000u;
+	uint64_t now = sf_now_ns();
 	int r;
 	for (;;) {
 		uint32_t st =
@@ -895,42 +838,55 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 			break;
 		}
 		if (ph == XDONE) {
-			tk->seen = st;
+			tk->seen = st & ~XWAITERS;
 			r = SF_XWAIT_DONE;
 			break;
 		}
+		/* The leader's life is checked once a period, counted in the
+		 * ticket: neither signals (EINTR) nor a caller that waits in
+		 * short slices put the check off. */
 		struct sf_xowner lead = lead_of(s);
-		if (ph == XLEADERLESS || (check && !sf_xowner_alive(&lead))) {
+		bool dead = false;
+		if (ph == XRUNNING && now - tk->checked >= period) {
+			tk->checked = now;
+			dead = !sf_xowner_alive(&lead);
+		}
+		if (ph == XLEADERLESS || dead) {
 			r = take_over(t, tk, lead);
-			check = false;
 			if (r != TAKE_AGAIN)
 				break;
+			now = sf_now_ns();
 			continue;
 		}
-		check = false;
-		if (st != tk->seen) {
-			tk->seen = st;
+		if ((st & ~XWAITERS) != tk->seen) {
+			tk->seen = st & ~XWAITERS;
 			tk->lead = lead;
 			r = SF_XWAIT_PROGRESS;
 			break;
 		}
-		uint64_t now = sf_now_ns();
 		if (now >= deadline) {
 			r = SF_XWAIT_TIMEOUT;
 			break;
 		}
-		uint64_t until = now + (uint64_t)SF_XLIVENESS_MS * 1000000u;
+		uint64_t until = tk->checked + period;
 		if (until > deadline)
 			until = deadline;
 		struct timespec ts = sf_ns_to_timespec(until);
-		/* Counted before the futex compares the word: see sf_xnotify. */
-		atomic_fetch_add_explicit(&s->sleepers, 1,
-		                          memory_order_seq_cst);
-		int w = sf_futex_wait_shared(&s->state, st, &ts);
-		atomic_fetch_sub_explicit(&s->sleepers, 1,
-		                          memory_order_seq_cst);
-		if (w == ETIMEDOUT)
-			check = true;
+		/* The sleep is announced in the word itself (see set_state):
+		 * if a change came first, the compare-and-swap fails and the
+		 * loop looks at it. */
+		if (!(st & XWAITERS)) {
+			if (!atomic_compare_exchange_strong_explicit(
+			            &s->state, &st, st | XWAITERS,
+			            memory_order_seq_cst,
+			            memory_order_relaxed)) {
+				now = sf_now_ns();
+				continue;
+			}
+			st |= XWAITERS;
+		}
+		sf_futex_wait_shared(&s->state, st, &ts);
+		now = sf_now_ns();
 	}
 	errno = e;
 	return (enum sf_xwait)r;
@@ -941,7 +897,7 @@ uint64_t sf_xprogress(sf_xtable *t, const struct sf_xticket *tk)
 	if (!t || !tk || tk->slot >= SF_XSLOTS)
 		return 0;
 	struct xslot *s = &t->slots[tk->slot];
-	uint64_t p = atomic_load_explicit(&s->progress, memory_order_seq_cst);
+	uint64_t p = atomic_load_explicit(&s->progress, memory_order_acquire);
 	return gen_of(s) == tk->gen ? p : 0;
 }
 
@@ -955,7 +911,7 @@ ssize_t sf_xresult(sf_xtable *t, const struct sf_xticket *tk, void *buf,
 	if ((st & XPH_MASK) != XDONE || gen_of(s) != tk->gen)
 		return -1;
 	uint32_t len =
-	        atomic_load_explicit(&s->resultlen, memory_order_relaxed);
+	        atomic_load_explicit(&s->resultlen, memory_order_acquire);
 	if (len == XNORESULT || len > SF_XRESULT_MAX || len > cap ||
 	    (!buf && len))
 		return -1;
@@ -991,8 +947,8 @@ unsigned sf_xfollowers(sf_xtable *t, const struct sf_xticket *tk,
 	unsigned n = 0, r = 0;
 	if (t && tk && tk->slot < SF_XSLOTS) {
 		struct xslot *s = &t->slots[tk->slot];
-		n = atomic_load_explicit(&s->followers, memory_order_seq_cst);
-		r = atomic_load_explicit(&s->remote, memory_order_seq_cst);
+		n = atomic_load_explicit(&s->followers, memory_order_acquire);
+		r = atomic_load_explicit(&s->remote, memory_order_acquire);
 		if (gen_of(s) != tk->gen)
 			n = r = 0;
 	}
@@ -1018,6 +974,11 @@ void sf_xtable_lock_for_test(sf_xtable *t)
 void sf_xtable_unlock_for_test(sf_xtable *t)
 {
 	xunlock(t);
+}
+
+void sf_xtable_lock_bound_for_test(unsigned ms)
+{
+	lock_bound_ms = ms ? ms : XLOCK_BOUND_MS;
 }
 
 void sf_xtable_hook_for_test(void (*fn)(enum sf_xhook where))

@@ -85,6 +85,8 @@ struct sf_xticket {
 	uint32_t seen; /* the slot's progress sequence last seen */
 	bool leader;
 	struct sf_xowner lead; /* the leader when last seen */
+	uint64_t checked;      /* when the leader's life was last checked
+	                        * (CLOCK_MONOTONIC ns; sf_xwait's own) */
 };
 
 enum sf_xrole {
@@ -169,6 +171,12 @@ bool sf_xflight_current(sf_xtable *t, unsigned slot, unsigned gen);
 /* Takes and drops the table lock, so a test can die holding it. */
 void sf_xtable_lock_for_test(sf_xtable *t);
 void sf_xtable_unlock_for_test(sf_xtable *t);
+
+/* How long a caller waits for the table lock before it gives up (join:
+ * SF_XROLE_NONE; finish, abandon, notify: nothing published): 1 s, or ms
+ * (0: back to the default).  A lock held that long has a holder that is
+ * stopped, not dead (the dead one's lock is recovered at once). */
+void sf_xtable_lock_bound_for_test(unsigned ms);
 
 /* Calls fn (NULL: none) with the table lock held, halfway through claiming
  * a slot (its key half written), halfway through publishing a result (half
