@@ -541,23 +541,35 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	return i;
 }
 
+/* The running flight of key, or -1.  On the way it files the flights that
+ * a lone leader ended without the lock (finish_alone): their slots join
+ * the finished ones, in the order they are found. */
 static int find(struct sf_xtable *t, const void *key, size_t keylen, uint64_t h)
 {
+	int found = -1;
 	for (unsigned w = 0; w < XBITS; w++)
 		for (uint64_t m = t->busy[w]; m; m &= m - 1) {
 			unsigned i = w * 64 + (unsigned)__builtin_ctzll(m);
-			if (t->hint[i] != h)
-				continue;
 			struct xslot *s = &t->slots[i];
 			uint32_t ph = atomic_load_explicit(
 			                      &s->state, memory_order_relaxed) &
 			              XPH_MASK;
-			if ((ph == XRUNNING || ph == XLEADERLESS) &&
-			    s->keylen == keylen &&
-			    (!keylen || memcmp(s->key, key, keylen) == 0))
-				return (int)i;
+			if (ph == XDONE || ph == XFREE) {
+				bit_clear(t->busy, i);
+				t->hint[i] = 0;
+				if (ph == XDONE) {
+					t->stamp[i] = ++t->clock;
+					bit_set(t->done, i);
+					old_append(t, i);
+				}
+			} else if (found < 0 && t->hint[i] == h &&
+			           s->keylen == keylen &&
+			           (!keylen ||
+			            memcmp(s->key, key, keylen) == 0)) {
+				found = (int)i;
+			}
 		}
-	return -1;
+	return found;
 }
 
 static void ticket_none(struct sf_xticket *tk)
@@ -684,25 +696,78 @@ static void wake_slot(struct xslot *s)
 	errno = e;
 }
 
+/* Without the lock: whether the caller leads tk's flight and nobody is
+ * attached to it.  Followers attach under the lock, and the lock holders
+ * leave a running flight's state word, progress and result to its leader
+ * (followers only add XWAITERS, once attached), so the lone leader may
+ * then write them alone.  A follower that attaches right after this
+ * check is served as if it had come a moment later. */
+static bool leads_alone(struct xslot *s, const struct sf_xticket *tk,
+                        struct sf_xowner me, uint32_t *st)
+{
+	uint64_t v = atomic_load_explicit(&s->gen_att, memory_order_acquire);
+	if ((uint32_t)(v >> 32) != tk->gen || (v & 0xffffffffu))
+		return false;
+	*st = atomic_load_explicit(&s->state, memory_order_acquire);
+	return (*st & XPH_MASK) == XRUNNING && same_owner(lead_of(s), me);
+}
+
+static void store_progress(struct xslot *s, uint64_t progress)
+{
+	if (progress > atomic_load_explicit(&s->progress, memory_order_relaxed))
+		atomic_store_explicit(&s->progress, progress,
+		                      memory_order_release);
+}
+
 void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress)
 {
 	if (!t || !tk || !tk->leader || tk->slot >= SF_XSLOTS)
 		return;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
+	uint32_t st;
+	/* Nobody to tell: the progress is stored for whoever joins (it
+	 * reads it with sf_xprogress), with no event and no lock. */
+	if (leads_alone(s, tk, me, &st)) {
+		store_progress(s, progress);
+		return;
+	}
 	if (!xlock(t))
 		return;
 	bool wake = false;
 	if (leads(s, tk, me)) {
-		if (progress >
-		    atomic_load_explicit(&s->progress, memory_order_relaxed))
-			atomic_store_explicit(&s->progress, progress,
-			                      memory_order_release);
+		store_progress(s, progress);
 		wake = set_state(s, XRUNNING, NULL);
 	}
 	xunlock(t);
 	if (wake)
 		wake_slot(s);
+}
+
+/* The lone leader's end, without the lock (see leads_alone): no result to
+ * write, nobody to wake.  The next sf_xjoin() files the slot among the
+ * finished ones (find).  A follower that attaches between the check and
+ * the state word gets DONE without a result and calls alone.  false: take
+ * the locked path. */
+static bool finish_alone(struct xslot *s, const struct sf_xticket *tk,
+                         struct sf_xowner me)
+{
+	uint32_t st;
+	if (!leads_alone(s, tk, me, &st))
+		return false;
+	atomic_store_explicit(&s->resultlen, XNORESULT, memory_order_release);
+	if (test_hook)
+		test_hook(SF_XHOOK_PUBLISH);
+	/* Exchanged: the event count is this leader's alone, but a follower
+	 * that attached meanwhile may have set XWAITERS. */
+	uint32_t prev = atomic_exchange_explicit(
+	        &s->state, ((st & ~XLOW) + XEVENT) | XDONE,
+	        memory_order_seq_cst);
+	if (test_hook)
+		test_hook(SF_XHOOK_PUBLISHED);
+	if (prev & XWAITERS)
+		wake_slot(s);
+	return true;
 }
 
 void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
@@ -713,6 +778,8 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 	tk->leader = false;
 	struct xslot *s = &t->slots[tk->slot];
 	struct sf_xowner me = sf_xowner_self();
+	if (finish_alone(s, tk, me))
+		return;
 	if (!xlock(t)) {
 		quit_unlocked(s, tk, me);
 		return;
@@ -720,9 +787,16 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
+		/* Followers attach under the lock: with none attached, nobody
+		 * will read a result, and nobody sleeps (a bit left by one
+		 * that has left may go): the lone leader copies nothing and
+		 * exchanges nothing. */
+		bool alone = !(atomic_load_explicit(&s->gen_att,
+		                                    memory_order_relaxed) &
+		               0xffffffffu);
 		t->op_slot = i;
 		t->op = XOP_PUBLISH;
-		if (result && len <= SF_XRESULT_MAX) {
+		if (result && len <= SF_XRESULT_MAX && !alone) {
 			put_words(s->result, result, len, SF_XHOOK_PUBLISH);
 			atomic_store_explicit(&s->resultlen, (uint32_t)len,
 			                      memory_order_release);
@@ -733,7 +807,10 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 			                      memory_order_release);
 		}
 		t->stamp[i] = ++t->clock;
-		wake = set_state(s, XDONE, NULL);
+		if (alone)
+			set_state_quiet(s, XDONE);
+		else
+			wake = set_state(s, XDONE, NULL);
 		if (test_hook)
 			test_hook(SF_XHOOK_PUBLISHED);
 		bit_clear(t->busy, i);

@@ -909,13 +909,17 @@ START_TEST(test_reused_slot_lost)
 }
 END_TEST
 
-/* After a leader died halfway through publishing, the repair makes the
- * flight leaderless: the next caller of the key leads at once, instead of
- * following a dead leader until its liveness check. */
-static void lead_then_die_publishing_alone(int idx)
+/* After a leader died halfway through publishing (a follower attached,
+ * so under the lock), the repair makes the flight leaderless: the next
+ * caller of the key leads at once, instead of following a dead leader
+ * until its liveness check; the attached follower sees it lead. */
+static void lead_then_die_publishing_followed(int idx)
 {
 	struct sf_xticket tk;
 	S->role[idx] = (int)sf_xjoin(T, dkey, strlen(dkey), &tk);
+	add_wake(&S->go);
+	if (!wait_at_least(&S->joined, 1))
+		atomic_fetch_add(&S->bad, 1);
 	sf_xtable_hook_for_test(die_at);
 	sf_xfinish(T, &tk, "partial?", 8);
 	atomic_fetch_add(&S->bad, 1); /* not reached */
@@ -923,13 +927,85 @@ static void lead_then_die_publishing_alone(int idx)
 
 START_TEST(test_dead_publisher_next_leads)
 {
-	pid_t p = fork_child(lead_then_die_publishing_alone, 0);
-	ck_assert_int_eq(reap_signal(p), SIGKILL);
+	pid_t p = fork_child(lead_then_die_publishing_followed, 0);
+	ck_assert(wait_at_least(&S->go, 1));
 	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
-	struct sf_xticket tk;
+	struct sf_xticket f, tk;
+	ck_assert_int_eq(sf_xjoin(T, dkey, strlen(dkey), &f),
+	                 SF_XROLE_FOLLOWER);
+	add_wake(&S->joined);
+	ck_assert_int_eq(reap_signal(p), SIGKILL);
+	ck_assert_uint_eq(atomic_load(&S->bad), 0);
 	ck_assert_int_eq(sf_xjoin(T, dkey, strlen(dkey), &tk), SF_XROLE_LEADER);
 	ck_assert_int_eq(tk.lead.pid, getpid());
+	struct timespec dl = in_ns(5ull * 1000000000u);
+	ck_assert_int_eq(sf_xwait(T, &f, &dl), SF_XWAIT_PROGRESS);
+	ck_assert_int_eq(f.lead.pid, getpid());
 	sf_xfinish(T, &tk, "whole", 5);
+	char got[8];
+	ck_assert_int_eq(sf_xwait(T, &f, &dl), SF_XWAIT_DONE);
+	ck_assert_int_eq(sf_xresult(T, &f, got, sizeof(got)), 5);
+	ck_assert_mem_eq(got, "whole", 5);
+	sf_xleave(T, &f);
+}
+END_TEST
+
+/* A lone leader ends without the lock.  Killed before its state word, it
+ * leaves a running flight with a dead leader: the next caller follows it
+ * and takes it over within its wait.  Killed right after, it leaves a
+ * finished flight the next join files among the finished slots (the
+ * oldest, so the first reused once no slot is free). */
+static enum sf_xhook lone_die_where;
+
+static void die_at_lone(enum sf_xhook where)
+{
+	if (where == lone_die_where)
+		raise(SIGKILL);
+}
+
+static void lead_alone_then_die(int idx)
+{
+	struct sf_xticket tk;
+	S->role[idx] = (int)sf_xjoin(T, dkey, strlen(dkey), &tk);
+	S->outcome[idx] = (int)tk.slot;
+	sf_xtable_hook_for_test(die_at_lone);
+	sf_xfinish(T, &tk, "unread", 6);
+	atomic_fetch_add(&S->bad, 1); /* not reached */
+}
+
+START_TEST(test_lone_finish_killed)
+{
+	struct sf_xticket tk, run[SF_XSLOTS - 1], next;
+	struct timespec dl = in_ns(5ull * 1000000000u);
+	lone_die_where = SF_XHOOK_PUBLISH;
+	pid_t p = fork_child(lead_alone_then_die, 0);
+	ck_assert_int_eq(reap_signal(p), SIGKILL);
+	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
+	ck_assert_int_eq(sf_xjoin(T, dkey, strlen(dkey), &tk),
+	                 SF_XROLE_FOLLOWER);
+	ck_assert_int_eq(sf_xwait(T, &tk, &dl), SF_XWAIT_PROMOTED);
+	sf_xfinish(T, &tk, NULL, 0);
+
+	lone_die_where = SF_XHOOK_PUBLISHED;
+	p = fork_child(lead_alone_then_die, 1);
+	ck_assert_int_eq(reap_signal(p), SIGKILL);
+	ck_assert_int_eq(S->role[1], SF_XROLE_LEADER);
+	/* Finished: the next caller starts a new flight elsewhere. */
+	ck_assert_int_eq(sf_xjoin(T, dkey, strlen(dkey), &tk), SF_XROLE_LEADER);
+	ck_assert_int_ne((int)tk.slot, S->outcome[1]);
+	sf_xfinish(T, &tk, NULL, 0);
+	char k[32];
+	for (unsigned i = 0; i < SF_XSLOTS - 2; i++) {
+		int n = snprintf(k, sizeof(k), "other %u", i);
+		ck_assert_int_eq(sf_xjoin(T, k, (size_t)n, &run[i]),
+		                 SF_XROLE_LEADER);
+	}
+	/* No slot free: the oldest finished is the killed leader's. */
+	ck_assert_int_eq(sf_xjoin(T, "next", 4, &next), SF_XROLE_LEADER);
+	ck_assert_int_eq((int)next.slot, S->outcome[1]);
+	for (unsigned i = 0; i < SF_XSLOTS - 2; i++)
+		sf_xfinish(T, &run[i], NULL, 0);
+	sf_xfinish(T, &next, NULL, 0);
 }
 END_TEST
 
@@ -1069,6 +1145,7 @@ static void follow_progress(int idx)
 	struct sf_xticket tk;
 	struct timespec dl = in_ns(GIVE_UP_NS);
 	S->role[idx] = (int)sf_xjoin(T, "p", 1, &tk);
+	S->len[idx + 2] = (ssize_t)sf_xprogress(T, &tk);
 	add_wake(&S->joined);
 	S->outcome[idx] = (int)sf_xwait(T, &tk, &dl);
 	S->len[idx] = (ssize_t)sf_xprogress(T, &tk);
@@ -1085,6 +1162,9 @@ START_TEST(test_progress_crosses)
 {
 	struct sf_xticket l;
 	ck_assert_int_eq(sf_xjoin(T, "p", 1, &l), SF_XROLE_LEADER);
+	/* Alone, the progress is only stored: who joins reads it. */
+	sf_xnotify(T, &l, 10);
+	ck_assert_uint_eq(sf_xprogress(T, &l), 10);
 	pid_t kid = fork_child(follow_progress, 0);
 	ck_assert(wait_at_least(&S->joined, 1));
 	sf_xnotify(T, &l, 42);
@@ -1094,6 +1174,7 @@ START_TEST(test_progress_crosses)
 	sf_xfinish(T, &l, "body", 4);
 	reap_ok(kid);
 	ck_assert_int_eq(S->role[0], SF_XROLE_FOLLOWER);
+	ck_assert_int_eq(S->len[2], 10);
 	ck_assert_int_eq(S->outcome[0], SF_XWAIT_PROGRESS);
 	ck_assert_int_eq(S->len[0], 42);
 	ck_assert_int_eq(S->outcome[1], SF_XWAIT_DONE);
@@ -1306,6 +1387,7 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_result_bounds);
 	tcase_add_test(tc, test_reused_slot_lost);
 	tcase_add_test(tc, test_dead_publisher_next_leads);
+	tcase_add_test(tc, test_lone_finish_killed);
 	tcase_add_test(tc, test_dead_after_publish);
 	tcase_add_test(tc, test_abandon_hands_over);
 	tcase_add_test(tc, test_abandon_alone_frees);
