@@ -12,10 +12,6 @@
 
 enum { HELD_NONE, HELD_LEADER, HELD_FOLLOWER };
 
-/* "dns" NUL, then the in-process key. */
-static const unsigned char prefix[4] = { 'd', 'n', 's', 0 };
-#define XKEY_MAX (sizeof(prefix) + 2048)
-
 /* How long one sf_xwait() sleeps before the thread looks at its own
  * cancellation: the table's wait is no cancellation point (a thread must
  * never be cancelled inside the table's lock), so a cancelled follower
@@ -116,11 +112,10 @@ static uint64_t deadline(const struct sf_dns_cross *x, uint64_t now)
 	return (x->start_ns ? x->start_ns : now) + x->wait_ns;
 }
 
-void sf_dns_cross_call(struct sf_dns_cross *x, const void *key, size_t keylen,
+void sf_dns_cross_call(struct sf_dns_cross *x, const void *xkey, size_t xlen,
                        struct sf_dns_answer *a)
 {
-	unsigned char xkey[XKEY_MAX];
-	enum sf_xrole role = SF_XROLE_NONE;
+	enum sf_xrole role;
 	x->held = HELD_NONE;
 	/* Past its limit already (it waited in-process, then expired): the
 	 * caller may not wait again, and does not join. */
@@ -128,11 +123,7 @@ void sf_dns_cross_call(struct sf_dns_cross *x, const void *key, size_t keylen,
 		call_alone(x, a);
 		return;
 	}
-	if (keylen <= XKEY_MAX - sizeof(prefix)) {
-		memcpy(xkey, prefix, sizeof(prefix));
-		memcpy(xkey + sizeof(prefix), key, keylen);
-		role = sf_xjoin(x->t, xkey, sizeof(prefix) + keylen, &x->tk);
-	}
+	role = sf_xjoin(x->t, xkey, xlen, &x->tk); /* NONE: key too long */
 	if (role == SF_XROLE_NONE) {
 		call_alone(x, a);
 		return;

@@ -52,9 +52,20 @@ struct sf_dns_cross {
 	struct sf_xticket tk;
 };
 
-/* Makes x's call for key through the table, leaving the caller's answer
- * in a. */
-void sf_dns_cross_call(struct sf_dns_cross *x, const void *key, size_t keylen,
+/* The table's keys are the in-process key behind this prefix, which the
+ * caller writes in front of its key (no copy on the hot path). */
+#define SF_DNS_XPREFIX_LEN 4
+static inline void sf_dns_cross_prefix(unsigned char *k)
+{
+	k[0] = 'd';
+	k[1] = 'n';
+	k[2] = 's';
+	k[3] = '\0';
+}
+
+/* Makes x's call through the table for xkey (the prefix, then the
+ * in-process key), leaving the caller's answer in a. */
+void sf_dns_cross_call(struct sf_dns_cross *x, const void *xkey, size_t xlen,
                        struct sf_dns_answer *a);
 
 /* The call was left without returning (cancelled, or a longjmp out of the

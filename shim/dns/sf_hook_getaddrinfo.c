@@ -36,7 +36,7 @@ struct gai_call {
 	const char *node, *service;
 	const struct addrinfo *hints;
 	int depth; /* the re-entrancy guard's depth before the real call */
-	const void *key; /* for the scope's table */
+	const void *key; /* for the scope's table: prefix + in-process key */
 	size_t keylen;
 	struct sf_dns_cross x; /* x.t NULL: no scope */
 };
@@ -287,7 +287,9 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 		               : "libc not glibc";
 	} else
 		why = classify(c, node, nodelen = strlen(node), hints, &cause);
-	unsigned char key[GAI_KEY_MAX];
+	/* The table's prefix, then the in-process key (sf_dns_cross.h). */
+	unsigned char xkey[SF_DNS_XPREFIX_LEN + GAI_KEY_MAX];
+	unsigned char *key = xkey + SF_DNS_XPREFIX_LEN;
 	size_t keylen = 0;
 	if (why == SF_PASS_COUNT) {
 		pthread_once(&group_once, make_group);
@@ -304,8 +306,14 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 		return rc;
 	}
 
-	struct gai_call call = { real, node, service, hints,
-		                 0,    key,  keylen,  .x = { 0 } };
+	struct gai_call call = { real,
+		                 node,
+		                 service,
+		                 hints,
+		                 0,
+		                 xkey,
+		                 keylen + SF_DNS_XPREFIX_LEN,
+		                 .x = { 0 } };
 	/* A thread that changed its namespaces keys its calls with them
 	 * (sf_ns.h); the table belongs to the namespaces the process had when
 	 * it attached: such calls stay in-process. */
@@ -318,6 +326,7 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 		call.x.real = gai_real;
 		call.x.arg = &call;
 		call.x.judge = gai_judge_answer;
+		sf_dns_cross_prefix(xkey);
 	}
 	struct sf_dns_answer ans = { 0 };
 	struct sf_do_info info;

@@ -36,7 +36,7 @@ unset XDG_RUNTIME_DIR SFSHIM_SCOPE SFSHIM_LOG SFSHIM_STATS
 chmod 0755 "$SF_TMP"
 
 zone=$SF_TMP/zone
-for n in p1 u1 m1 pl wm ws sl us lv bad xd kl wl fu; do
+for n in p1 u1 m1 pl wm ws sl us lv bad xd kl wl fu xc; do
 	i=$((${#n} * 7 + $(printf '%d' "'$n")))
 	printf '%s.test A 10.80.%d.1\n%s.test AAAA 2001:db8:80:%x::1\n' \
 		"$n" "$i" "$n" "$i" >>"$zone"
@@ -228,6 +228,35 @@ finish wl
 "$PY" -c 'import json,sys; a=json.loads(open(sys.argv[1]).read())["api"]["dns"]; sys.exit(a["crossed"] != {"led":0,"answered":0,"served":0,"promoted":0,"alone":1} or a["expired"] != 1)' \
 	"$SF_TMP/wl.jsonl" || fail "wl: stats $(cat "$SF_TMP/wl.jsonl")"
 echo "ok   SFSHIM_WAIT_MS=200: both threads of a process looked up alone, one limit each (3 queries)"
+
+# ---- a follower thread cancelled while it waits for another process ----
+# (Under TSan cancellation is not tested, as in 70-faults.sh.)
+if [ "$SAN" != tsan ]; then
+	procs=
+	SFSHIM_SCOPE=cancel LD_PRELOAD="$PRE" "$PY" "$XDNS" resolve xc.test \
+		>"$SF_TMP/xc.out.1" 2>>"$SF_TMP/xc.err" &
+	procs=$!
+	wait_until "the leader's query" at_least queries xc A 1
+	mkfifo "$SF_TMP/xc.fifo"
+	SFSHIM_SCOPE=cancel SFSHIM_WAIT_MS=0 LD_PRELOAD="$PRE" \
+		"$SF_ROOT/$B/tests/sf_xcancel" xc.test \
+		<"$SF_TMP/xc.fifo" >"$SF_TMP/xc.cancel" 2>>"$SF_TMP/xc.err" &
+	cpid=$!
+	exec 7>"$SF_TMP/xc.fifo"
+	wait_until "the thread to follow" joined "$SF_TMP/xc.err" 1
+	echo cancel >&7
+	exec 7>&-
+	# Before the gate opens: a wait that ignored the cancellation would
+	# last until then.
+	gone() { grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null || [ ! -e "/proc/$1" ]; }
+	wait_until "the cancelled thread's process to end" gone "$cpid"
+	wait "$cpid" || fail "xc: sf_xcancel exited $?: $(cat "$SF_TMP/xc.cancel")"
+	[ "$(cat "$SF_TMP/xc.cancel")" = cancelled ] || fail "xc: not cancelled"
+	open_gate
+	exact xc 1 1
+	finish xc
+	echo "ok   a follower thread cancelled while it waits for another process: gone at once"
+fi
 
 # ---- per-process mode: N processes, each its own query -----------------
 # alone NAME N WHY [ENV...]: N processes that must not share; each says WHY
