@@ -184,6 +184,12 @@ enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
 		if (info->cls == SF_OPTC_KEY)
 			put_value(&b, &h->opts[i]);
 	}
+	/* A transfer that depends on its share's HSTS cache: that share's
+	 * handles only. */
+	unsigned char scope[SF_CURL_SHARE_SCOPE_MAX];
+	size_t scope_len = sf_curl_share_key_scope(h, scope);
+	if (scope_len)
+		put(&b, scope, scope_len);
 	/* Callers in other network or mount namespaces never share. */
 	unsigned char ns[SF_NS_ID_MAX];
 	int nsl = sf_ns_identity(ns);

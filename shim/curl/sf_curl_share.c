@@ -6,7 +6,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* The data types whose sharing the verdict knows (curl/curl.h). */
 #define BIT(t) (1u << (t))
@@ -330,10 +332,28 @@ const char *sf_curl_share_verdict(const struct sf_curl_handle *h)
 	    (data & ~(KNOWN_DATA | BIT(CURL_LOCK_DATA_SHARE))))
 		return "CURLOPT_SHARE: unknown data shared";
 	if (data & BIT(CURL_LOCK_DATA_HSTS)) {
-		if (atomic_load(&s->hsts_dirty))
-			return "CURLOPT_SHARE: HSTS cache in use";
+		/* HSTS_CTRL=0 even frees the share's cache in libcurl 7.88;
+		 * a file loads into it. */
+		if (sf_curl_handle_get(h, CURLOPT_HSTS) ||
+		    sf_curl_handle_get(h, CURLOPT_HSTS_CTRL))
+			return "HSTS option with a shared HSTS cache";
+		/* A cache that may hold entries: sf_curl_share_key_scope. */
 	} else if (h->hsts_engine) {
 		return "HSTS engine on";
 	}
 	return NULL;
+}
+
+size_t sf_curl_share_key_scope(const struct sf_curl_handle *h,
+                               unsigned char out[SF_CURL_SHARE_SCOPE_MAX])
+{
+	const struct sf_curl_share *s = h->share;
+	if (!s || !shares(s, CURL_LOCK_DATA_HSTS) ||
+	    !atomic_load(&s->hsts_dirty))
+		return 0;
+	/* This process's share: a forked child's copy is another cache. */
+	pid_t pid = getpid();
+	memcpy(out, &pid, sizeof(pid));
+	memcpy(out + sizeof(pid), &s->sh, sizeof(s->sh));
+	return sizeof(pid) + sizeof(s->sh);
 }

@@ -16,7 +16,12 @@
  *    was attached to it could have loaded or learnt an entry: none had an
  *    URL other than http://, FOLLOWLOCATION, CURLU or an HSTS option, and
  *    no handle the shim does not track (libcurl's own DoH handles) was
- *    attached.  Otherwise the share is marked and its handles pass through;
+ *    attached.  Otherwise the share is marked, and its handles' transfers
+ *    depend on it: they coalesce only with handles of the same share in
+ *    the same process (the key holds the share), whose leader consults and
+ *    fills that very cache.  A follower elsewhere would miss what the
+ *    leader learnt.  An HSTS option on a handle with a shared HSTS cache
+ *    passes;
  *  - anything else (a newer libcurl's data type, an unknown option): pass.
  *
  * libcurl refuses curl_share_setopt while any handle is attached
@@ -38,6 +43,7 @@
 #include "curl/sf_curl_opts.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct sf_curl_share;
 
@@ -76,5 +82,12 @@ void sf_curl_share_easy_detach(struct sf_curl_handle *h);
 /* At perform: NULL when the handle's share and engines allow coalescing,
  * else the cause (fixed words, no value) for the stats. */
 const char *sf_curl_share_verdict(const struct sf_curl_handle *h);
+
+/* At perform, after a NULL verdict: bytes the key must hold when the
+ * transfer depends on its share's state (a marked HSTS cache): this
+ * process and the share.  Returns their length (0: none). */
+#define SF_CURL_SHARE_SCOPE_MAX 32
+size_t sf_curl_share_key_scope(const struct sf_curl_handle *h,
+                               unsigned char out[SF_CURL_SHARE_SCOPE_MAX]);
 
 #endif

@@ -314,15 +314,50 @@ static void follow(CURL *h)
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
 }
 
-/* An HSTS cache shared with a handle that may learn an entry (it follows
- * redirects, which may lead to https): from then on an http:// URL of any
- * handle on that share may be upgraded, so none coalesces. */
-START_TEST(hsts_share_in_use_passes)
+/* An HSTS cache shared with handles that may learn an entry (they follow
+ * redirects, which may lead to https): their transfers, and from then on
+ * every transfer on that share, depend on that cache.  They coalesce with
+ * each other (the leader consults and fills the cache they all use), never
+ * with a handle of another share or of none. */
+START_TEST(hsts_share_in_use_stays_in_its_share)
 {
 	CURLSH *sh = share_of(CURL_LOCK_DATA_HSTS, CURL_LOCK_DATA_DNS, -1);
-	each_its_own_request(sh, follow);
-	each_its_own_request(sh, NULL);
+	one_request_for_all(sh, "/text?id=%s&gate=%s", "hello from sf_httpd\n",
+	                    follow);
+	ck_assert_uint_eq(joined(), N - 1);
+
+	/* a (on the marked share) leads; b (a fresh HSTS share, nothing in
+	 * it) must not join a, c (no share) joins b. */
+	CURLSH *clean = curl_share_init();
+	ck_assert_ptr_nonnull(clean);
+	ck_assert_int_eq(curl_share_setopt(clean, CURLSHOPT_SHARE,
+	                                   CURL_LOCK_DATA_HSTS),
+	                 CURLSHE_OK);
+	char *id = new_id();
+	char *u = url("/text?id=%s&gate=%s", id);
+	struct xfer x[3] = { { .url = u, .share = sh },
+		             { .url = u, .share = clean },
+		             { .url = u } };
+	start(&x[0]);
+	ck_assert_uint_eq(wait_requests(id, 1), 1);
+	start(&x[1]);
+	ck_assert_msg(wait_requests(id, 2) == 2,
+	              "a handle of another share joined the marked share's");
+	start(&x[2]);
+	ck_assert_uint_eq(logcap_wait_joined(N), N);
+	open_gate(id);
+	join_all(x, 3);
+	ck_assert_uint_eq(count_requests(id), 2);
+	ck_assert_uint_eq(joined(), N);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(x[i].rc, CURLE_OK);
+		ck_assert_str_eq(x[i].body, "hello from sf_httpd\n");
+	}
+	xfers_free(x, 3);
 	ck_assert_int_eq(curl_share_cleanup(sh), CURLSHE_OK);
+	ck_assert_int_eq(curl_share_cleanup(clean), CURLSHE_OK);
+	free(u);
+	free(id);
 }
 END_TEST
 
@@ -490,7 +525,7 @@ int main(void)
 	ADD(tc, cookie_share_engine_off_coalesces);
 	ADD(tc, cookie_share_engine_on_passes);
 	ADD(tc, cookie_engine_survives_reset);
-	ADD(tc, hsts_share_in_use_passes);
+	ADD(tc, hsts_share_in_use_stays_in_its_share);
 	ADD(tc, tool_share_coalesces);
 	ADD(tc, unknown_share_passes);
 	ADD(tc, share_api_answers_are_libcurls);
