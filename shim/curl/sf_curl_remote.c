@@ -664,9 +664,17 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		int cs = no_cancel();
 		uint64_t seen = sf_xprogress(t, &w.tk);
 		int dfd = sf_scope_dirfd();
-		if (w.xf.fd < 0 && dfd >= 0 &&
-		    sf_xfile_open(&w.xf, dfd, w.name, true) > 0)
-			sf_xfile_count(&w.xf);
+		if (w.xf.fd < 0 && dfd >= 0) {
+			int o = sf_xfile_open(&w.xf, dfd, w.name, true);
+			if (o == 0) {
+				/* Its predecessor died making it: this
+				 * flight's name, a new file. */
+				unlinkat(dfd, w.name, 0);
+				o = sf_xfile_open(&w.xf, dfd, w.name, true);
+			}
+			if (o > 0)
+				sf_xfile_count(&w.xf);
+		}
 		uint64_t cur = sf_xfile_current(&w.xf);
 		if (cur > seen)
 			seen = cur;
