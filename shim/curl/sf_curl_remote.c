@@ -666,12 +666,8 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		int dfd = sf_scope_dirfd();
 		if (w.xf.fd < 0 && dfd >= 0) {
 			int o = sf_xfile_open(&w.xf, dfd, w.name, true);
-			if (o == 0) {
-				/* Its predecessor died making it: this
-				 * flight's name, a new file. */
-				unlinkat(dfd, w.name, 0);
-				o = sf_xfile_open(&w.xf, dfd, w.name, true);
-			}
+			if (o == 0) /* its predecessor died making it */
+				o = sf_xfile_create(&w.xf, dfd, w.name);
 			if (o > 0)
 				sf_xfile_count(&w.xf);
 		}
@@ -731,17 +727,48 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 
 /* ---- the bridge ------------------------------------------------------- */
 
+/* The libcurl build behind api, by the real path of its file: found once
+ * per flavour (a libcurl, once loaded, stays), without a lock (a caller
+ * that finds another one writing uses its own copy). */
+#define LIB_NONE 0
+#define LIB_WRITING 1
+#define LIB_READY 2
+static char lib_path[SF_CURL_FLAVOURS][PATH_MAX];
+static _Atomic int lib_state[SF_CURL_FLAVOURS];
+
+static const char *lib_of(const struct sf_curl_real *api, char *own)
+{
+	unsigned fl = (unsigned)api->flavour;
+	if (fl < SF_CURL_FLAVOURS &&
+	    atomic_load_explicit(&lib_state[fl], memory_order_acquire) ==
+	            LIB_READY)
+		return lib_path[fl];
+	Dl_info di;
+	own[0] = '\0';
+	if (!api->easy_perform || !dladdr((void *)api->easy_perform, &di) ||
+	    !di.dli_fname)
+		return own; /* not kept: it may be found later */
+	if (!realpath(di.dli_fname, own))
+		snprintf(own, PATH_MAX, "%s", di.dli_fname);
+	int none = LIB_NONE;
+	if (fl < SF_CURL_FLAVOURS &&
+	    atomic_compare_exchange_strong(&lib_state[fl], &none,
+	                                   LIB_WRITING)) {
+		memcpy(lib_path[fl], own, PATH_MAX);
+		atomic_store_explicit(&lib_state[fl], LIB_READY,
+		                      memory_order_release);
+	}
+	return own;
+}
+
 /* The scope's key: the libcurl build that answers (processes may load
  * different ones), then the process's own key (which holds no address
  * of this process). */
 static unsigned char *scope_key(const struct sf_curl_xfer *p, size_t *len)
 {
 	static const char tag[] = "sfshim-curl-x1";
-	char lib[PATH_MAX] = "";
-	Dl_info di;
-	if (p->api->easy_perform && dladdr((void *)p->api->easy_perform, &di) &&
-	    di.dli_fname && !realpath(di.dli_fname, lib))
-		snprintf(lib, sizeof(lib), "%s", di.dli_fname);
+	char own[PATH_MAX];
+	const char *lib = lib_of(p->api, own);
 	size_t ll = strlen(lib) + 1;
 	*len = sizeof(tag) + ll + p->key.len;
 	if (*len > SF_XKEY_MAX)
@@ -786,8 +813,7 @@ CURLcode sf_curl_bridge(struct sf_curl_xfer *p, sf_flight *f)
 	int dfd = sf_scope_dirfd();
 	if (dfd >= 0 && x.name[0]) {
 		sweep_orphans();
-		unlinkat(dfd, x.name, 0);
-		if (sf_xfile_open(&xf, dfd, x.name, true) > 0)
+		if (sf_xfile_create(&xf, dfd, x.name) > 0)
 			x.file = &xf;
 		else
 			sf_log(SF_LOG_INFO,

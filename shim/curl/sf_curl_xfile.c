@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define REC_HEAD 5
@@ -114,6 +115,35 @@ static int check_head(int fd)
 	return memcmp(h.magic, MAGIC, 4) == 0 && h.version == VERSION ? 1 : -1;
 }
 
+static int map_head(struct sf_xfile *x, int fd)
+{
+	void *h = mmap(NULL, SF_XFILE_HEAD, PROT_READ | PROT_WRITE, MAP_SHARED,
+	               fd, 0);
+	if (h == MAP_FAILED) {
+		close(fd);
+		return -1;
+	}
+	x->fd = fd;
+	x->h = h;
+	x->epoch = UINT32_MAX; /* no epoch being read yet */
+	x->pos = 0;
+	return 1;
+}
+
+int sf_xfile_create(struct sf_xfile *x, int dirfd, const char *name)
+{
+	if (x->fd >= 0)
+		return 1;
+	int fd = create(dirfd, name);
+	if (fd < 0 && errno == EEXIST) {
+		/* A leftover under this flight's name (an earlier table's):
+		 * never anyone's file of this flight. */
+		unlinkat(dirfd, name, 0);
+		fd = create(dirfd, name);
+	}
+	return fd < 0 ? -1 : map_head(x, fd);
+}
+
 int sf_xfile_open(struct sf_xfile *x, int dirfd, const char *name,
                   bool create_it)
 {
@@ -129,18 +159,11 @@ int sf_xfile_open(struct sf_xfile *x, int dirfd, const char *name,
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
 	int ok = check_head(fd);
-	void *h = ok > 0 ? mmap(NULL, SF_XFILE_HEAD, PROT_READ | PROT_WRITE,
-	                        MAP_SHARED, fd, 0)
-	                 : MAP_FAILED;
-	if (h == MAP_FAILED) {
+	if (ok <= 0) {
 		close(fd);
-		return ok < 0 ? -1 : ok == 0 ? 0 : -1;
+		return ok;
 	}
-	x->fd = fd;
-	x->h = h;
-	x->epoch = UINT32_MAX; /* no epoch being read yet */
-	x->pos = 0;
-	return 1;
+	return map_head(x, fd);
 }
 
 void sf_xfile_close(struct sf_xfile *x)
@@ -184,8 +207,22 @@ int sf_xfile_put(struct sf_xfile *x, unsigned char type, const void *data,
 	unsigned char head[REC_HEAD] = { type };
 	uint32_t n = (uint32_t)len;
 	memcpy(head + 1, &n, sizeof(n));
-	if (pwrite_all(x->fd, head, sizeof(head), x->len) < 0 ||
-	    (len && pwrite_all(x->fd, data, len, x->len + REC_HEAD) < 0))
+	/* One system call for the usual case; short writes go on piecewise. */
+	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)data, len } };
+	ssize_t k;
+	do
+		k = pwritev(x->fd, iov, len ? 2 : 1, (off_t)x->len);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		goto fail;
+	size_t done = (size_t)k;
+	if (done < sizeof(head) &&
+	    pwrite_all(x->fd, head + done, sizeof(head) - done, x->len + done) <
+	            0)
+		goto fail;
+	size_t body = done > sizeof(head) ? done - sizeof(head) : 0;
+	if (body < len && pwrite_all(x->fd, (const unsigned char *)data + body,
+	                             len - body, x->len + REC_HEAD + body) < 0)
 		goto fail;
 	x->len += REC_HEAD + len;
 	return 0;

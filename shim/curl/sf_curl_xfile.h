@@ -73,6 +73,10 @@ void sf_xfile_init(struct sf_xfile *x);
  * not written yet): try later; -1: unusable. */
 int sf_xfile_open(struct sf_xfile *x, int dirfd, const char *name, bool create);
 
+/* A leader's new file under name (a leftover there is replaced): 1, or
+ * -1 with errno. */
+int sf_xfile_create(struct sf_xfile *x, int dirfd, const char *name);
+
 /* Closes and frees; the file stays (see sf_xfile_count). */
 void sf_xfile_close(struct sf_xfile *x);
 
