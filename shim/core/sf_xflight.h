@@ -139,12 +139,13 @@ enum sf_xwait {
 	SF_XWAIT_LOST,     /* the flight is gone: sf_xleave, call alone */
 };
 /* Follower: waits for something newer than tk->seen.  abs_deadline is
- * CLOCK_MONOTONIC, NULL for none.  EINTR is retried.  After each
- * SF_XLIVENESS_MS of silence it checks the leader's life; when it is dead
- * (or the flight leaderless) exactly one follower takes over under the
- * lock (PROMOTED), the others get PROGRESS with tk->lead the new leader.
- * Takes no lock otherwise; preserves errno.  On a ticket that leads:
- * PROMOTED. */
+ * CLOCK_MONOTONIC, NULL for none (one out of range is clamped).  EINTR is
+ * retried.  Every SF_XLIVENESS_MS (counted in tk->checked, so neither
+ * signals nor short slices put it off) it checks the leader's life; when
+ * it is dead (or the flight leaderless) exactly one follower takes over
+ * under the lock (PROMOTED), the others get PROGRESS with tk->lead the new
+ * leader.  Takes no lock otherwise; preserves errno.  On a ticket that
+ * leads: PROMOTED. */
 enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
                        const struct timespec *abs_deadline);
 
@@ -184,12 +185,13 @@ void sf_xtable_unlock_for_test(sf_xtable *t);
  * stopped, not dead (the dead one's lock is recovered at once). */
 void sf_xtable_lock_bound_for_test(unsigned ms);
 
-/* Calls fn (NULL: none) with the table lock held, halfway through claiming
- * a slot (its key half written), halfway through publishing a result (half
- * its words written, or before "no result" is recorded), or right after
- * the result's state word, before the table's bookkeeping: a test kills
- * the process there.  Process-wide; not thread-safe to change while
- * flights run. */
+/* Calls fn (NULL: none) halfway through claiming a slot (its key half
+ * written), halfway through publishing a result (half its words written,
+ * or before "no result" is recorded), or right after the result's state
+ * word, before the table's bookkeeping: a test kills the process there.
+ * With the table lock held, except for a lone leader's finish (no
+ * follower attached), which takes no lock.  Process-wide; not thread-safe
+ * to change while flights run. */
 enum sf_xhook { SF_XHOOK_CLAIM, SF_XHOOK_PUBLISH, SF_XHOOK_PUBLISHED };
 void sf_xtable_hook_for_test(void (*fn)(enum sf_xhook where));
 
