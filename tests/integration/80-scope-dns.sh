@@ -66,7 +66,12 @@ wait_until() {
 	fail "timed out waiting for $what"
 }
 at_least() { [ "$("$1" "$2" "$3")" -ge "$4" ]; }
-joined() { [ "$(grep -c 'joined flight' "$1" || true)" -ge "$2" ]; }
+# (The log file may not exist yet: 0.)
+joined() {
+	local n
+	n=$(grep -c 'joined flight' "$1" 2>/dev/null) || true
+	[ "${n:-0}" -ge "$2" ]
+}
 
 gates=0
 open_gate() {
