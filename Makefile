@@ -75,7 +75,7 @@ LIB := $(B)/libsfshim.so
 # without any preloading.
 CORE_SRC := $(wildcard shim/core/*.c) shim/common/sf_config.c shim/common/sf_log.c \
   shim/common/sf_stats.c shim/common/sf_text.c shim/dns/sf_addrinfo.c \
-  shim/common/sf_trace.c shim/common/sf_json.c
+  shim/common/sf_trace.c shim/common/sf_json.c shim/common/sf_scope.c
 CORE_OBJ := $(patsubst shim/%.c,$(B)/shim/%.o,$(filter $(SHIM_SRC),$(CORE_SRC)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -158,7 +158,16 @@ $(B)/tests/sf_curl_optdump: tests/fixtures/sf_curl_optdump.c $(OPT_TABLE_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -Ishim -o $@ $< $(OPT_TABLE_OBJ)
 
-tests-build: $(LIB) $(UNIT_TESTS) $(CURL_UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
+# The library once more with another shared layout (SF_XLAYOUT=2): the
+# scope test shows that two layout versions side by side never share.
+XLAYOUT2_LIB := $(B)/xlayout2/libsfshim.so
+$(XLAYOUT2_LIB): $(SHIM_SRC) $(SHIM_HDR) shim/sfshim.map
+	@mkdir -p $(@D)
+	$(CC) $(SHIM_CFLAGS) -DSF_XLAYOUT=2 -shared -Wl,-z,defs \
+	  -Wl,--version-script=shim/sfshim.map -Wl,-soname,$(SONAME) \
+	  -o $@ $(SHIM_SRC) -ldl -lpthread
+
+tests-build: $(LIB) $(XLAYOUT2_LIB) $(UNIT_TESTS) $(CURL_UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
 .PHONY: tests-build
 
 check: check-layers check-unit check-integration

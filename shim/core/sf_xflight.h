@@ -38,8 +38,12 @@
 #include <time.h>
 
 /* Bump whenever the shared layout changes: part of the object's name and
- * checked in its header, so two layouts never share. */
+ * checked in its header, so two layouts never share.  Overridable
+ * (-DSF_XLAYOUT=2) only so that a test can build a second library and show
+ * that two versions side by side never share. */
+#ifndef SF_XLAYOUT
 #define SF_XLAYOUT 1
+#endif
 
 #define SF_XKEY_MAX ((size_t)4096)    /* longer keys stay per-process */
 #define SF_XRESULT_MAX ((size_t)8192) /* larger results are not shared */
