@@ -65,7 +65,7 @@ TEST_CFLAGS := $(BASE_CFLAGS) -Ishim $(CHECK_CFLAGS)
 # common/ (configuration, log, stats, real symbols: what both hooks use),
 # dns/ and curl/ (the hooks).  Arrows point from hooks to core, never back:
 # `make check-layers` enforces it.
-SHIM_DIRS := core common dns curl
+SHIM_DIRS := core common dns curl dl
 SHIM_SRC := $(sort $(foreach d,$(SHIM_DIRS),$(wildcard shim/$(d)/*.c)))
 SHIM_OBJ := $(SHIM_SRC:shim/%.c=$(B)/shim/%.o)
 SHIM_HDR := $(foreach d,$(SHIM_DIRS),$(wildcard shim/$(d)/*.h))

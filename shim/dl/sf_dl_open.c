@@ -1,0 +1,211 @@
+/* sf_dl_open.c - RTLD_DEEPBIND loads that involve libcurl are routed
+ * through the shim (see sf_dl_open.h and sf_got.h). */
+#include "dl/sf_dl_open.h"
+
+#include "common/sf_config.h"
+#include "common/sf_guard.h"
+#include "common/sf_log.h"
+#include "common/sf_real.h"
+#include "dl/sf_dl_snap.h"
+#include "dl/sf_got.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <string.h>
+
+/* Read by the entry (sf_dl_entry.c) with one aligned load. */
+__attribute__((used)) sf_dlopen_fn *sf_dl_real_dlopen_ptr;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool self_in_base;
+
+static void resolve(void)
+{
+	sf_guard_enter();
+	sf_dlopen_fn *real = (sf_dlopen_fn *)dlsym(RTLD_NEXT, "dlopen");
+	/* The shim routes only in the namespace it was preloaded into. */
+	Dl_info di;
+	struct link_map *lm = NULL;
+	Lmid_t id = -1;
+	self_in_base =
+	        dladdr1((void *)resolve, &di, (void **)&lm, RTLD_DL_LINKMAP) &&
+	        lm && dlinfo(lm, RTLD_DI_LMID, &id) == 0 && id == LM_ID_BASE;
+	sf_guard_leave();
+	__atomic_store_n(&sf_dl_real_dlopen_ptr, real, __ATOMIC_RELEASE);
+}
+
+sf_dlopen_fn *sf_dl_resolve(void)
+{
+	int e = errno;
+	pthread_once(&once, resolve);
+	errno = e;
+	return __atomic_load_n(&sf_dl_real_dlopen_ptr, __ATOMIC_ACQUIRE);
+}
+
+/* The caller matters to glibc's dlopen only (elf/dl-open.c,
+ * dl_open_worker) for a name without '/' (its RUNPATH/RPATH), a name with
+ * '$' (dynamic string tokens such as $ORIGIN) and the namespace to load
+ * into (the caller's).  So a path with '/' and no '$', from a caller in the
+ * base namespace (where the shim is), loads the same object whoever calls.
+ * Anything else goes on untouched and unrouted. */
+int sf_dl_deep_wanted(const char *file, int mode, const void *caller)
+{
+	(void)mode;
+	if (!file || !strchr(file, '/') || strchr(file, '$') ||
+	    sf_guard_active())
+		return 0;
+	const struct sf_config *c = sf_config();
+	if (!c->curl && !c->dns)
+		return 0;
+	if (!sf_dl_resolve() || !self_in_base)
+		return 0;
+	int e = errno;
+	Dl_info di;
+	struct link_map *lm = NULL;
+	Lmid_t id = LM_ID_BASE; /* no object: glibc takes the main program */
+	if (dladdr1(caller, &di, (void **)&lm, RTLD_DL_LINKMAP) && lm &&
+	    dlinfo(lm, RTLD_DI_LMID, &id) != 0)
+		id = -1;
+	errno = e;
+	return id == LM_ID_BASE;
+}
+
+/* ---- the routes -------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	size_t off;
+} curl_syms[] = {
+#define SF_SYM(n, m)                                \
+	{                                           \
+		n, offsetof(struct sf_curl_real, m) \
+	}
+	SF_SYM("curl_easy_init", easy_init),
+	SF_SYM("curl_easy_setopt", easy_setopt),
+	SF_SYM("curl_easy_perform", easy_perform),
+	SF_SYM("curl_easy_getinfo", easy_getinfo),
+	SF_SYM("curl_easy_reset", easy_reset),
+	SF_SYM("curl_easy_duphandle", easy_duphandle),
+	SF_SYM("curl_easy_cleanup", easy_cleanup),
+	SF_SYM("curl_easy_header", easy_header),
+	SF_SYM("curl_easy_nextheader", easy_nextheader),
+#undef SF_SYM
+};
+#define N_CURL (sizeof(curl_syms) / sizeof(curl_syms[0]))
+
+static const char *const flavour_version[SF_CURL_FLAVOURS] = {
+	[SF_CURL_OPENSSL] = "CURL_OPENSSL_4",
+	[SF_CURL_GNUTLS] = "CURL_GNUTLS_3",
+};
+
+/* What a reference binds to without RTLD_DEEPBIND (the global scope, the
+ * shim first), provided that is the shim's own definition: a program that
+ * defines the symbol itself keeps its own. */
+static void *shim_wrapper(const char *name, const char *version,
+                          const void *self_base)
+{
+	void *w = version ? dlvsym(RTLD_DEFAULT, name, version)
+	                  : dlsym(RTLD_DEFAULT, name);
+	Dl_info di;
+	if (!w || !dladdr(w, &di) || di.dli_fbase != self_base)
+		return NULL;
+	return w;
+}
+
+/* Per flavour: the versioned references, and for the default flavour the
+ * unversioned ones too, as the version script binds them. */
+static size_t curl_routes(struct sf_got_route *out, const void *self_base)
+{
+	size_t n = 0;
+	for (int fl = 0; fl < SF_CURL_FLAVOURS; fl++) {
+		const struct sf_curl_real *api = sf_real_curl(fl);
+		for (size_t i = 0; i < N_CURL; i++) {
+			void *real = *(void *const *)((const char *)api +
+			                              curl_syms[i].off);
+			if (!real)
+				continue;
+			for (int unversioned = 0; unversioned < 2;
+			     unversioned++) {
+				if (unversioned && fl != SF_CURL_OPENSSL)
+					continue;
+				const char *v = unversioned
+				                        ? NULL
+				                        : flavour_version[fl];
+				void *w = shim_wrapper(curl_syms[i].name, v,
+				                       self_base);
+				if (!w)
+					continue;
+				out[n++] = (struct sf_got_route){
+					.name = curl_syms[i].name,
+					.version = v,
+					.real = real,
+					.wrapper = w,
+					.group = SF_GOT_CURL,
+				};
+			}
+		}
+	}
+	return n;
+}
+
+static void route(const struct sf_dl_snap *before)
+{
+	const struct sf_config *c = sf_config();
+	/* Cheap first: nothing happens unless the load brought libcurl in
+	 * or something that needs it. */
+	if (!sf_got_new_curl_users(before))
+		return;
+	Dl_info di;
+	if (!dladdr((void *)route, &di))
+		return;
+	struct sf_got_route routes[SF_CURL_FLAVOURS * N_CURL * 2 + 1];
+	size_t n = 0;
+	if (c->curl)
+		n = curl_routes(routes, di.dli_fbase);
+	sf_getaddrinfo_fn *gai = sf_real_getaddrinfo();
+	void *w = shim_wrapper("getaddrinfo", NULL, di.dli_fbase);
+	if (c->dns && gai && w)
+		routes[n++] = (struct sf_got_route){
+			.name = "getaddrinfo",
+			.version = "*",
+			.real = (void *)gai,
+			.wrapper = w,
+			.group = SF_GOT_DNS,
+		};
+	if (!n)
+		return;
+	struct sf_got_job job = { .before = before,
+		                  .routes = routes,
+		                  .nroutes = n };
+	sf_got_route_new(&job);
+}
+
+void *sf_dl_deep_open(const char *file, int mode)
+{
+	sf_dlopen_fn *real = sf_dl_resolve();
+	if (!real)
+		return NULL; /* sf_dl_deep_wanted said yes: cannot happen */
+	/* Nothing below may be cut short by a cancellation: the handle would
+	 * leak and slots could stay half-routed. */
+	int cs;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+	struct sf_dl_snap before;
+	bool have = sf_dl_snap_take(&before);
+	void *h = real(file, mode);
+	if (h && have) {
+		/* The caller sees errno and dlerror() as dlopen left them:
+		 * a failed lookup of ours must not show. */
+		int e = errno;
+		sf_guard_enter();
+		route(&before);
+		sf_guard_leave();
+		(void)dlerror();
+		errno = e;
+	}
+	sf_dl_snap_free(&before);
+	pthread_setcancelstate(cs, NULL);
+	return h;
+}

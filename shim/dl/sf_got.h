@@ -1,0 +1,57 @@
+/* sf_got.h - points call sites of freshly loaded objects at the shim.
+ *
+ * An object loaded with RTLD_DEEPBIND binds its references to its own
+ * dependencies first: PHP's curl.so reaches libcurl directly, and libcurl
+ * (a dependency loaded by that same dlopen) reaches libc's getaddrinfo
+ * directly, while in any other process both would bind to the preloaded
+ * shim.  After such a dlopen has returned, the patcher rewrites the
+ * object's GOT slots (JUMP_SLOT and GLOB_DAT relocations) of the symbols
+ * the shim interposes so that they hold what they would have held without
+ * RTLD_DEEPBIND: the shim's wrapper, which forwards to the very function
+ * the slot held. */
+#ifndef SF_GOT_H
+#define SF_GOT_H
+
+#include "dl/sf_dl_snap.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Which objects a route applies to. */
+enum sf_got_group {
+	SF_GOT_CURL, /* objects that are libcurl or name it in DT_NEEDED */
+	SF_GOT_DNS,  /* libcurl itself only (its own resolver calls) */
+};
+
+struct sf_got_route {
+	const char *name;
+	/* The reference's version: NULL matches unversioned references
+	 * only, "*" any version. */
+	const char *version;
+	void *real;    /* a slot is rewritten only while it holds this... */
+	void *wrapper; /* ...and then holds this */
+	enum sf_got_group group;
+};
+
+struct sf_got_job {
+	const struct sf_dl_snap *before; /* objects that are left alone */
+	const struct sf_got_route *routes;
+	size_t nroutes;
+	unsigned objects, slots; /* what was rewritten */
+};
+
+/* True when some object loaded since `before` is libcurl or needs it. */
+bool sf_got_new_curl_users(const struct sf_dl_snap *before);
+
+/* Rewrites the slots of every object loaded since job->before.  Per object
+ * and group it is all or nothing: if one slot of an interposed symbol holds
+ * anything but the route's real function (or its wrapper already), or its
+ * page cannot be made writable, none of that group's slots change.
+ * Runs inside dl_iterate_phdr: the loader's write lock keeps objects from
+ * being unloaded and serialises two patchers; no dl* call is made. */
+void sf_got_route_new(struct sf_got_job *job);
+
+/* "libcurl.so.4", "libcurl-gnutls.so.4", ...: a libcurl by its file name. */
+bool sf_got_names_libcurl(const char *soname);
+
+#endif
