@@ -63,7 +63,8 @@ TEST_CFLAGS := $(BASE_CFLAGS) -Ishim $(CHECK_CFLAGS)
 
 # The layers, as folders: core/ (singleflight, knows nothing of DNS or curl),
 # common/ (configuration, log, stats, real symbols: what both hooks use),
-# dns/ and curl/ (the hooks).  Arrows point from hooks to core, never back:
+# dns/, curl/ and dl/ (the hooks; dl/ reaches the other two's wrappers
+# through the dynamic linker only, never by including them).  Arrows point from hooks to core, never back:
 # `make check-layers` enforces it.
 SHIM_DIRS := core common dns curl dl
 SHIM_SRC := $(sort $(foreach d,$(SHIM_DIRS),$(wildcard shim/$(d)/*.c)))
@@ -152,6 +153,26 @@ $(B)/tests/libsf_binding_gnutls.so: tests/fixtures/libsf_binding.c tests/fixture
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $< $(CURL_GNUTLS_SO)
 
+# The RTLD_DEEPBIND fixtures (84-dl-deepbind.sh): a client that, like
+# PHP, is not linked with libcurl; a loader library that finds its plugin
+# by bare name through its own RUNPATH ($ORIGIN/rpath), and that plugin.
+FIXTURES := $(filter-out $(B)/tests/sf_deepbind_client,$(FIXTURES))
+FIXTURE_LIBS := $(filter-out $(B)/tests/libsf_rpath_plugin.so,$(FIXTURE_LIBS)) \
+  $(B)/tests/sf_deepbind_client $(B)/tests/rpath/libsf_rpath_plugin.so
+
+$(B)/tests/sf_deepbind_client: tests/fixtures/sf_deepbind_client.c tests/fixtures/sf_binding.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -o $@ $< -ldl
+
+$(B)/tests/libsf_rpath_loader.so: tests/fixtures/libsf_rpath_loader.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $< -ldl \
+	  -Wl,--enable-new-dtags -Wl,-rpath,'$$ORIGIN/rpath'
+
+$(B)/tests/rpath/libsf_rpath_plugin.so: tests/fixtures/libsf_rpath_plugin.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $<
+
 # The option table on its own, for the header comparison.
 OPT_TABLE_OBJ := $(B)/shim/curl/sf_curl_opts.o $(B)/shim/curl/sf_curl_opts_table.o
 $(B)/tests/sf_curl_optdump: tests/fixtures/sf_curl_optdump.c $(OPT_TABLE_OBJ)
@@ -163,10 +184,12 @@ tests-build: $(LIB) $(UNIT_TESTS) $(CURL_UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES
 
 check: check-layers check-unit check-integration
 
-# The core includes only the core; common/ includes no hook.
+# The core includes only the core; common/ includes no hook; dl/ no other
+# hook.
 check-layers:
-	@bad=$$(grep -HnE '#include "(common|dns|curl)/' shim/core/*.[ch]; \
-	  grep -HnE '#include "(dns|curl)/' shim/common/*.[ch]); \
+	@bad=$$(grep -HnE '#include "(common|dns|curl|dl)/' shim/core/*.[ch]; \
+	  grep -HnE '#include "(dns|curl|dl)/' shim/common/*.[ch]; \
+	  grep -HnE '#include "(dns|curl)/' shim/dl/*.[ch]); \
 	if [ -n "$$bad" ]; then echo "check-layers: include against the layering:"; \
 	  echo "$$bad"; exit 1; fi; echo "check-layers: ok"
 

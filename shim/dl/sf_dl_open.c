@@ -115,9 +115,18 @@ static void *shim_wrapper(const char *name, const char *version,
 	return w;
 }
 
+/* What an unresolved lazy reference of the loaded objects would bind to:
+ * the first definition in the new handle's own scope (RTLD_DEEPBIND puts
+ * it first). */
+static void *lazy_target(void *h, const char *name, const char *version)
+{
+	return version ? dlvsym(h, name, version) : dlsym(h, name);
+}
+
 /* Per flavour: the versioned references, and for the default flavour the
  * unversioned ones too, as the version script binds them. */
-static size_t curl_routes(struct sf_got_route *out, const void *self_base)
+static size_t curl_routes(struct sf_got_route *out, const void *self_base,
+                          void *h)
 {
 	size_t n = 0;
 	for (int fl = 0; fl < SF_CURL_FLAVOURS; fl++) {
@@ -143,6 +152,9 @@ static size_t curl_routes(struct sf_got_route *out, const void *self_base)
 					.version = v,
 					.real = real,
 					.wrapper = w,
+					.lazy_ok = lazy_target(
+					                   h, curl_syms[i].name,
+					                   v) == real,
 					.group = SF_GOT_CURL,
 				};
 			}
@@ -151,7 +163,7 @@ static size_t curl_routes(struct sf_got_route *out, const void *self_base)
 	return n;
 }
 
-static void route(const struct sf_dl_snap *before)
+static void route(const struct sf_dl_snap *before, void *h)
 {
 	const struct sf_config *c = sf_config();
 	/* Cheap first: nothing happens unless the load brought libcurl in
@@ -164,7 +176,7 @@ static void route(const struct sf_dl_snap *before)
 	struct sf_got_route routes[SF_CURL_FLAVOURS * N_CURL * 2 + 1];
 	size_t n = 0;
 	if (c->curl)
-		n = curl_routes(routes, di.dli_fbase);
+		n = curl_routes(routes, di.dli_fbase, h);
 	sf_getaddrinfo_fn *gai = sf_real_getaddrinfo();
 	void *w = shim_wrapper("getaddrinfo", NULL, di.dli_fbase);
 	if (c->dns && gai && w)
@@ -173,6 +185,8 @@ static void route(const struct sf_dl_snap *before)
 			.version = "*",
 			.real = (void *)gai,
 			.wrapper = w,
+			.lazy_ok = lazy_target(h, "getaddrinfo", NULL) ==
+			           (void *)gai,
 			.group = SF_GOT_DNS,
 		};
 	if (!n)
@@ -200,7 +214,7 @@ void *sf_dl_deep_open(const char *file, int mode)
 		 * a failed lookup of ours must not show. */
 		int e = errno;
 		sf_guard_enter();
-		route(&before);
+		route(&before, h);
 		sf_guard_leave();
 		(void)dlerror();
 		errno = e;

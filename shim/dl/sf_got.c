@@ -267,30 +267,29 @@ static bool walk(const struct obj *o, const struct sf_got_job *job,
 				continue;
 			uintptr_t slot = o->info->dlpi_addr + r->r_offset;
 			void **p = (void **)slot;
+			/* An interposed name in a version no wrapper stands
+			 * for (a newer libcurl's): that version is simply not
+			 * ours. */
+			if (!hit)
+				continue;
+			void *cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+			bool lazy = type == SF_R_JUMP_SLOT && hit->lazy_ok &&
+			            (uintptr_t)cur >= o->lo &&
+			            (uintptr_t)cur < o->hi;
 			if (pass == CHECK) {
-				/* An interposed name in a version no
-				 * wrapper stands for (a newer libcurl's):
-				 * that version is simply not ours. */
-				if (!hit)
-					continue;
-				void *cur =
-				        __atomic_load_n(p, __ATOMIC_RELAXED);
 				if (!writable(o, slot) ||
-				    (cur != hit->real && cur != hit->wrapper))
+				    (cur != hit->real && cur != hit->wrapper &&
+				     !lazy))
 					return false;
 				if (slot >= o->relro_lo && slot < o->relro_hi)
 					*in_relro = true;
-			} else if (hit) {
-				void *cur =
-				        __atomic_load_n(p, __ATOMIC_RELAXED);
-				if (cur == hit->real) {
-					/* One aligned store: a thread calling
-					 * through the slot now sees the old
-					 * or the new target, both valid. */
-					__atomic_store_n(p, hit->wrapper,
-					                 __ATOMIC_RELEASE);
-					(*count)++;
-				}
+			} else if (cur == hit->real || lazy) {
+				/* One aligned store: a thread calling through
+				 * the slot now sees the old or the new
+				 * target, both valid. */
+				__atomic_store_n(p, hit->wrapper,
+				                 __ATOMIC_RELEASE);
+				(*count)++;
 			}
 		}
 	}

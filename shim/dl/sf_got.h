@@ -30,6 +30,10 @@ struct sf_got_route {
 	const char *version;
 	void *real;    /* a slot is rewritten only while it holds this... */
 	void *wrapper; /* ...and then holds this */
+	/* A lazily bound JUMP_SLOT (still pointing into its own object's
+	 * PLT) would resolve to `real`: rewriting it now is what binding
+	 * without RTLD_DEEPBIND would have done. */
+	bool lazy_ok;
 	enum sf_got_group group;
 };
 
@@ -45,7 +49,8 @@ bool sf_got_new_curl_users(const struct sf_dl_snap *before);
 
 /* Rewrites the slots of every object loaded since job->before.  Per object
  * and group it is all or nothing: if one slot of an interposed symbol holds
- * anything but the route's real function (or its wrapper already), or its
+ * anything but the route's real function (or its wrapper already, or an
+ * unresolved lazy stub when lazy_ok), or its
  * page cannot be made writable, none of that group's slots change.
  * Runs inside dl_iterate_phdr: the loader's write lock keeps objects from
  * being unloaded and serialises two patchers; no dl* call is made. */
