@@ -86,7 +86,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_
 # integration script runs it (31-curl-method.sh).  test_handover is the
 # hand-over harness over the response owner (sf_curl_response.c).
 CURL_UNIT_TESTS := $(B)/tests/test_curl_method $(B)/tests/test_curl_handle \
-  $(B)/tests/test_handover
+  $(B)/tests/test_handover $(B)/tests/test_curl_xfile
 UNIT_TESTS := $(filter-out $(B)/tests/test_curl_method,$(UNIT_TESTS))
 CURL_UNIT_OBJ := $(filter-out $(B)/shim/curl/sf_curl_api.o $(B)/shim/dns/sf_hook_getaddrinfo.o,$(SHIM_OBJ))
 PRELOAD_TESTS := $(patsubst tests/preload/%.c,$(B)/tests/%,$(wildcard tests/preload/test_*.c))

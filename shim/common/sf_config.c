@@ -2,6 +2,7 @@
 #include "common/sf_config.h"
 
 #include "common/sf_log.h"
+#include "common/sf_scope.h"
 #include "common/sf_trace.h"
 #include "common/sf_version.h"
 
@@ -275,6 +276,44 @@ static size_t parse_trace_events(const char *v)
 	return (size_t)n;
 }
 
+/* ---- the scope name ---------------------------------------------------- */
+
+/* Declared in sf_scope.h; here so that reading the configuration needs
+ * nothing of the shared table.  The name becomes part of a file name:
+ * only letters, digits, '.', '_' and '-', never a '/'. */
+bool sf_scope_name_ok(const char *s)
+{
+	size_t n = 0;
+	if (!s)
+		return false;
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+		if (n >= SF_SCOPE_NAME_MAX ||
+		    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return n > 0;
+}
+
+/* SFSHIM_SCOPE: unset or empty is per-process mode, silently; anything
+ * that is not a valid name gets one line and per-process mode.  The value
+ * is not echoed: it could be anything, of any length. */
+static char *parse_scope(const char *v)
+{
+	if (!v || !*v)
+		return NULL;
+	if (!sf_scope_name_ok(v)) {
+		sf_log(SF_LOG_ERROR,
+		       "SFSHIM_SCOPE is not a scope name (1 to %d of A-Z a-z "
+		       "0-9 . _ -); coalescing within this process only",
+		       SF_SCOPE_NAME_MAX);
+		return NULL;
+	}
+	return strdup(v);
+}
+
 void sf_config_load(struct sf_config *c, const char *(*get)(const char *))
 {
 	memset(c, 0, sizeof(*c));
@@ -300,6 +339,7 @@ void sf_config_load(struct sf_config *c, const char *(*get)(const char *))
 	c->stats = parse_stats(get("SFSHIM_STATS"));
 	c->trace = parse_trace(get("SFSHIM_TRACE"));
 	c->trace_events = parse_trace_events(get("SFSHIM_TRACE_EVENTS"));
+	c->scope = parse_scope(get("SFSHIM_SCOPE"));
 	parse_list(get("SFSHIM_DNS_INCLUDE"), &c->hosts.include,
 	           &c->hosts.n_include);
 	parse_list(get("SFSHIM_DNS_EXCLUDE"), &c->hosts.exclude,
@@ -326,6 +366,7 @@ void sf_config_free(struct sf_config *c)
 	free_list(c->urls.exclude, c->urls.n_exclude);
 	free(c->stats);
 	free(c->trace);
+	free(c->scope);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -342,7 +383,7 @@ static const char *const names[] = {
 	"SFSHIM_LOG",          "SFSHIM_DNS",         "SFSHIM_CURL",
 	"SFSHIM_RETRY_ERRORS", "SFSHIM_WAIT_MS",     "SFSHIM_SPILL",
 	"SFSHIM_STATS",        "SFSHIM_DNS_INCLUDE", "SFSHIM_DNS_EXCLUDE",
-	"SFSHIM_URL_INCLUDE",  "SFSHIM_URL_EXCLUDE",
+	"SFSHIM_URL_INCLUDE",  "SFSHIM_URL_EXCLUDE", "SFSHIM_SCOPE",
 };
 #define N_NAMES (sizeof(names) / sizeof(names[0]))
 static char *at_load[N_NAMES];
@@ -373,9 +414,11 @@ static const char *env_get(const char *name)
 static void load_process_config(void)
 {
 	sf_config_load(&process_config, env_get);
-	sf_log(SF_LOG_INFO, "libsfshim %s loaded: dns=%d curl=%d wait_ms=%llu",
+	sf_log(SF_LOG_INFO,
+	       "libsfshim %s loaded: dns=%d curl=%d wait_ms=%llu scope=%s",
 	       SF_VERSION, process_config.dns, process_config.curl,
-	       (unsigned long long)(process_config.wait_ns / 1000000u));
+	       (unsigned long long)(process_config.wait_ns / 1000000u),
+	       process_config.scope ? process_config.scope : "(none)");
 	sf_trace_configure(&process_config);
 }
 

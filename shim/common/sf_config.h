@@ -38,6 +38,11 @@ struct sf_config {
 	 * SFSHIM_TRACE_EVENTS: the size of the ring of recent calls. */
 	char *trace;
 	size_t trace_events;
+
+	/* SFSHIM_SCOPE: processes of this user with the same name (in the
+	 * same namespaces) coalesce across processes (common/sf_scope.h).
+	 * NULL: unset or invalid (one line said so): per-process mode. */
+	char *scope;
 };
 
 #define SF_DEFAULT_WAIT_MS 30000u

@@ -20,7 +20,11 @@
 
 struct sf_xtable;
 
-/* Whether s is a valid scope name: 1-64 of [A-Za-z0-9._-]. */
+/* The longest scope name. */
+#define SF_SCOPE_NAME_MAX 64
+
+/* Whether s is a valid scope name: 1-64 of [A-Za-z0-9._-].  (Defined in
+ * sf_config.c, which validates SFSHIM_SCOPE.) */
 bool sf_scope_name_ok(const char *s);
 
 /* The process's table, attached on first use (pthread_once; a fork child

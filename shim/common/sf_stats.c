@@ -229,6 +229,21 @@ void sf_stats_report(int fd)
 		put(fd, line, n);
 		put(fd, line, report_causes(line, sizeof(line), pid, a));
 	}
+	/* With a scope: what crossed processes, one line per API. */
+	const char *scope = sf_config()->scope;
+	for (int a = 0; scope && a < SF_API_COUNT; a++) {
+		unsigned long x[SF_XSTAT_COUNT];
+		for (int i = 0; i < SF_XSTAT_COUNT; i++)
+			x[i] = atomic_load(&sf_stats.cross[a][i]);
+		put(fd, line,
+		    snprintf(line, sizeof(line),
+		             "sfshim[%d]: %s: crossed processes (scope %s): "
+		             "led=%lu answered=%lu served=%lu promoted=%lu "
+		             "alone=%lu\n",
+		             pid, api_names[a], scope, x[SF_XSTAT_LED],
+		             x[SF_XSTAT_ANSWERED], x[SF_XSTAT_SERVED],
+		             x[SF_XSTAT_PROMOTED], x[SF_XSTAT_ALONE]));
+	}
 	struct busy top[BUSY_SLOTS];
 	pthread_mutex_lock(&busy_lock);
 	memcpy(top, busiest, sizeof(top));
@@ -351,9 +366,18 @@ static void json_api(struct sf_json *j, int a)
 	unsigned long other = atomic_load(&causes_other[a]);
 	if (other)
 		sf_json_printf(j, "%s\"other\":%lu", shown ? "," : "", other);
-	sf_json_printf(j, "},\"waited_ns\":%llu,\"saved_ns\":%llu}",
+	sf_json_printf(j, "},\"waited_ns\":%llu,\"saved_ns\":%llu,",
 	               (unsigned long long)atomic_load(&waited_ns[a]),
 	               (unsigned long long)atomic_load(&saved_ns[a]));
+	/* Across processes (all 0 without a scope). */
+	sf_json_printf(j,
+	               "\"crossed\":{\"led\":%lu,\"answered\":%lu,"
+	               "\"served\":%lu,\"promoted\":%lu,\"alone\":%lu}}",
+	               atomic_load(&sf_stats.cross[a][SF_XSTAT_LED]),
+	               atomic_load(&sf_stats.cross[a][SF_XSTAT_ANSWERED]),
+	               atomic_load(&sf_stats.cross[a][SF_XSTAT_SERVED]),
+	               atomic_load(&sf_stats.cross[a][SF_XSTAT_PROMOTED]),
+	               atomic_load(&sf_stats.cross[a][SF_XSTAT_ALONE]));
 }
 
 /* The busiest keys, most followers first, redacted. */
@@ -395,6 +419,10 @@ size_t sf_stats_json(char *buf, size_t cap)
 	sf_json_str(&j, SF_VERSION);
 	sf_json_printf(&j, ",\"pid\":%d,\"comm\":", (int)getpid());
 	sf_json_str(&j, comm);
+	if (sf_config()->scope) {
+		sf_json_puts(&j, ",\"scope\":");
+		sf_json_str(&j, sf_config()->scope);
+	}
 	sf_json_printf(&j, ",\"time\":%lld.%03ld,\"timed\":%s,\"api\":{",
 	               (long long)now.tv_sec, now.tv_nsec / 1000000,
 	               sf_trace_on ? "true" : "false");

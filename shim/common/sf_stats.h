@@ -25,12 +25,28 @@ enum sf_pass {
 	SF_PASS_COUNT
 };
 
+/* Flights that crossed processes (SFSHIM_SCOPE, common/sf_scope.h).  A
+ * process's own leader joins the scope's table on behalf of its threads,
+ * so these count table flights, next to the per-process paths above. */
+enum sf_xstat {
+	SF_XSTAT_LED,      /* calls that led a flight of the scope's table */
+	SF_XSTAT_ANSWERED, /* calls answered by another process's flight */
+	SF_XSTAT_SERVED,   /* followers in other processes served by this
+	                    * process's flights */
+	SF_XSTAT_PROMOTED, /* took over a flight whose leader (another
+	                    * process) quit or died */
+	SF_XSTAT_ALONE,    /* followed another process's flight, then called
+	                    * alone: deadline, no shared answer, slot lost */
+	SF_XSTAT_COUNT
+};
+
 /* Coalescing calls are counted by the path they took, which
  * core/sf_outcome.h maps to counters; calls and savings are derived when the
  * report is written. */
 struct sf_stats {
 	_Atomic unsigned long stat[SF_API_COUNT][SF_STAT_COUNT];
 	_Atomic unsigned long pass[SF_API_COUNT][SF_PASS_COUNT];
+	_Atomic unsigned long cross[SF_API_COUNT][SF_XSTAT_COUNT];
 };
 extern struct sf_stats sf_stats;
 
@@ -44,6 +60,16 @@ static inline void sf_count_pass(enum sf_api api, enum sf_pass why)
 {
 	atomic_fetch_add_explicit(&sf_stats.pass[api][why], 1,
 	                          memory_order_relaxed);
+}
+
+/* A cross-process event (n of them: SF_XSTAT_SERVED counts followers);
+ * both hooks report through this. */
+static inline void sf_count_cross(enum sf_api api, enum sf_xstat s,
+                                  unsigned long n)
+{
+	if (n)
+		atomic_fetch_add_explicit(&sf_stats.cross[api][s], n,
+		                          memory_order_relaxed);
 }
 
 /* One coalescing call on path p (SF_PATH_ALONE: a pass-through for lack of

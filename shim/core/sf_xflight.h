@@ -38,8 +38,12 @@
 #include <time.h>
 
 /* Bump whenever the shared layout changes: part of the object's name and
- * checked in its header, so two layouts never share. */
+ * checked in its header, so two layouts never share.  Overridable
+ * (-DSF_XLAYOUT=2) only so that a test can build a second library and show
+ * that two versions side by side never share. */
+#ifndef SF_XLAYOUT
 #define SF_XLAYOUT 1
+#endif
 
 #define SF_XKEY_MAX ((size_t)4096)    /* longer keys stay per-process */
 #define SF_XRESULT_MAX ((size_t)8192) /* larger results are not shared */
@@ -142,5 +146,12 @@ bool sf_xflight_current(sf_xtable *t, unsigned slot, unsigned gen);
 /* Takes and drops the table lock, so a test can die holding it. */
 void sf_xtable_lock_for_test(sf_xtable *t);
 void sf_xtable_unlock_for_test(sf_xtable *t);
+
+/* Calls fn (NULL: none) with the table lock held, halfway through claiming
+ * a slot (its key half written) or publishing a result (half its words
+ * written, or before "no result" is recorded): a test kills the process
+ * there.  Process-wide; not thread-safe to change while flights run. */
+enum sf_xhook { SF_XHOOK_CLAIM, SF_XHOOK_PUBLISH };
+void sf_xtable_hook_for_test(void (*fn)(enum sf_xhook where));
 
 #endif

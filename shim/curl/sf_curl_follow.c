@@ -31,7 +31,7 @@ struct follow {
 
 /* The header API inside the program's callbacks answers from the lines it
  * was given so far (h->reply, until the replay ends). */
-static void start_live(struct sf_curl_xfer *p)
+void sf_curl_live_start(struct sf_curl_xfer *p)
 {
 	struct sf_curl_reply *r =
 	        sf_curl_reply_new_live(p->api->easy_header != NULL);
@@ -39,12 +39,12 @@ static void start_live(struct sf_curl_xfer *p)
 		p->h->reply = r;
 }
 
-static bool live_reply(const struct sf_curl_xfer *p)
+bool sf_curl_live(const struct sf_curl_xfer *p)
 {
 	return p->h->reply && !p->h->reply->stream;
 }
 
-static void end_live(struct sf_curl_xfer *p)
+void sf_curl_live_end(struct sf_curl_xfer *p)
 {
 	sf_curl_handle_forget_reply(p->h);
 }
@@ -70,7 +70,7 @@ static void follow_left(void *arg)
 	/* A signal handler may have jumped out of the futex wait, which
 	 * runs with asynchronous cancellation (sf_flight_wait). */
 	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
-	end_live(w->p);
+	sf_curl_live_end(w->p);
 	if (w->leading && !w->left)
 		sf_flight_abandon(w->f);
 	else
@@ -82,10 +82,11 @@ static void follow_left(void *arg)
 }
 
 /* The cursor's way to the program's callbacks. */
-static bool give(void *ctx, enum sf_curl_rec type, const char *data, size_t n)
+bool sf_curl_follow_give(void *ctx, enum sf_curl_rec type, const char *data,
+                         size_t n)
 {
 	struct sf_curl_xfer *p = ctx;
-	struct sf_curl_reply *live = live_reply(p) ? p->h->reply : NULL;
+	struct sf_curl_reply *live = sf_curl_live(p) ? p->h->reply : NULL;
 	if (type == SF_REC_HEADER && live)
 		sf_curl_reply_add_line(live, data, n);
 	CURLcode rc = type == SF_REC_HEADER ? sf_deliver_header(&p->d, data, n)
@@ -112,12 +113,8 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 
 /* libcurl's LOW_SPEED_LIMIT/LOW_SPEED_TIME, measured on what this
  * follower's program receives, once a second. */
-struct speed {
-	uint64_t at, next, slow_since;
-	size_t bytes;
-};
-
-static bool too_slow(struct sf_curl_xfer *p, struct speed *s, uint64_t now)
+bool sf_curl_too_slow(struct sf_curl_xfer *p, struct sf_curl_speed *s,
+                      uint64_t now)
 {
 	const struct sf_curl_limits *lim = &p->d.lim;
 	if (lim->low_speed_limit <= 0 || lim->low_speed_time <= 0 ||
@@ -140,7 +137,7 @@ static bool too_slow(struct sf_curl_xfer *p, struct speed *s, uint64_t now)
 
 /* libcurl's error.  Not inlined: the message buffer stays off the stack
  * of the follower's loop, which every program callback runs beneath. */
-__attribute__((noinline)) static CURLcode slow_error(struct sf_curl_xfer *p)
+__attribute__((noinline)) CURLcode sf_curl_slow_error(struct sf_curl_xfer *p)
 {
 	char msg[CURL_ERROR_SIZE];
 	snprintf(msg, sizeof(msg),
@@ -165,8 +162,8 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 	bool progress = !d->noprogress;
 	bool slow_check = d->lim.low_speed_limit > 0 &&
 	                  d->lim.low_speed_time > 0;
-	struct speed speed = { .at = p->start_ns,
-		               .next = p->start_ns + SECOND };
+	struct sf_curl_speed speed = { .at = p->start_ns,
+		                       .next = p->start_ns + SECOND };
 	uint64_t tick = 0;
 	bool idle = false;
 	for (;;) {
@@ -187,8 +184,8 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 			        d, (long)((now - p->start_ns) / 1000000u));
 			return FOLLOWED;
 		}
-		if (slow_check && too_slow(p, &speed, now)) {
-			*code = slow_error(p);
+		if (slow_check && sf_curl_too_slow(p, &speed, now)) {
+			*code = sf_curl_slow_error(p);
 			return FOLLOWED;
 		}
 		/* Only a wait that found nothing new counts: time spent in
@@ -212,7 +209,8 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 		sf_curl_reader_take(&w->rd, &p->cur,
 		                    sf_curl_response_newest(w->f));
 		size_t had = p->cur.hdrs + p->cur.body;
-		switch (sf_curl_reader_drain(&w->rd, &p->cur, give, p)) {
+		switch (sf_curl_reader_drain(&w->rd, &p->cur,
+		                             sf_curl_follow_give, p)) {
 		case SF_REFUSED:
 			*code = fail(p, CURLE_WRITE_ERROR, d->failure);
 			return FOLLOWED;
@@ -241,7 +239,7 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 		*code = final->code;
 		if (final->code != CURLE_OK)
 			sf_delivery_error(d, final->errmsg);
-		end_live(p);
+		sf_curl_live_end(p);
 		sf_curl_reply_ref(final);
 		p->h->reply = final; /* getinfo and headers answer from it */
 		return FOLLOWED;
@@ -258,10 +256,10 @@ static void follow_run(void *arg)
 	sf_log(SF_LOG_DEBUG, "%s: joined flight", p->key.url);
 	if (p->d.errbuf)
 		p->d.errbuf[0] = '\0'; /* as libcurl does at the start */
-	start_live(p);
+	sf_curl_live_start(p);
 	w->o = follow_loop(w, &w->code);
-	if (live_reply(p))
-		end_live(p);
+	if (sf_curl_live(p))
+		sf_curl_live_end(p);
 	sf_curl_reader_free(&w->rd);
 	switch (w->o) {
 	case PROMOTED:
@@ -300,7 +298,7 @@ CURLcode sf_curl_follow(struct sf_curl_xfer *p, sf_flight *f)
 	case PROMOTED:
 		p->path = SF_PATH_PROMOTED;
 		p->promoted = true;
-		return sf_curl_lead(p, f);
+		return sf_curl_bridge(p, f);
 	case ALONE_EXPIRED:
 		p->path = SF_PATH_EXPIRED;
 		return sf_curl_alone(p);

@@ -38,6 +38,14 @@ static void detach(struct lead *l)
 	l->f = NULL;
 }
 
+/* Its failure is its own: other processes get a new leader too. */
+static void detach_all(struct lead *l)
+{
+	detach(l);
+	if (l->p->x)
+		sf_curl_xlead_abandon(l->p->x);
+}
+
 /* Memory held, process-wide, by replies nobody follows yet.  A burst of
  * distinct URLs must not cost a reply's worth of memory each: past the
  * budget, a transfer that nobody has joined stops being stored, and so does
@@ -106,6 +114,8 @@ static void end_unstored(struct lead *l)
 static void record(struct lead *l, enum sf_curl_rec type, const char *p,
                    size_t n)
 {
+	if (l->p->x)
+		sf_curl_xlead_record(l->p->x, type, p, n);
 	if (!l->f || !store_next(l, n + 8))
 		return;
 	if (sf_curl_response_record(l->reply, type, p, n) < 0) {
@@ -120,7 +130,7 @@ static size_t own_result(struct lead *l, CURLcode rc, size_t n)
 	if (rc == CURLE_OK)
 		return n;
 	l->own_failure = true;
-	detach(l);
+	detach_all(l);
 	return l->p->d.paused && !l->diverged ? CURL_WRITEFUNC_PAUSE : 0;
 }
 
@@ -204,7 +214,7 @@ static void lead_cleanup(void *arg)
 {
 	struct lead *l = arg;
 	sf_guard_leave();
-	detach(l);
+	detach_all(l);
 	restore(l->p);
 	if (l->p->late && l->p->d.lim.timeout_ms > 0)
 		l->p->api->easy_setopt(l->p->h->easy, CURLOPT_TIMEOUT_MS,
@@ -390,7 +400,7 @@ CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
 		/* Handed over before the log line: write(2) is a
 		 * cancellation point, and a leader cancelled there would
 		 * strand its followers. */
-		detach(&l);
+		detach_all(&l);
 		struct handover ho = { &l, code };
 		sf_leave_guarded(handover_log, &ho, handover_left, &l);
 	} else if (l.f) {
@@ -410,6 +420,16 @@ CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f)
 		}
 		/* The flight's own reference keeps the reply alive. */
 		sf_flight_finish(f, result, NULL);
+		if (p->x)
+			sf_curl_xlead_finish(p->x, code, l.errbuf,
+			                     rule == SF_SHARE_NOTHING, p->api,
+			                     p->h->easy, result);
+	} else if (p->x && rule == SF_SHARE_HANDOVER) {
+		sf_curl_xlead_abandon(p->x);
+	} else if (p->x) {
+		sf_curl_xlead_finish(p->x, code, l.errbuf,
+		                     rule == SF_SHARE_NOTHING, p->api,
+		                     p->h->easy, NULL);
 	}
 	unstore(&l);
 	sf_curl_reply_unref(l.reply);

@@ -51,7 +51,7 @@ CURLcode sf_curl_perform(struct sf_curl_handle *h)
 	CURLcode code;
 	if (leader) {
 		p.path = SF_PATH_LEADER;
-		code = sf_curl_lead(&p, f);
+		code = sf_curl_bridge(&p, f);
 	} else {
 		/* Its log line too is inside the follower's guard: write(2)
 		 * is a cancellation point, and the flight is held already. */

@@ -28,6 +28,9 @@ struct sf_curl_xfer {
 	bool late;         /* followed first: its own limits are partly spent */
 	enum sf_path path; /* what the call counts as (sf_outcome.h) */
 	uint64_t start_ns;
+	/* Leading across processes too: the scope's flight, whose file
+	 * gets the response's records (sf_curl_remote.c). */
+	struct sf_curl_xlead *x;
 };
 
 /* Performs the request for real.  With a flight f, records the reply for
@@ -35,6 +38,43 @@ struct sf_curl_xfer {
  * fetching alone after partly delivering), only what the program does not
  * have yet reaches it, once the overlap compared equal. */
 CURLcode sf_curl_lead(struct sf_curl_xfer *p, sf_flight *f);
+
+/* Leads flight f of this process: in a scope (common/sf_scope.h) it first
+ * joins the scope's flight for the request, and either leads it too (the
+ * response also goes to a file for other processes), or follows the
+ * process that leads it, replaying that process's file through f as if it
+ * were this process's own transfer (sf_curl_remote.c). */
+CURLcode sf_curl_bridge(struct sf_curl_xfer *p, sf_flight *f);
+
+/* The global leader's side (sf_curl_remote.c), called by sf_curl_lead()
+ * when p->x is set: each record as it is received; a failure of its own
+ * (the scope's flight goes to one of its followers); the end, with the
+ * answers its followers need (snap: a snapshot of the handle, or NULL to
+ * take one from easy when somebody follows). */
+void sf_curl_xlead_record(struct sf_curl_xlead *x, enum sf_curl_rec type,
+                          const void *data, size_t n);
+void sf_curl_xlead_abandon(struct sf_curl_xlead *x);
+void sf_curl_xlead_finish(struct sf_curl_xlead *x, CURLcode code,
+                          const char *errmsg, bool retry,
+                          const struct sf_curl_real *api, CURL *easy,
+                          const struct sf_curl_reply *snap);
+
+/* A follower's ways to its program, shared by the in-process follower
+ * (sf_curl_follow.c) and the follower of another process's file: the header
+ * API's live view in callbacks, delivery through the cursor, and libcurl's
+ * LOW_SPEED check. */
+void sf_curl_live_start(struct sf_curl_xfer *p);
+bool sf_curl_live(const struct sf_curl_xfer *p);
+void sf_curl_live_end(struct sf_curl_xfer *p);
+bool sf_curl_follow_give(void *ctx, enum sf_curl_rec type, const char *data,
+                         size_t n);
+struct sf_curl_speed {
+	uint64_t at, next, slow_since;
+	size_t bytes;
+};
+bool sf_curl_too_slow(struct sf_curl_xfer *p, struct sf_curl_speed *s,
+                      uint64_t now);
+CURLcode sf_curl_slow_error(struct sf_curl_xfer *p);
 
 /* A perform outside any flight. */
 CURLcode sf_curl_alone(struct sf_curl_xfer *p);

@@ -8,8 +8,12 @@
  * which is why the DNS hook only runs over glibc.) */
 #include "dns/sf_addrinfo.h"
 
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 void sf_addrinfo_free(struct addrinfo *list)
 {
@@ -45,4 +49,141 @@ struct addrinfo *sf_addrinfo_copy(const struct addrinfo *src)
 oom:
 	sf_addrinfo_free(head);
 	return NULL;
+}
+
+/* ---- packed answers ---------------------------------------------------- */
+
+/* Layout (native byte order: both ends are processes of one machine):
+ *   header: magic, rc, errno, node count                  4 x 32 bits
+ *   node:   flags, family, socktype, protocol, addrlen,
+ *           address present (0/1), canonname length
+ *           (NO_NAME: NULL)                               7 x 32 bits
+ *           then the address (addrlen bytes when present)
+ *           then the name (its length, no NUL)
+ * Read with memcpy: the bytes may sit at any alignment. */
+#define PACK_MAGIC 0x53464131u /* "SFA1" */
+#define NO_NAME UINT32_MAX
+
+struct packer {
+	unsigned char *p;
+	size_t len, cap;
+	bool full;
+};
+
+static void put(struct packer *k, const void *v, size_t n)
+{
+	if (k->full || n > k->cap - k->len) {
+		k->full = true;
+		return;
+	}
+	memcpy(k->p + k->len, v, n);
+	k->len += n;
+}
+
+static void put32(struct packer *k, uint32_t v)
+{
+	put(k, &v, sizeof(v));
+}
+
+size_t sf_addrinfo_pack(void *buf, size_t cap, int rc, int err,
+                        const struct addrinfo *list)
+{
+	struct packer k = { buf, 0, cap, false };
+	uint32_t count = 0;
+	if (rc != 0)
+		list = NULL;
+	for (const struct addrinfo *a = list; a; a = a->ai_next)
+		count++;
+	put32(&k, PACK_MAGIC);
+	put32(&k, (uint32_t)rc);
+	put32(&k, (uint32_t)err);
+	put32(&k, count);
+	for (const struct addrinfo *a = list; a && !k.full; a = a->ai_next) {
+		size_t nl = a->ai_canonname ? strlen(a->ai_canonname) : 0;
+		if (a->ai_addrlen > sizeof(struct sockaddr_storage) ||
+		    nl >= NO_NAME)
+			return 0;
+		put32(&k, (uint32_t)a->ai_flags);
+		put32(&k, (uint32_t)a->ai_family);
+		put32(&k, (uint32_t)a->ai_socktype);
+		put32(&k, (uint32_t)a->ai_protocol);
+		put32(&k, (uint32_t)a->ai_addrlen);
+		put32(&k, a->ai_addr != NULL);
+		put32(&k, a->ai_canonname ? (uint32_t)nl : NO_NAME);
+		if (a->ai_addr)
+			put(&k, a->ai_addr, a->ai_addrlen);
+		put(&k, a->ai_canonname, nl);
+	}
+	return k.full ? 0 : k.len;
+}
+
+struct reader {
+	const unsigned char *p;
+	size_t len, off;
+};
+
+static bool get(struct reader *r, void *v, size_t n)
+{
+	if (n > r->len - r->off)
+		return false;
+	memcpy(v, r->p + r->off, n);
+	r->off += n;
+	return true;
+}
+
+int sf_addrinfo_unpack(const void *buf, size_t len, int *rc, int *err,
+                       struct addrinfo **list)
+{
+	struct reader r = { buf, len, 0 };
+	uint32_t h[4];
+	struct addrinfo *head = NULL, **tail = &head;
+	int fail = EINVAL;
+	*list = NULL;
+	if (!get(&r, h, sizeof(h)) || h[0] != PACK_MAGIC ||
+	    (h[1] != 0 && h[3] != 0))
+		goto bad;
+	for (uint32_t i = 0; i < h[3]; i++) {
+		uint32_t f[7];
+		if (!get(&r, f, sizeof(f)) ||
+		    f[4] > sizeof(struct sockaddr_storage) || f[5] > 1)
+			goto bad;
+		size_t addrlen = f[5] ? f[4] : 0;
+		struct addrinfo *n = malloc(sizeof(*n) + addrlen);
+		if (!n) {
+			fail = ENOMEM;
+			goto bad;
+		}
+		memset(n, 0, sizeof(*n));
+		*tail = n;
+		tail = &n->ai_next;
+		n->ai_flags = (int)f[0];
+		n->ai_family = (int)f[1];
+		n->ai_socktype = (int)f[2];
+		n->ai_protocol = (int)f[3];
+		n->ai_addrlen = (socklen_t)f[4];
+		n->ai_addr = f[5] ? (struct sockaddr *)(n + 1) : NULL;
+		if (!get(&r, n + 1, addrlen))
+			goto bad;
+		if (f[6] != NO_NAME) {
+			if (f[6] > r.len - r.off ||
+			    memchr(r.p + r.off, '\0', f[6]))
+				goto bad;
+			if (!(n->ai_canonname = malloc((size_t)f[6] + 1))) {
+				fail = ENOMEM;
+				goto bad;
+			}
+			get(&r, n->ai_canonname, f[6]);
+			n->ai_canonname[f[6]] = '\0';
+		}
+	}
+	if (r.off != len)
+		goto bad;
+	*rc = (int)h[1];
+	*err = (int)h[2];
+	*list = head;
+	return 0;
+bad:
+	sf_addrinfo_free(head);
+	errno = fail;
+	return -1;
 }

@@ -3,17 +3,23 @@
  * The leader's caller gets the real result itself; when followers joined,
  * the leader also leaves one shared copy from which each follower takes its
  * own (sf_addrinfo.c), so every caller frees its list with the real
- * freeaddrinfo, independently of the others. */
+ * freeaddrinfo, independently of the others.
+ *
+ * With a scope (SFSHIM_SCOPE), the in-process leader's call goes through
+ * the scope's table, where the leaders of other processes meet
+ * (sf_dns_cross.h). */
 #include "common/sf_config.h"
 #include "common/sf_export.h"
 #include "common/sf_guard.h"
 #include "common/sf_log.h"
 #include "common/sf_ns.h"
 #include "common/sf_real.h"
+#include "common/sf_scope.h"
 #include "common/sf_stats.h"
 #include "common/sf_trace.h"
 #include "core/sf_flight.h"
 #include "dns/sf_addrinfo.h"
+#include "dns/sf_dns_cross.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,26 +35,32 @@ struct gai_call {
 	const char *node, *service;
 	const struct addrinfo *hints;
 	int depth; /* the re-entrancy guard's depth before the real call */
+	const void *key; /* for the scope's table */
+	size_t keylen;
+	struct sf_dns_cross x; /* x.t NULL: no scope */
 };
 
-struct gai_answer {
-	int rc;
-	int err; /* errno after the call: EAI_SYSTEM's detail */
-	struct addrinfo *list;
-};
+static void gai_real(void *arg, struct sf_dns_answer *a)
+{
+	struct gai_call *c = arg;
+	a->list = NULL;
+	a->rc = c->real(c->node, c->service, c->hints, &a->list);
+	a->err = errno;
+	if (a->rc != 0)
+		a->list = NULL; /* glibc leaves *res alone on failure */
+}
 
 static void gai_call(void *arg, void *out)
 {
 	struct gai_call *c = arg;
-	struct gai_answer *a = out;
-	a->list = NULL;
+	struct sf_dns_answer *a = out;
 	c->depth = sf_guard_save();
 	sf_guard_enter();
-	a->rc = c->real(c->node, c->service, c->hints, &a->list);
-	a->err = errno;
+	if (c->x.t)
+		sf_dns_cross_call(&c->x, c->key, c->keylen, a);
+	else
+		gai_real(c, a);
 	sf_guard_leave();
-	if (a->rc != 0)
-		a->list = NULL; /* glibc leaves *res alone on failure */
 }
 
 /* getaddrinfo may be a cancellation point, and a program's signal handler
@@ -58,13 +70,15 @@ static void gai_call(void *arg, void *out)
 static void gai_left(void *arg)
 {
 	struct gai_call *c = arg;
+	if (c->x.t)
+		sf_dns_cross_left(&c->x);
 	sf_guard_restore(c->depth);
 }
 
 static void *gai_share(const void *out)
 {
-	const struct gai_answer *a = out;
-	struct gai_answer *s = malloc(sizeof(*s));
+	const struct sf_dns_answer *a = out;
+	struct sf_dns_answer *s = malloc(sizeof(*s));
 	if (!s)
 		return NULL;
 	*s = *a;
@@ -80,8 +94,8 @@ static void *gai_share(const void *out)
  * well succeed: never an EAI_MEMORY that its own call would not give. */
 static bool gai_take(const void *result, void *out)
 {
-	const struct gai_answer *s = result;
-	struct gai_answer *a = out;
+	const struct sf_dns_answer *s = result;
+	struct sf_dns_answer *a = out;
 	*a = *s;
 	a->list = NULL;
 	return !(s->rc == 0 && s->list &&
@@ -91,9 +105,8 @@ static bool gai_take(const void *result, void *out)
 /* The resolver's answers (no such name, try again, failure) are what any
  * caller asking now would get; running out of memory or descriptors, or an
  * interrupted call, is the leader's own business. */
-static enum sf_result gai_judge(const void *out)
+static enum sf_result gai_judge_answer(const struct sf_dns_answer *a)
 {
-	const struct gai_answer *a = out;
 	switch (a->rc) {
 	case 0:
 		return SF_RESULT_OK;
@@ -110,9 +123,14 @@ static enum sf_result gai_judge(const void *out)
 	}
 }
 
+static enum sf_result gai_judge(const void *out)
+{
+	return gai_judge_answer(out);
+}
+
 static void gai_dtor(void *result)
 {
-	struct gai_answer *s = result;
+	struct sf_dns_answer *s = result;
 	sf_addrinfo_free(s->list);
 	free(s);
 }
@@ -281,12 +299,28 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 		return rc;
 	}
 
-	struct gai_call call = { real, node, service, hints, 0 };
-	struct gai_answer ans = { 0 };
+	struct gai_call call = { real, node, service, hints,
+		                 0,    key,  keylen,  .x = { 0 } };
+	/* A thread that changed its namespaces keys its calls with them
+	 * (sf_ns.h); the table belongs to the namespaces the process had when
+	 * it attached: such calls stay in-process. */
+	if (c->scope &&
+	    !atomic_load_explicit(&sf_ns_changed, memory_order_relaxed) &&
+	    (call.x.t = sf_scope_table())) {
+		call.x.wait_ns = c->wait_ns;
+		call.x.retry_errors = c->retry_errors;
+		call.x.node = node;
+		call.x.real = gai_real;
+		call.x.arg = &call;
+		call.x.judge = gai_judge_answer;
+	}
+	struct sf_dns_answer ans = { 0 };
 	struct sf_do_info info;
 	enum sf_path path = sf_do(group, key, keylen, &gai_ops, &call, &ans,
 	                          c->wait_ns, c->retry_errors, &info);
 	sf_count_path(SF_API_DNS, path);
+	if (call.x.t)
+		sf_dns_cross_count(&call.x);
 	sf_trace_path(t0, SF_API_DNS, path, info.flight, node);
 	if (path == SF_PATH_FOLLOWER)
 		sf_log(SF_LOG_DEBUG, "getaddrinfo %s: shared (rc=%d)", node,
@@ -299,8 +333,9 @@ SF_EXPORT int getaddrinfo(const char *node, const char *service,
 	else if (path == SF_PATH_PROMOTED)
 		sf_log(SF_LOG_INFO, "getaddrinfo %s: leader gone, took over",
 		       node);
-	if (info.followers)
-		sf_stats_flight(SF_API_DNS, node, info.followers);
+	if (info.followers + call.x.served)
+		sf_stats_flight(SF_API_DNS, node,
+		                info.followers + call.x.served);
 	if (ans.rc == 0)
 		*res = ans.list;
 	errno = ans.err;

@@ -22,7 +22,7 @@ keep=$(realpath "$B/tests/libsf_fakeres.so")
 help=$(scripts/sfshim --help)
 for o in --no-dns --no-curl --dns-include --dns-exclude --url-include \
 	--url-exclude --wait-ms --retry-errors --spill --log --stats --trace \
-	--trace-events; do
+	--trace-events --scope; do
 	grep -q -- "$o" <<<"$help" || fail "--help does not mention $o"
 done
 echo "ok   --help lists every option"
@@ -32,12 +32,13 @@ out=$(LD_PRELOAD="${base_preload:+$base_preload }$keep" scripts/sfshim \
 	--no-dns --no-curl --dns-include='a.*' --dns-exclude='*.b' \
 	--url-include='https://x/*' --url-exclude='*y*' --wait-ms=75 \
 	--retry-errors --spill=64k --log=info --stats=/dev/null \
-	--trace=/tmp/t-%p.json --trace-events 128 -- env)
+	--trace=/tmp/t-%p.json --trace-events 128 --scope=web.pool_1 -- env)
 for kv in SFSHIM_DNS=0 SFSHIM_CURL=0 'SFSHIM_DNS_INCLUDE=a.*' \
 	'SFSHIM_DNS_EXCLUDE=*.b' 'SFSHIM_URL_INCLUDE=https://x/*' \
 	'SFSHIM_URL_EXCLUDE=*y*' SFSHIM_WAIT_MS=75 SFSHIM_RETRY_ERRORS=1 \
 	SFSHIM_SPILL=64k SFSHIM_LOG=info SFSHIM_STATS=/dev/null \
-	SFSHIM_TRACE=/tmp/t-%p.json SFSHIM_TRACE_EVENTS=128; do
+	SFSHIM_TRACE=/tmp/t-%p.json SFSHIM_TRACE_EVENTS=128 \
+	SFSHIM_SCOPE=web.pool_1; do
 	grep -qxF -- "$kv" <<<"$out" || fail "env lacks $kv"
 done
 preload=$(sed -n 's/^LD_PRELOAD=//p' <<<"$out")
@@ -62,7 +63,9 @@ echo "ok   exit status passed on (7)"
 # Bad input: one line on stderr, status 2, nothing run.  (No sanitizer
 # runtime preloaded here: the launcher's own bash would be leak-checked.)
 for bad in "--wait-ms=soon -- true" "--bogus -- true" "--log=loud -- true" \
-	"--trace-events=8 -- true" "--stats=json: -- true" ""; do
+	"--trace-events=8 -- true" "--stats=json: -- true" "--scope=a/b -- true" \
+	"--scope= -- true" "--scope=$(printf 'x%.0s' $(seq 65)) -- true" \
+	"--scope=caf$(printf '\303\251') -- true" ""; do
 	set +e
 	# shellcheck disable=SC2086 # the cases are word lists on purpose
 	err=$(LD_PRELOAD='' scripts/sfshim $bad 2>&1 >/dev/null)

@@ -6,6 +6,7 @@
  * value and what is assumed instead; a good or empty one, none. */
 #include "common/sf_config.h"
 #include "common/sf_log.h"
+#include "common/sf_scope.h"
 #include "common/sf_stats.h"
 #include "common/sf_version.h"
 
@@ -401,6 +402,74 @@ START_TEST(test_lists_parsed)
 }
 END_TEST
 
+/* ---- SFSHIM_SCOPE ------------------------------------------------------- */
+
+/* 1-64 of [A-Za-z0-9._-] are kept as given, without a word in the log;
+ * unset or empty is per-process mode, silently. */
+START_TEST(test_scope_good)
+{
+	static const char *const good[] = {
+		"a",
+		"web",
+		"php-fpm.pool_1",
+		"A.b-C_9",
+		".",
+		"..",
+		"-x",
+		"0123456789012345678901234567890123456789012345678901234567890123",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		struct sf_config c;
+		ck_assert(sf_scope_name_ok(good[i]));
+		load_one(&c, "SFSHIM_SCOPE", good[i]);
+		ck_assert_msg(nlines == 0, "%s: %s", good[i], logbuf);
+		ck_assert_str_eq(c.scope, good[i]);
+		sf_config_free(&c);
+	}
+	struct sf_config c;
+	load_one(&c, "SFSHIM_SCOPE", "");
+	ck_assert_uint_eq(nlines, 0);
+	ck_assert_ptr_null(c.scope);
+	sf_config_free(&c);
+	c = defaults();
+	ck_assert_ptr_null(c.scope);
+	sf_config_free(&c);
+}
+END_TEST
+
+/* Anything else: exactly one line naming the variable and the mode the
+ * process falls back to, never the value (it could be anything), and no
+ * scope. */
+START_TEST(test_scope_malformed)
+{
+	static const char *const bad[] = {
+		"a/b",
+		"../x",
+		"a b",
+		" a",
+		"a\n",
+		"caf\xc3\xa9",
+		"a:b",
+		"*",
+		"01234567890123456789012345678901234567890123456789012345678901234",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct sf_config c;
+		ck_assert(!sf_scope_name_ok(bad[i]));
+		load_one(&c, "SFSHIM_SCOPE", bad[i]);
+		ck_assert_msg(nlines == 1, "'%s': %u lines: %s", bad[i], nlines,
+		              logbuf);
+		ck_assert_ptr_nonnull(strstr(logbuf, "SFSHIM_SCOPE"));
+		ck_assert_ptr_nonnull(
+		        strstr(logbuf, "coalescing within this process only"));
+		ck_assert_ptr_null(c.scope);
+		sf_config_free(&c);
+	}
+	ck_assert(!sf_scope_name_ok(NULL));
+	ck_assert(!sf_scope_name_ok(""));
+}
+END_TEST
+
 /* ---- globs and filters --------------------------------------------------- */
 
 START_TEST(test_glob_match)
@@ -613,6 +682,8 @@ int main(void)
 	tcase_add_test(tc, test_log_level_governs_warnings);
 	tcase_add_test(tc, test_stats_values);
 	tcase_add_test(tc, test_lists_parsed);
+	tcase_add_test(tc, test_scope_good);
+	tcase_add_test(tc, test_scope_malformed);
 	suite_add_tcase(s, tc);
 	TCase *tg = tcase_create("filters");
 	tcase_add_test(tg, test_glob_match);

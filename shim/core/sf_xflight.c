@@ -1,0 +1,944 @@
+/* sf_xflight.c - singleflight across processes, in one shared table.
+ *
+ * The table is one block of shared memory: a header (the robust lock, a
+ * journal, bitmaps and hash hints) and SF_XSLOTS fixed-size slots.  No
+ * pointers: slots are found by index.
+ *
+ * What the lock guards and what it does not:
+ *  - under the lock: claiming a slot, joining (follower counts), promotion,
+ *    publishing a result, the bitmaps/hints and the journal;
+ *  - without it: a follower's sleep and wake-up (the slot's state word, a
+ *    futex), reading a published result (the generation is checked after
+ *    the copy, seqlock-style), leaving (one compare-and-swap on the word
+ *    that packs generation and attached followers).
+ *  So the lone leader pays two uncontended lock/unlock pairs and no system
+ *  call, and woken followers never queue on the lock.
+ *
+ * Dying at any instruction: every change made under the lock that spans
+ * more than one word either ends with the write of the slot's state word
+ * (so until then readers see the old state), or is announced in the
+ * journal first (claiming a slot, publishing a result).  The next locker
+ * gets EOWNERDEAD and repair() undoes a half-made claim, turns a half-made
+ * publication into a leaderless flight (one follower takes it over; no
+ * partial result is ever marked done), and rebuilds the bitmaps and hints
+ * from the slots' state words.  Repair is idempotent: if the repairer dies
+ * too, the mutex stays inconsistent and the next locker repairs again. */
+#include "core/sf_xflight.h"
+
+#include "core/sf_clock.h"
+#include "core/sf_futex.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XMAGIC 0x73667874626c3031ull /* "sfxtbl01" */
+
+/* A slot's state word: the phase in the low two bits, an event count above
+ * them.  Every change adds XEVENT, so a sleeper never misses one. */
+#define XPH_MASK 3u
+#define XFREE 0u
+#define XRUNNING 1u
+#define XDONE 2u
+#define XLEADERLESS 3u
+#define XEVENT 4u
+
+#define XNORESULT UINT32_MAX
+#define XWORDS (SF_XRESULT_MAX / 8)
+#define XBITS ((SF_XSLOTS + 63) / 64)
+
+/* The journal's operations. */
+#define XOP_NONE 0u
+#define XOP_CLAIM 1u
+#define XOP_PUBLISH 2u
+
+struct xslot {
+	_Atomic uint32_t state;    /* futex word; written last */
+	_Atomic uint32_t sleepers; /* followers in FUTEX_WAIT (a hint) */
+	_Atomic uint64_t gen_att;  /* generation << 32 | attached followers */
+	_Atomic uint64_t progress;
+	_Atomic uint64_t lead_start;
+	_Atomic int32_t lead_pid;
+	_Atomic uint32_t followers; /* joined so far */
+	_Atomic uint32_t remote;    /* of them, from another process */
+	_Atomic uint32_t resultlen; /* XNORESULT: none */
+	uint32_t keylen;            /* under the lock, like key and hash */
+	uint64_t hash;
+	unsigned char key[SF_XKEY_MAX];
+	/* Words, read without the lock while a reused slot may be written:
+	 * atomic accesses keep that a checked race, not undefined. */
+	_Atomic uint64_t result[XWORDS];
+} __attribute__((aligned(64)));
+
+struct sf_xtable {
+	uint64_t magic; /* written last by sf_xtable_format */
+	uint32_t layout;
+	uint32_t nslots;
+	uint64_t bytes;
+	uint32_t ptrsize;
+	uint32_t mutexsize;
+	pthread_mutex_t lock __attribute__((aligned(64)));
+	/* Everything below up to slots is under the lock, and derived from
+	 * the slots' state words (repair() rebuilds it), except the journal. */
+	uint32_t op;      /* XOP_*: what the lock holder is doing */
+	uint32_t op_slot; /* to which slot */
+	uint64_t clock;   /* finish stamps: the oldest finished goes first */
+	uint64_t busy[XBITS]; /* RUNNING or LEADERLESS: hint holds the hash */
+	uint64_t done[XBITS]; /* DONE: stamp says when */
+	uint64_t hint[SF_XSLOTS];
+	uint64_t stamp[SF_XSLOTS];
+	struct xslot slots[SF_XSLOTS];
+};
+
+static void (*test_hook)(enum sf_xhook where);
+
+/* ---- identity: pid + start time --------------------------------------- */
+
+static _Atomic int32_t self_pid; /* 0: not known (yet, or since fork) */
+static _Atomic uint64_t self_start;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* The child of a fork is another process: forget the parent's identity.
+ * (Only the forking thread lives on, and it is not computing it.) */
+static void xatfork_child(void)
+{
+	atomic_store_explicit(&self_pid, 0, memory_order_relaxed);
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, xatfork_child);
+}
+
+/* Reads the state letter (field 3) and the start time (field 22) of
+ * /proc/PID/stat.  open/read/close are cancellation points: cancellation
+ * is held off, the core is not one.  false with errno on failure. */
+static bool read_stat(int32_t pid, char *state, uint64_t *start)
+{
+	char path[40], buf[1024];
+	int old;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	ssize_t n = -1;
+	if (fd >= 0) {
+		do
+			n = read(fd, buf, sizeof(buf) - 1);
+		while (n < 0 && errno == EINTR);
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	pthread_setcancelstate(old, NULL);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* The command name (field 2) may hold spaces and parentheses: the
+	 * fields that follow start after its last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || !p[2]) {
+		errno = EINVAL;
+		return false;
+	}
+	p += 2;
+	*state = *p;
+	/* Field 3 is the state; field 22 is 19 spaces further. */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p) {
+			errno = EINVAL;
+			return false;
+		}
+		p++;
+	}
+	uint64_t v = 0;
+	if (*p < '0' || *p > '9') {
+		errno = EINVAL;
+		return false;
+	}
+	for (; *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	*start = v;
+	return true;
+}
+
+struct sf_xowner sf_xowner_self(void)
+{
+	struct sf_xowner me;
+	me.pid = atomic_load_explicit(&self_pid, memory_order_acquire);
+	if (__builtin_expect(me.pid != 0, 1)) {
+		me.start =
+		        atomic_load_explicit(&self_start, memory_order_relaxed);
+		return me;
+	}
+	int e = errno;
+	pthread_once(&atfork_once, register_atfork);
+	char st;
+	me.pid = (int32_t)getpid();
+	if (!read_stat(me.pid, &st, &me.start))
+		me.start = 0; /* no /proc: the pid alone */
+	atomic_store_explicit(&self_start, me.start, memory_order_relaxed);
+	atomic_store_explicit(&self_pid, me.pid, memory_order_release);
+	errno = e;
+	return me;
+}
+
+bool sf_xowner_alive(const struct sf_xowner *o)
+{
+	if (!o || o->pid <= 0)
+		return false;
+	struct sf_xowner me = sf_xowner_self();
+	if (o->pid == me.pid)
+		return o->start == me.start;
+	int e = errno;
+	bool alive;
+	char st;
+	uint64_t start;
+	if (kill(o->pid, 0) != 0 && errno == ESRCH)
+		alive = false;
+	else if (!read_stat(o->pid, &st, &start))
+		/* Gone, or /proc cannot tell: then only kill(2) could, and it
+		 * said the pid exists. */
+		alive = errno != ENOENT && errno != ESRCH;
+	else
+		alive = st != 'Z' && st != 'X' && st != 'x' &&
+		        start == o->start;
+	errno = e;
+	return alive;
+}
+
+/* ---- the table --------------------------------------------------------- */
+
+size_t sf_xtable_bytes(void)
+{
+	return sizeof(struct sf_xtable);
+}
+
+int sf_xtable_format(void *mem, size_t len)
+{
+	if (!mem || len < sizeof(struct sf_xtable) || (uintptr_t)mem % 64) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct sf_xtable *t = mem;
+	pthread_mutexattr_t a;
+	int r = pthread_mutexattr_init(&a);
+	if (!r)
+		r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	if (!r)
+		r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	if (!r)
+		r = pthread_mutex_init(&t->lock, &a);
+	pthread_mutexattr_destroy(&a);
+	if (r) {
+		errno = r;
+		return -1;
+	}
+	t->layout = SF_XLAYOUT;
+	t->nslots = SF_XSLOTS;
+	t->bytes = sizeof(*t);
+	t->ptrsize = sizeof(void *);
+	t->mutexsize = sizeof(pthread_mutex_t);
+	for (unsigned i = 0; i < SF_XSLOTS; i++)
+		atomic_store_explicit(&t->slots[i].resultlen, XNORESULT,
+		                      memory_order_relaxed);
+	t->magic = XMAGIC;
+	return 0;
+}
+
+sf_xtable *sf_xtable_open(void *mem, size_t len)
+{
+	struct sf_xtable *t = mem;
+	if (!t || (uintptr_t)mem % 64 || len < sizeof(*t) ||
+	    t->magic != XMAGIC || t->layout != SF_XLAYOUT ||
+	    t->nslots != SF_XSLOTS || t->bytes != sizeof(*t) ||
+	    t->ptrsize != sizeof(void *) ||
+	    t->mutexsize != sizeof(pthread_mutex_t)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* The identity's fork handler must be in place before any fork. */
+	sf_xowner_self();
+	return t;
+}
+
+void sf_xtable_close(sf_xtable *t)
+{
+	(void)t; /* the handle is the mapping: nothing of the process's own */
+}
+
+static inline void bit_set(uint64_t *m, unsigned i)
+{
+	m[i / 64] |= 1ull << (i % 64);
+}
+
+static inline void bit_clear(uint64_t *m, unsigned i)
+{
+	m[i / 64] &= ~(1ull << (i % 64));
+}
+
+static inline uint32_t gen_of(const struct xslot *s)
+{
+	return (uint32_t)(atomic_load_explicit(&s->gen_att,
+	                                       memory_order_acquire) >>
+	                  32);
+}
+
+static inline uint32_t bump(uint32_t st, uint32_t phase)
+{
+	return ((st & ~XPH_MASK) + XEVENT) | phase;
+}
+
+static inline struct sf_xowner lead_of(const struct xslot *s)
+{
+	struct sf_xowner o;
+	o.pid = atomic_load_explicit(&s->lead_pid, memory_order_relaxed);
+	o.start = atomic_load_explicit(&s->lead_start, memory_order_relaxed);
+	return o;
+}
+
+static inline void set_lead(struct xslot *s, struct sf_xowner o)
+{
+	atomic_store_explicit(&s->lead_pid, o.pid, memory_order_relaxed);
+	atomic_store_explicit(&s->lead_start, o.start, memory_order_relaxed);
+}
+
+static inline bool same_owner(struct sf_xowner a, struct sf_xowner b)
+{
+	return a.pid == b.pid && a.start == b.start;
+}
+
+/* Not meant to resist chosen keys: the hint only saves key compares. */
+static uint64_t xhash(const unsigned char *k, size_t n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15u ^ n, w;
+	for (; n >= 8; n -= 8, k += 8) {
+		memcpy(&w, k, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdu;
+		h ^= h >> 32;
+	}
+	w = 0;
+	if (n)
+		memcpy(&w, k, n);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+	h ^= h >> 29;
+	return h | 1; /* never 0 */
+}
+
+/* Rebuilds what the header derives from the slots' state words. */
+static void rebuild_hints(struct sf_xtable *t)
+{
+	memset(t->busy, 0, sizeof(t->busy));
+	memset(t->done, 0, sizeof(t->done));
+	for (unsigned i = 0; i < SF_XSLOTS; i++) {
+		struct xslot *s = &t->slots[i];
+		uint32_t ph =
+		        atomic_load_explicit(&s->state, memory_order_relaxed) &
+		        XPH_MASK;
+		t->hint[i] = 0;
+		if (ph == XRUNNING || ph == XLEADERLESS) {
+			bit_set(t->busy, i);
+			t->hint[i] = s->hash;
+		} else if (ph == XDONE) {
+			bit_set(t->done, i);
+		}
+	}
+}
+
+/* The lock holder died.  Called with the lock held, before
+ * pthread_mutex_consistent(). */
+static void repair(struct sf_xtable *t)
+{
+	if (t->op != XOP_NONE && t->op_slot < SF_XSLOTS) {
+		struct xslot *s = &t->slots[t->op_slot];
+		uint32_t st =
+		        atomic_load_explicit(&s->state, memory_order_relaxed);
+		if (t->op == XOP_CLAIM) {
+			/* Half-claimed: nobody can have joined it (joining
+			 * takes the lock).  A new generation makes followers
+			 * of the slot's previous flight lose it too. */
+			uint64_t g = atomic_load_explicit(&s->gen_att,
+			                                  memory_order_relaxed);
+			atomic_store_explicit(&s->resultlen, XNORESULT,
+			                      memory_order_relaxed);
+			atomic_store_explicit(&s->gen_att,
+			                      ((g >> 32) + 1) << 32,
+			                      memory_order_relaxed);
+			atomic_store_explicit(&s->state, bump(st, XFREE),
+			                      memory_order_release);
+		} else if (t->op == XOP_PUBLISH && (st & XPH_MASK) != XDONE) {
+			/* Half-published: the result is void, the leader
+			 * dead; one follower takes over. */
+			atomic_store_explicit(&s->resultlen, XNORESULT,
+			                      memory_order_relaxed);
+			set_lead(s, (struct sf_xowner){ 0, 0 });
+			atomic_store_explicit(&s->state, bump(st, XLEADERLESS),
+			                      memory_order_release);
+		}
+	}
+	t->op = XOP_NONE;
+	rebuild_hints(t);
+	/* Anyone asleep re-reads its slot. */
+	for (unsigned i = 0; i < SF_XSLOTS; i++)
+		if (atomic_load_explicit(&t->slots[i].sleepers,
+		                         memory_order_relaxed))
+			sf_futex_wake_all_shared(&t->slots[i].state);
+}
+
+static bool xlock(struct sf_xtable *t)
+{
+	int r = pthread_mutex_lock(&t->lock);
+	if (__builtin_expect(r == 0, 1))
+		return true;
+	if (r == EOWNERDEAD) {
+		repair(t);
+		pthread_mutex_consistent(&t->lock);
+		return true;
+	}
+	return false; /* ENOTRECOVERABLE: never made by this code */
+}
+
+static void xunlock(struct sf_xtable *t)
+{
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Writes n bytes as words; the test hook runs halfway.  Release stores,
+ * read by get_words' acquire loads (plain moves on x86): a reader that
+ * sees one word of a reused slot's new result also sees the new generation
+ * stored before it (at the claim, ordered by the lock), so sf_xresult's
+ * generation check after its copy catches every torn copy. */
+static void put_words(_Atomic uint64_t *dst, const unsigned char *src, size_t n,
+                      enum sf_xhook where)
+{
+	size_t i = 0, half = n / 16 * 8;
+	uint64_t w;
+	for (; i + 8 <= n; i += 8) {
+		if (i == half && test_hook)
+			test_hook(where);
+		memcpy(&w, src + i, 8);
+		atomic_store_explicit(&dst[i / 8], w, memory_order_release);
+	}
+	if (i < n) {
+		if (i == half && test_hook)
+			test_hook(where);
+		w = 0;
+		memcpy(&w, src + i, n - i);
+		atomic_store_explicit(&dst[i / 8], w, memory_order_release);
+	}
+}
+
+static void get_words(unsigned char *dst, _Atomic uint64_t *src, size_t n)
+{
+	size_t i = 0;
+	uint64_t w;
+	for (; i + 8 <= n; i += 8) {
+		w = atomic_load_explicit(&src[i / 8], memory_order_acquire);
+		memcpy(dst + i, &w, 8);
+	}
+	if (i < n) {
+		w = atomic_load_explicit(&src[i / 8], memory_order_acquire);
+		memcpy(dst + i, &w, n - i);
+	}
+}
+
+/* The slot a new flight takes: a free one, else the one that finished
+ * longest ago, else one nobody leads any more (leaderless, or its leader
+ * died).  -1 when all run.  Under the lock. */
+static int pick_slot(struct sf_xtable *t)
+{
+	for (unsigned w = 0; w < XBITS; w++) {
+		uint64_t used = t->busy[w] | t->done[w];
+		if (w == XBITS - 1 && SF_XSLOTS % 64)
+			used |= ~0ull << (SF_XSLOTS % 64);
+		if (~used)
+			return (int)(w * 64 + (unsigned)__builtin_ctzll(~used));
+	}
+	int best = -1;
+	for (unsigned w = 0; w < XBITS; w++)
+		for (uint64_t m = t->done[w]; m; m &= m - 1) {
+			unsigned i = w * 64 + (unsigned)__builtin_ctzll(m);
+			if (best < 0 || t->stamp[i] < t->stamp[best])
+				best = (int)i;
+		}
+	if (best >= 0)
+		return best;
+	/* Rare (the table is full of running flights): look for flights
+	 * nobody leads.  A live follower of one gets SF_XWAIT_LOST and calls
+	 * alone: never a wrong result. */
+	for (unsigned w = 0; w < XBITS; w++)
+		for (uint64_t m = t->busy[w]; m; m &= m - 1) {
+			unsigned i = w * 64 + (unsigned)__builtin_ctzll(m);
+			struct xslot *s = &t->slots[i];
+			uint32_t st = atomic_load_explicit(
+			        &s->state, memory_order_relaxed);
+			struct sf_xowner o = lead_of(s);
+			if ((st & XPH_MASK) == XLEADERLESS ||
+			    !sf_xowner_alive(&o))
+				return (int)i;
+		}
+	return -1;
+}
+
+static int claim(struct sf_xtable *t, const void *key, size_t keylen,
+                 uint64_t h, struct sf_xowner me)
+{
+	int i = pick_slot(t);
+	if (i < 0)
+		return -1;
+	struct xslot *s = &t->slots[i];
+	t->op_slot = (uint32_t)i;
+	t->op = XOP_CLAIM;
+	uint64_t g = atomic_load_explicit(&s->gen_att, memory_order_relaxed);
+	/* The generation first: a follower of the slot's previous flight
+	 * that sees anything of this one sees it has lost. */
+	atomic_store_explicit(&s->gen_att, ((g >> 32) + 1) << 32,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->followers, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->resultlen, XNORESULT, memory_order_relaxed);
+	set_lead(s, me);
+	s->hash = h;
+	s->keylen = (uint32_t)keylen;
+	if (test_hook) {
+		size_t half = keylen / 2;
+		memcpy(s->key, key, half);
+		test_hook(SF_XHOOK_CLAIM);
+		memcpy(s->key + half, (const unsigned char *)key + half,
+		       keylen - half);
+	} else if (keylen) {
+		memcpy(s->key, key, keylen);
+	}
+	bit_clear(t->done, (unsigned)i);
+	bit_set(t->busy, (unsigned)i);
+	t->hint[i] = h;
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	atomic_store_explicit(&s->state, bump(st, XRUNNING),
+	                      memory_order_release);
+	t->op = XOP_NONE;
+	return i;
+}
+
+static int find(struct sf_xtable *t, const void *key, size_t keylen, uint64_t h)
+{
+	for (unsigned w = 0; w < XBITS; w++)
+		for (uint64_t m = t->busy[w]; m; m &= m - 1) {
+			unsigned i = w * 64 + (unsigned)__builtin_ctzll(m);
+			if (t->hint[i] != h)
+				continue;
+			struct xslot *s = &t->slots[i];
+			uint32_t ph = atomic_load_explicit(
+			                      &s->state, memory_order_relaxed) &
+			              XPH_MASK;
+			if ((ph == XRUNNING || ph == XLEADERLESS) &&
+			    s->keylen == keylen &&
+			    (!keylen || memcmp(s->key, key, keylen) == 0))
+				return (int)i;
+		}
+	return -1;
+}
+
+static void ticket_none(struct sf_xticket *tk)
+{
+	tk->slot = SF_XSLOTS;
+	tk->gen = 0;
+	tk->seen = 0;
+	tk->leader = false;
+	tk->lead.pid = 0;
+	tk->lead.start = 0;
+}
+
+/* Under the lock: the caller takes over the flight in slot i. */
+static uint32_t promote_locked(struct xslot *s, struct sf_xowner me,
+                               bool was_follower, bool *wake)
+{
+	set_lead(s, me);
+	if (was_follower) {
+		uint64_t v =
+		        atomic_load_explicit(&s->gen_att, memory_order_relaxed);
+		if (v & 0xffffffffu)
+			atomic_store_explicit(&s->gen_att, v - 1,
+			                      memory_order_relaxed);
+	}
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	uint32_t next = bump(st, XRUNNING);
+	atomic_store_explicit(&s->state, next, memory_order_seq_cst);
+	*wake = atomic_load_explicit(&s->sleepers, memory_order_seq_cst) != 0;
+	return next;
+}
+
+enum sf_xrole sf_xjoin(sf_xtable *t, const void *key, size_t keylen,
+                       struct sf_xticket *tk)
+{
+	if (!tk)
+		return SF_XROLE_NONE;
+	ticket_none(tk);
+	if (!t || (!key && keylen) || keylen > SF_XKEY_MAX)
+		return SF_XROLE_NONE;
+	struct sf_xowner me = sf_xowner_self();
+	uint64_t h = xhash(key, keylen);
+	if (!xlock(t))
+		return SF_XROLE_NONE;
+	enum sf_xrole role;
+	bool wake = false;
+	int i = find(t, key, keylen, h);
+	struct xslot *s = i >= 0 ? &t->slots[i] : NULL;
+	if (s) {
+		uint32_t st =
+		        atomic_load_explicit(&s->state, memory_order_relaxed);
+		tk->slot = (uint32_t)i;
+		tk->gen = gen_of(s);
+		if ((st & XPH_MASK) == XLEADERLESS) {
+			/* Nobody leads it: the newcomer does. */
+			tk->seen = promote_locked(s, me, false, &wake);
+			tk->leader = true;
+			tk->lead = me;
+			role = SF_XROLE_LEADER;
+		} else {
+			atomic_fetch_add_explicit(&s->gen_att, 1,
+			                          memory_order_relaxed);
+			atomic_fetch_add_explicit(&s->followers, 1,
+			                          memory_order_relaxed);
+			tk->lead = lead_of(s);
+			if (tk->lead.pid != me.pid)
+				atomic_fetch_add_explicit(&s->remote, 1,
+				                          memory_order_relaxed);
+			tk->seen = st;
+			role = SF_XROLE_FOLLOWER;
+		}
+	} else if ((i = claim(t, key, keylen, h, me)) >= 0) {
+		s = &t->slots[i];
+		tk->slot = (uint32_t)i;
+		tk->gen = gen_of(s);
+		tk->seen =
+		        atomic_load_explicit(&s->state, memory_order_relaxed);
+		tk->leader = true;
+		tk->lead = me;
+		role = SF_XROLE_LEADER;
+	} else {
+		role = SF_XROLE_NONE; /* every slot runs a live flight */
+	}
+	xunlock(t);
+	if (wake) {
+		int e = errno;
+		sf_futex_wake_all_shared(&s->state);
+		errno = e;
+	}
+	return role;
+}
+
+/* Under the lock: whether the caller still leads tk's flight (a leader
+ * taken for dead, or whose slot was reclaimed, no longer does). */
+static bool leads(struct xslot *s, const struct sf_xticket *tk,
+                  struct sf_xowner me)
+{
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	return gen_of(s) == tk->gen && (st & XPH_MASK) == XRUNNING &&
+	       same_owner(lead_of(s), me);
+}
+
+static void wake_slot(struct xslot *s)
+{
+	int e = errno;
+	sf_futex_wake_all_shared(&s->state);
+	errno = e;
+}
+
+void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress)
+{
+	if (!t || !tk || !tk->leader || tk->slot >= SF_XSLOTS)
+		return;
+	struct xslot *s = &t->slots[tk->slot];
+	struct sf_xowner me = sf_xowner_self();
+	if (!xlock(t))
+		return;
+	bool wake = false;
+	if (leads(s, tk, me)) {
+		if (progress >
+		    atomic_load_explicit(&s->progress, memory_order_relaxed))
+			atomic_store_explicit(&s->progress, progress,
+			                      memory_order_relaxed);
+		/* seq_cst, then the sleeper count: a follower counts itself
+		 * before its futex wait compares the word, so either it sees
+		 * this event or this sees it. */
+		atomic_fetch_add_explicit(&s->state, XEVENT,
+		                          memory_order_seq_cst);
+		wake = atomic_load_explicit(&s->sleepers,
+		                            memory_order_seq_cst) != 0;
+	}
+	xunlock(t);
+	if (wake)
+		wake_slot(s);
+}
+
+void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
+                size_t len)
+{
+	if (!t || !tk || !tk->leader || tk->slot >= SF_XSLOTS)
+		return;
+	tk->leader = false;
+	struct xslot *s = &t->slots[tk->slot];
+	struct sf_xowner me = sf_xowner_self();
+	if (!xlock(t))
+		return;
+	bool wake = false;
+	if (leads(s, tk, me)) {
+		unsigned i = tk->slot;
+		t->op_slot = i;
+		t->op = XOP_PUBLISH;
+		if (result && len <= SF_XRESULT_MAX) {
+			put_words(s->result, result, len, SF_XHOOK_PUBLISH);
+			atomic_store_explicit(&s->resultlen, (uint32_t)len,
+			                      memory_order_relaxed);
+		} else {
+			if (test_hook)
+				test_hook(SF_XHOOK_PUBLISH);
+			atomic_store_explicit(&s->resultlen, XNORESULT,
+			                      memory_order_relaxed);
+		}
+		t->stamp[i] = ++t->clock;
+		uint32_t st =
+		        atomic_load_explicit(&s->state, memory_order_relaxed);
+		atomic_store_explicit(&s->state, bump(st, XDONE),
+		                      memory_order_seq_cst);
+		bit_clear(t->busy, i);
+		bit_set(t->done, i);
+		t->hint[i] = 0;
+		t->op = XOP_NONE;
+		wake = atomic_load_explicit(&s->sleepers,
+		                            memory_order_seq_cst) != 0;
+	}
+	xunlock(t);
+	if (wake)
+		wake_slot(s);
+}
+
+void sf_xabandon(sf_xtable *t, struct sf_xticket *tk)
+{
+	if (!t || !tk || !tk->leader || tk->slot >= SF_XSLOTS)
+		return;
+	tk->leader = false;
+	struct xslot *s = &t->slots[tk->slot];
+	struct sf_xowner me = sf_xowner_self();
+	if (!xlock(t))
+		return;
+	bool wake = false;
+	if (leads(s, tk, me)) {
+		unsigned i = tk->slot;
+		uint32_t st =
+		        atomic_load_explicit(&s->state, memory_order_relaxed);
+		uint64_t v =
+		        atomic_load_explicit(&s->gen_att, memory_order_relaxed);
+		if (!(v & 0xffffffffu)) {
+			/* Nobody follows: the next caller starts anew. */
+			atomic_store_explicit(&s->state, bump(st, XFREE),
+			                      memory_order_release);
+			bit_clear(t->busy, i);
+			t->hint[i] = 0;
+		} else {
+			set_lead(s, (struct sf_xowner){ 0, 0 });
+			atomic_store_explicit(&s->state, bump(st, XLEADERLESS),
+			                      memory_order_seq_cst);
+		}
+		wake = atomic_load_explicit(&s->sleepers,
+		                            memory_order_seq_cst) != 0;
+	}
+	xunlock(t);
+	if (wake)
+		wake_slot(s);
+}
+
+enum take { TAKE_AGAIN = -1 };
+
+/* A follower found its leader gone (dead identity `dead`, or none): takes
+ * the flight over unless another did first. */
+static int take_over(struct sf_xtable *t, struct sf_xticket *tk,
+                     struct sf_xowner dead)
+{
+	struct xslot *s = &t->slots[tk->slot];
+	struct sf_xowner me = sf_xowner_self();
+	if (!xlock(t))
+		return SF_XWAIT_LOST;
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	uint32_t ph = st & XPH_MASK;
+	if (gen_of(s) != tk->gen || ph == XFREE) {
+		xunlock(t);
+		return SF_XWAIT_LOST;
+	}
+	if (ph == XLEADERLESS ||
+	    (ph == XRUNNING && same_owner(lead_of(s), dead))) {
+		bool wake;
+		tk->seen = promote_locked(s, me, true, &wake);
+		xunlock(t);
+		tk->leader = true;
+		tk->lead = me;
+		if (wake)
+			wake_slot(s);
+		return SF_XWAIT_PROMOTED;
+	}
+	xunlock(t);
+	return TAKE_AGAIN; /* done, or someone else leads now */
+}
+
+enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
+                       const struct timespec *abs_deadline)
+{
+	if (!t || !tk || tk->slot >= SF_XSLOTS)
+		return SF_XWAIT_LOST;
+	if (tk->leader)
+		return SF_XWAIT_PROMOTED;
+	struct xslot *s = &t->slots[tk->slot];
+	uint64_t deadline = UINT64_MAX;
+	if (abs_deadline)
+		deadline =
+		        abs_deadline->tv_sec < 0
+		                ? 0
+		                : (uint64_t)abs_deadline->tv_sec * 1000000000u +
+		                          (uint64_t)abs_deadline->tv_nsec;
+	int e = errno;
+	bool check = false; /* a liveness period passed in silence */
+	int r;
+	for (;;) {
+		uint32_t st =
+		        atomic_load_explicit(&s->state, memory_order_acquire);
+		uint32_t ph = st & XPH_MASK;
+		if (gen_of(s) != tk->gen || ph == XFREE) {
+			r = SF_XWAIT_LOST;
+			break;
+		}
+		if (ph == XDONE) {
+			tk->seen = st;
+			r = SF_XWAIT_DONE;
+			break;
+		}
+		struct sf_xowner lead = lead_of(s);
+		if (ph == XLEADERLESS || (check && !sf_xowner_alive(&lead))) {
+			r = take_over(t, tk, lead);
+			check = false;
+			if (r != TAKE_AGAIN)
+				break;
+			continue;
+		}
+		check = false;
+		if (st != tk->seen) {
+			tk->seen = st;
+			tk->lead = lead;
+			r = SF_XWAIT_PROGRESS;
+			break;
+		}
+		uint64_t now = sf_now_ns();
+		if (now >= deadline) {
+			r = SF_XWAIT_TIMEOUT;
+			break;
+		}
+		uint64_t until = now + (uint64_t)SF_XLIVENESS_MS * 1000000u;
+		if (until > deadline)
+			until = deadline;
+		struct timespec ts = sf_ns_to_timespec(until);
+		/* Counted before the futex compares the word: see sf_xnotify. */
+		atomic_fetch_add_explicit(&s->sleepers, 1,
+		                          memory_order_seq_cst);
+		int w = sf_futex_wait_shared(&s->state, st, &ts);
+		atomic_fetch_sub_explicit(&s->sleepers, 1,
+		                          memory_order_seq_cst);
+		if (w == ETIMEDOUT)
+			check = true;
+	}
+	errno = e;
+	return (enum sf_xwait)r;
+}
+
+uint64_t sf_xprogress(sf_xtable *t, const struct sf_xticket *tk)
+{
+	if (!t || !tk || tk->slot >= SF_XSLOTS)
+		return 0;
+	struct xslot *s = &t->slots[tk->slot];
+	uint64_t p = atomic_load_explicit(&s->progress, memory_order_seq_cst);
+	return gen_of(s) == tk->gen ? p : 0;
+}
+
+ssize_t sf_xresult(sf_xtable *t, const struct sf_xticket *tk, void *buf,
+                   size_t cap)
+{
+	if (!t || !tk || tk->slot >= SF_XSLOTS)
+		return -1;
+	struct xslot *s = &t->slots[tk->slot];
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+	if ((st & XPH_MASK) != XDONE || gen_of(s) != tk->gen)
+		return -1;
+	uint32_t len =
+	        atomic_load_explicit(&s->resultlen, memory_order_relaxed);
+	if (len == XNORESULT || len > SF_XRESULT_MAX || len > cap ||
+	    (!buf && len))
+		return -1;
+	get_words(buf, s->result, len);
+	/* Seqlock check: if the slot was reused while copying, the copy may
+	 * hold another flight's bytes (see put_words). */
+	if (gen_of(s) != tk->gen)
+		return -1;
+	return (ssize_t)len;
+}
+
+void sf_xleave(sf_xtable *t, struct sf_xticket *tk)
+{
+	if (!t || !tk || tk->slot >= SF_XSLOTS)
+		return;
+	if (tk->leader) {
+		sf_xabandon(t, tk);
+		return;
+	}
+	struct xslot *s = &t->slots[tk->slot];
+	uint64_t v = atomic_load_explicit(&s->gen_att, memory_order_relaxed);
+	while ((uint32_t)(v >> 32) == tk->gen && (v & 0xffffffffu) &&
+	       !atomic_compare_exchange_weak_explicit(&s->gen_att, &v, v - 1,
+	                                              memory_order_relaxed,
+	                                              memory_order_relaxed))
+		;
+	tk->slot = SF_XSLOTS;
+}
+
+unsigned sf_xfollowers(sf_xtable *t, const struct sf_xticket *tk,
+                       unsigned *remote)
+{
+	unsigned n = 0, r = 0;
+	if (t && tk && tk->slot < SF_XSLOTS) {
+		struct xslot *s = &t->slots[tk->slot];
+		n = atomic_load_explicit(&s->followers, memory_order_seq_cst);
+		r = atomic_load_explicit(&s->remote, memory_order_seq_cst);
+		if (gen_of(s) != tk->gen)
+			n = r = 0;
+	}
+	if (remote)
+		*remote = r;
+	return n;
+}
+
+bool sf_xflight_current(sf_xtable *t, unsigned slot, unsigned gen)
+{
+	if (!t || slot >= SF_XSLOTS)
+		return false;
+	struct xslot *s = &t->slots[slot];
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+	return (st & XPH_MASK) != XFREE && gen_of(s) == gen;
+}
+
+void sf_xtable_lock_for_test(sf_xtable *t)
+{
+	xlock(t);
+}
+
+void sf_xtable_unlock_for_test(sf_xtable *t)
+{
+	xunlock(t);
+}
+
+void sf_xtable_hook_for_test(void (*fn)(enum sf_xhook where))
+{
+	test_hook = fn;
+}

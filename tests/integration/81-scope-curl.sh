@@ -1,0 +1,287 @@
+#!/bin/bash
+# libcurl easy GETs across the processes of one scope (SFSHIM_SCOPE):
+# tests/fixtures/sf_curl_fetch (threads of one client, each writing body,
+# header lines and getinfo/header API answers to files) against
+# tests/fixtures/sf_httpd, whose gate= holds a response until this script
+# saw everyone arrive (the shim's debug lines "leading flight across
+# processes" and "joined flight across processes"), and whose hold= holds
+# it in the middle of its body.  No sleeps: every step waits for a log
+# line, a file size or the origin's log.
+#
+#  herd      16 processes, one URL: one origin request, every output
+#            byte-identical to a lone run without the library;
+#  mixed     4 processes x 4 threads: one request, identical outputs;
+#  kill      kill -9 of the leader process mid-body: every follower
+#            completes with exact bytes, exactly one extra request;
+#  changed   the same with a resource that changes between requests:
+#            followers fail with CURLE_RECV_ERROR naming sfshim, never
+#            success with spliced bytes;
+#  timeout   a follower's own TIMEOUT_MS across processes: it alone fails
+#            (CURLE_OPERATION_TIMEDOUT), the others complete;
+#  files     no response file is left in the scope directory after any of
+#            the above; leftovers of processes killed with kill -9 are
+#            removed by the next process of the scope.
+set -eu
+. tests/integration/common.bash
+. tests/integration/http.bash
+sf_private_world "$0" "$@"
+
+export SF_WAIT_SECS=${SF_WAIT_SECS:-120}
+export XDG_RUNTIME_DIR="$SF_TMP/run"
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+ORIGIN="$SF_TMP/origin.log"
+sf_start_httpd "$ORIGIN"
+FETCH="$SF_ROOT/$B/tests/sf_curl_fetch"
+SHIM="$(sf_preload "$B/libsfshim.so")"
+SIZE=400000
+
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+requests() { sf_grep_count "GET $1" "$ORIGIN"; }
+files_left() { find "$XDG_RUNTIME_DIR" -name 'b-*' | wc -l; }
+# lines matching PAT in every stderr file of run NAME
+count_logs() { cat "$SF_TMP/$1".*.err 2>/dev/null | grep -cF -- "$2" || true; }
+# how many of run NAME's body files hold at least N bytes
+bodies_at_least() {
+	local f n=0
+	for f in "$SF_TMP/$1".*.[0-9]*; do
+		case $f in *.hdr | *.info | *.err) continue ;; esac
+		[ "$(stat -c %s "$f")" -ge "$2" ] && n=$((n + 1))
+	done
+	echo "$n"
+}
+
+# The reference: one fetch alone, without the library.
+reference() {
+	"$FETCH" -o "$SF_TMP/ref" "$SF_HTTP/bytes/$SIZE?chunk=16384" ||
+		fail "reference fetch failed"
+}
+
+# start NAME PROCS THREADS URL [ARGS...]: PROCS processes in scope NAME.
+PIDS=()
+start() {
+	local name=$1 procs=$2 threads=$3 url=$4 i
+	shift 4
+	PIDS=()
+	for i in $(seq 1 "$procs"); do
+		env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug LD_PRELOAD="$SHIM" \
+			"$FETCH" -t "$threads" "$@" \
+			-o "$SF_TMP/$name.$i" "$url" 2>"$SF_TMP/$name.$i.err" &
+		PIDS+=($!)
+	done
+}
+
+# wait_all: every started process; their exit codes in RCS.
+RCS=()
+wait_all() {
+	local p rc
+	RCS=()
+	for p in "${PIDS[@]}"; do
+		rc=0
+		wait "$p" || rc=$?
+		RCS+=("$rc")
+	done
+}
+
+# same NAME PROCS THREADS: every output of run NAME equals the reference.
+same() {
+	local name=$1 procs=$2 threads=$3 i t
+	for i in $(seq 1 "$procs"); do
+		for t in $(seq 0 $((threads - 1))); do
+			cmp -s "$SF_TMP/ref.0" "$SF_TMP/$name.$i.$t" ||
+				fail "$name: process $i thread $t: body differs"
+			cmp -s "$SF_TMP/ref.0.hdr" "$SF_TMP/$name.$i.$t.hdr" ||
+				fail "$name: process $i thread $t: headers differ"
+			cmp -s "$SF_TMP/ref.0.info" "$SF_TMP/$name.$i.$t.info" || {
+				diff "$SF_TMP/ref.0.info" "$SF_TMP/$name.$i.$t.info" || true
+				fail "$name: process $i thread $t: answers differ"
+			}
+		done
+	done
+}
+
+show_errs() {
+	local f
+	for f in "$SF_TMP/$1".*.err; do
+		grep -v 'joined flight' "$f" | sed "s|^|    $(basename "$f"): |" | head -20
+	done
+}
+
+# herd NAME PROCS THREADS: one gated URL, everyone joins, one request.
+herd() {
+	local name=$1 procs=$2 threads=$3
+	local path="/bytes/$SIZE?chunk=16384&gate=$name"
+	start "$name" "$procs" "$threads" "$SF_HTTP$path"
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		fail "$name: no leader"
+	sf_wait_count $((procs - 1)) count_logs "$name" "joined flight across processes" ||
+		{ show_errs "$name"; fail "$name: processes did not join"; }
+	sf_wait_count $((procs * threads - 1)) count_logs "$name" ": joined flight" ||
+		{ show_errs "$name"; fail "$name: threads did not join"; }
+	sf_wait_count 1 requests "$path" || fail "$name: no request"
+	sf_open_gate "$name"
+	wait_all
+	local rc
+	for rc in "${RCS[@]}"; do
+		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
+	done
+	local n
+	n=$(requests "$path")
+	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
+	n=$(count_logs "$name" "leading flight across processes")
+	[ "$n" -eq 1 ] || fail "$name: $n leaders across processes, expected 1"
+	n=$(count_logs "$name" "joined flight across processes")
+	[ "$n" -eq $((procs - 1)) ] || fail "$name: $n joined across processes"
+	same "$name" "$procs" "$threads"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: $procs processes x $threads threads, 1 origin request, identical outputs, no files left"
+}
+
+reference
+herd herd 16 1
+herd mixed 4 4
+
+# ---- kill -9 of the leader process in the middle of the body ------------
+# kill NAME VER: the leader gets its headers and first 16 KiB piece, every
+# process has that piece, then the leader dies.  The follower that takes
+# over asks the origin again (held after its first piece too, until every
+# process switched to its file).
+killed() {
+	local name=$1 ver=$2 procs=8
+	local path="/bytes/$SIZE?chunk=16384&gate=$name&hold=h-$name$ver"
+	start "$name" "$procs" 1 "$SF_HTTP$path"
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		fail "$name: no leader"
+	sf_wait_count $((procs - 1)) count_logs "$name" "joined flight across processes" ||
+		{ show_errs "$name"; fail "$name: processes did not join"; }
+	sf_wait_count 1 requests "$path" || fail "$name: no request"
+	local leader
+	leader=$(cat "$SF_TMP/$name".*.err | grep -F "leading flight across processes" |
+		sed -n 's/^sfshim\[\([0-9]*\)\].*/\1/p')
+	[ -n "$leader" ] || fail "$name: leader pid not found"
+	sf_open_gate "$name"
+	sf_wait_count "$procs" bodies_at_least "$name" 8192 ||
+		{ show_errs "$name"; fail "$name: not every process got the first piece"; }
+	kill -9 "$leader"
+	sf_wait_count 1 count_logs "$name" "took over across processes" ||
+		{ show_errs "$name"; fail "$name: nobody took over"; }
+	sf_wait_count 2 requests "$path" || fail "$name: no second request"
+	sf_open_gate "h-$name$ver"
+	wait_all
+	local i p rc n ok=0 bad=0
+	for i in $(seq 1 "$procs"); do
+		p=${PIDS[$((i - 1))]} rc=${RCS[$((i - 1))]}
+		if [ "$rc" -eq 137 ]; then
+			continue # the leader: killed by this script via its pid
+		fi
+		if [ -n "$ver" ]; then
+			# a changed response: never success, the error names sfshim
+			grep -qx 'rc=56' "$SF_TMP/$name.$i.0.info" ||
+				fail "$name: process $i: $(head -2 "$SF_TMP/$name.$i.0.info" | tr '\n' ' ')"
+			grep -q '^err=sfshim: the response changed' "$SF_TMP/$name.$i.0.info" ||
+				fail "$name: process $i: error does not name sfshim"
+			[ "$rc" -eq 1 ] || fail "$name: process $i exited $rc"
+			bad=$((bad + 1))
+		else
+			[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: process $i exited $rc"; }
+			cmp -s "$SF_TMP/ref.0" "$SF_TMP/$name.$i.0" ||
+				fail "$name: process $i: body differs ($(sha256sum <"$SF_TMP/$name.$i.0"))"
+			cmp -s "$SF_TMP/ref.0.hdr" "$SF_TMP/$name.$i.0.hdr" ||
+				fail "$name: process $i: headers differ"
+			cmp -s "$SF_TMP/ref.0.info" "$SF_TMP/$name.$i.0.info" ||
+				fail "$name: process $i: answers differ"
+			ok=$((ok + 1))
+		fi
+		: "$p"
+	done
+	n=$(requests "$path")
+	if [ -n "$ver" ]; then
+		# Followers take over in turn, each asking the origin once and
+		# getting another version; the others fail on reading its file.
+		local took
+		took=$(count_logs "$name" "took over across processes")
+		[ "$bad" -eq $((procs - 1)) ] || fail "$name: $bad failed, expected $((procs - 1))"
+		[ "$took" -ge 1 ] || fail "$name: nobody took over"
+		[ "$n" -eq $((took + 1)) ] || fail "$name: origin saw $n requests, expected $((took + 1))"
+		echo "ok: $name: leader killed mid-body, the resource changed: $bad followers failed with CURLE_RECV_ERROR naming sfshim, none spliced ($took took over, $n requests)"
+	else
+		[ "$ok" -eq $((procs - 1)) ] || fail "$name: $ok completed"
+		[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
+		n=$(count_logs "$name" "took over across processes")
+		[ "$n" -eq 1 ] || fail "$name: $n took over, expected 1"
+		echo "ok: $name: leader killed mid-body, $ok followers exact (sha256 $(sha256sum <"$SF_TMP/ref.0" | cut -c1-16)), 2 origin requests"
+	fi
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+}
+
+killed kill ""
+killed changed 1
+
+# ---- a follower's own deadline ------------------------------------------
+timeout_case() {
+	local name=timeout path="/bytes/$SIZE?chunk=16384&gate=timeout"
+	start "$name" 3 1 "$SF_HTTP$path"
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		fail "$name: no leader"
+	sf_wait_count 2 count_logs "$name" "joined flight across processes" ||
+		fail "$name: processes did not join"
+	# one more process, whose own limit is 300 ms
+	env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug LD_PRELOAD="$SHIM" \
+		"$FETCH" -T 300 -o "$SF_TMP/$name.short" "$SF_HTTP$path" \
+		2>"$SF_TMP/$name.short.err" && fail "$name: the short one succeeded"
+	grep -qx 'rc=28' "$SF_TMP/$name.short.0.info" ||
+		fail "$name: short: $(head -2 "$SF_TMP/$name.short.0.info" | tr '\n' ' ')"
+	grep -q '^err=Operation timed out after' "$SF_TMP/$name.short.0.info" ||
+		fail "$name: short: libcurl's text expected"
+	grep -qF "joined flight across processes" "$SF_TMP/$name.short.err" ||
+		fail "$name: the short one did not follow"
+	sf_open_gate "$name"
+	wait_all
+	local rc
+	for rc in "${RCS[@]}"; do
+		[ "$rc" -eq 0 ] || fail "$name: a process exited $rc"
+	done
+	same "$name" 3 1
+	local n
+	n=$(requests "$path")
+	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: a follower's own 300 ms limit failed it alone (28); the others exact, 1 request"
+}
+timeout_case
+
+# ---- leftovers of killed processes ---------------------------------------
+# Leader and follower both killed mid-body: the file stays; the next
+# process of the scope removes it.  A planted name of a flight that never
+# ran goes too; a file that is not a response file's name stays.
+leftovers() {
+	local name=left path="/bytes/$SIZE?chunk=16384&gate=left&hold=h-left"
+	start "$name" 2 1 "$SF_HTTP$path"
+	sf_wait_count 1 count_logs "$name" "joined flight across processes" ||
+		fail "$name: no follower"
+	sf_open_gate "$name"
+	sf_wait_count 2 bodies_at_least "$name" 8192 || fail "$name: no first piece"
+	kill -9 "${PIDS[@]}"
+	wait_all
+	local n dir
+	n=$(files_left)
+	[ "$n" -eq 1 ] || fail "$name: expected the killed leader's file, found $n"
+	dir=$(dirname "$(find "$XDG_RUNTIME_DIR" -name 'b-*')")
+	: >"$dir/b-127-99999"
+	: >"$dir/keep-me"
+	env SFSHIM_SCOPE="s-$name" LD_PRELOAD="$SHIM" \
+		"$FETCH" -o "$SF_TMP/$name.next" "$SF_HTTP/text" || fail "$name: next process failed"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n leftovers after the next process"
+	[ -e "$dir/keep-me" ] || fail "$name: a file that is not the library's was removed"
+	rm -f "$dir/keep-me"
+	sf_open_gate "h-left"
+	echo "ok: $name: a killed leader's file and a planted one removed by the next process"
+}
+leftovers
