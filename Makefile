@@ -85,10 +85,13 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_
 # test_curl_method drives the real libcurl against the HTTP fixture, so an
 # integration script runs it (31-curl-method.sh).  test_handover is the
 # hand-over harness over the response owner (sf_curl_response.c).
+# test_got drives the GOT patcher on the binding fixture and libcurl (the
+# exported dlopen entry is left out, as the exported wrappers are).
 CURL_UNIT_TESTS := $(B)/tests/test_curl_method $(B)/tests/test_curl_handle \
-  $(B)/tests/test_handover $(B)/tests/test_curl_xfile
+  $(B)/tests/test_handover $(B)/tests/test_got $(B)/tests/test_curl_xfile
 UNIT_TESTS := $(filter-out $(B)/tests/test_curl_method,$(UNIT_TESTS))
-CURL_UNIT_OBJ := $(filter-out $(B)/shim/curl/sf_curl_api.o $(B)/shim/dns/sf_hook_getaddrinfo.o,$(SHIM_OBJ))
+CURL_UNIT_OBJ := $(filter-out $(B)/shim/curl/sf_curl_api.o $(B)/shim/dns/sf_hook_getaddrinfo.o \
+  $(B)/shim/dl/sf_dl_entry.o,$(SHIM_OBJ))
 PRELOAD_TESTS := $(patsubst tests/preload/%.c,$(B)/tests/%,$(wildcard tests/preload/test_*.c))
 FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/tests/%,$(filter-out tests/fixtures/lib%,$(wildcard tests/fixtures/*.c)))
 FIXTURE_LIBS := $(patsubst tests/fixtures/lib%.c,$(B)/tests/lib%.so,$(wildcard tests/fixtures/lib*.c))
