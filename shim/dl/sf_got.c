@@ -251,7 +251,8 @@ static bool walk(const struct obj *o, const struct sf_got_job *job,
 			const struct sf_got_route *hit = NULL;
 			for (size_t k = 0; k < job->nroutes; k++) {
 				const struct sf_got_route *rt = &job->routes[k];
-				if (rt->group != g || strcmp(rt->name, name))
+				if (rt->group != g ||
+				    strcmp(rt->name, name) != 0)
 					continue;
 				named = true;
 				if (!ver_read) {

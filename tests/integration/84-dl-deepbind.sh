@@ -115,7 +115,7 @@ run() {
 		how="with the shim"
 	fi
 	env "${envs[@]}" timeout -s KILL 300 "$T/sf_deepbind_client" fetch \
-		"$URL_BASE$path" "$N" "$T/$binding" $mode >"$out" 2>"$err" &
+		"$URL_BASE$path" "$N" "$T/$binding" ${mode:+"$mode"} >"$out" 2>"$err" &
 	local pid=$! rc=0
 	sf_wait_count "$requests" sf_grep_count "GET $path" "$SF_TMP/origin.log" ||
 		{ cat "$out" "$err"; fail "$name: requests did not arrive"; }

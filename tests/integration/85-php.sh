@@ -79,8 +79,12 @@ echo "length: ", strlen($body), "\n\n", $body;
 PHPEOF
 
 requests() { sf_grep_count "GET $1" "$ORIGIN"; }
-# lines holding PAT in the files named by the glob GLOB
-count_logs() { cat $1 2>/dev/null | grep -cF -- "$2" || true; }
+# count_logs PAT FILE...: lines holding PAT in the FILEs
+count_logs() {
+	local pat=$1
+	shift
+	cat "$@" 2>/dev/null | grep -cF -- "$pat" || true
+}
 
 # ---- reach -----------------------------------------------------------------
 LD_DEBUG=bindings "$PHP" -r 'curl_init();' 2>"$SF_TMP/bindings" >/dev/null
@@ -135,9 +139,9 @@ for i in $(seq 1 $N_CLI); do
 		>"$SF_TMP/cli.$i.out" 2>"$SF_TMP/cli.$i.err" &
 	pids+=($!)
 done
-sf_wait_count 1 count_logs "$SF_TMP/cli.*.err" "leading flight across processes" ||
+sf_wait_count 1 count_logs "leading flight across processes" "$SF_TMP"/cli.*.err ||
 	fail "cli: no leader"
-sf_wait_count $((N_CLI - 1)) count_logs "$SF_TMP/cli.*.err" "joined flight across processes" ||
+sf_wait_count $((N_CLI - 1)) count_logs "joined flight across processes" "$SF_TMP"/cli.*.err ||
 	{ tail -n 3 "$SF_TMP"/cli.*.err; fail "cli: followers did not join"; }
 sf_wait_count 1 requests "$path" || fail "cli: the leader's request did not arrive"
 sf_open_gate cli
@@ -170,7 +174,7 @@ FPMEOF
 SFSHIM_SCOPE=php-fpm SFSHIM_LOG=debug LD_PRELOAD="$SHIM" \
 	"$FPM" -F -R -y "$FPMDIR/fpm.conf" 2>"$FPMDIR/master.err" &
 SF_PIDS+=($!)
-sf_wait_count 1 count_logs "$FPMDIR/fpm.log" "ready to handle connections" ||
+sf_wait_count 1 count_logs "ready to handle connections" "$FPMDIR/fpm.log" ||
 	{ cat "$FPMDIR/master.err" "$FPMDIR/fpm.log"; fail "fpm did not start"; }
 grep -q "dl: .*/curl.so: .* routed through the shim" "$FPMDIR/master.err" ||
 	{ cat "$FPMDIR/master.err"; fail "fpm: curl.so was not routed in the master"; }
@@ -190,9 +194,9 @@ for i in $(seq 1 $N_FPM); do
 	fcgi_get "$SF_TMP/fpm.$i.out" "$q" &
 	pids+=($!)
 done
-sf_wait_count 1 count_logs "$FPMDIR/fpm.log" "leading flight across processes" ||
+sf_wait_count 1 count_logs "leading flight across processes" "$FPMDIR/fpm.log" ||
 	{ cat "$FPMDIR/fpm.log"; fail "fpm: no leader"; }
-sf_wait_count $((N_FPM - 1)) count_logs "$FPMDIR/fpm.log" "joined flight across processes" ||
+sf_wait_count $((N_FPM - 1)) count_logs "joined flight across processes" "$FPMDIR/fpm.log" ||
 	{ tail -n 20 "$FPMDIR/fpm.log"; fail "fpm: followers did not join"; }
 sf_wait_count 1 requests "$path" || fail "fpm: the leader's request did not arrive"
 sf_open_gate fpm
