@@ -166,13 +166,20 @@ static size_t curl_routes(struct sf_got_route *out, const void *self_base,
 static void route(const struct sf_dl_snap *before, void *h)
 {
 	const struct sf_config *c = sf_config();
+	struct link_map *lm = NULL;
+	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || !lm)
+		return;
 	/* Cheap first: nothing happens unless the load brought libcurl in
 	 * or something that needs it. */
-	if (!sf_got_new_curl_users(before))
+	struct sf_dl_snap mine;
+	bool uses_curl;
+	if (!sf_got_loaded_by(before, (uintptr_t)lm->l_ld, &mine, &uses_curl))
 		return;
 	Dl_info di;
-	if (!dladdr((void *)route, &di))
+	if (!uses_curl || !dladdr((void *)route, &di)) {
+		sf_dl_snap_free(&mine);
 		return;
+	}
 	struct sf_got_route routes[SF_CURL_FLAVOURS * N_CURL * 2 + 1];
 	size_t n = 0;
 	if (c->curl)
@@ -189,12 +196,13 @@ static void route(const struct sf_dl_snap *before, void *h)
 			           (void *)gai,
 			.group = SF_GOT_DNS,
 		};
-	if (!n)
-		return;
-	struct sf_got_job job = { .before = before,
-		                  .routes = routes,
-		                  .nroutes = n };
-	sf_got_route_new(&job);
+	if (n) {
+		struct sf_got_job job = { .only = &mine,
+			                  .routes = routes,
+			                  .nroutes = n };
+		sf_got_route_new(&job);
+	}
+	sf_dl_snap_free(&mine);
 }
 
 void *sf_dl_deep_open(const char *file, int mode)

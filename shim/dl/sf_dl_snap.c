@@ -44,8 +44,14 @@ bool sf_dl_snap_take(struct sf_dl_snap *s)
 		sf_dl_snap_free(s);
 		return false;
 	}
-	qsort(s->dyn, s->n, sizeof(*s->dyn), cmp);
+	sf_dl_snap_sort(s);
 	return true;
+}
+
+void sf_dl_snap_sort(struct sf_dl_snap *s)
+{
+	if (s->n)
+		qsort(s->dyn, s->n, sizeof(*s->dyn), cmp);
 }
 
 bool sf_dl_snap_has(const struct sf_dl_snap *s, uintptr_t dyn)

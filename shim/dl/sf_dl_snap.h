@@ -20,6 +20,8 @@ struct sf_dl_snap {
 bool sf_dl_snap_take(struct sf_dl_snap *s);
 bool sf_dl_snap_has(const struct sf_dl_snap *s, uintptr_t dyn);
 void sf_dl_snap_free(struct sf_dl_snap *s);
+/* Sorts a set filled by hand, for sf_dl_snap_has. */
+void sf_dl_snap_sort(struct sf_dl_snap *s);
 
 /* The dynamic section of the object dl_iterate_phdr describes, or 0. */
 uintptr_t sf_dl_dynamic_of(const struct dl_phdr_info *info);

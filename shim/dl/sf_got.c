@@ -12,6 +12,7 @@
 
 #include <elf.h>
 #include <link.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -326,32 +327,160 @@ static void route_group(const struct obj *o, struct sf_got_job *job,
 		       o->info->dlpi_name);
 }
 
-struct scan {
-	struct sf_got_job *job;
-	bool found;
+/* ---- which objects one dlopen added ---------------------------------- */
+
+struct newobj {
+	uintptr_t dyn;
+	char *soname, *path; /* copies: a stranger may be unloaded meanwhile */
+	char **needed;
+	size_t nneeded;
+	bool is_curl, uses_curl, mine;
 };
 
-static int find_users(struct dl_phdr_info *info, size_t size, void *arg)
+struct census {
+	const struct sf_dl_snap *before;
+	struct newobj *o;
+	size_t n, cap;
+	bool failed;
+};
+
+static char *dup_str(const char *s)
 {
-	(void)size;
-	struct scan *s = arg;
-	struct obj o;
-	if (sf_dl_snap_has(s->job->before, sf_dl_dynamic_of(info)) ||
-	    !parse(&o, info))
-		return 0;
-	s->found = o.is_curl || o.uses_curl;
-	return s->found;
+	return s ? strdup(s) : NULL;
 }
 
-bool sf_got_new_curl_users(const struct sf_dl_snap *before)
+/* Pass 1, under the loader's lock: names only, no dl* call. */
+static int count_new(struct dl_phdr_info *info, size_t size, void *arg)
 {
+	(void)size;
+	struct census *c = arg;
+	struct obj o;
+	uintptr_t dyn = sf_dl_dynamic_of(info);
+	if (!dyn || sf_dl_snap_has(c->before, dyn) || !parse(&o, info))
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		struct newobj *no = realloc(c->o, cap * sizeof(*no));
+		if (!no) {
+			c->failed = true;
+			return 1;
+		}
+		c->o = no;
+		c->cap = cap;
+	}
+	struct newobj *e = &c->o[c->n++];
+	*e = (struct newobj){ .dyn = dyn,
+		              .is_curl = o.is_curl,
+		              .uses_curl = o.uses_curl };
+	e->path = dup_str(info->dlpi_name);
+	const ElfW(Dyn) *d = (const ElfW(Dyn) *)dyn;
+	size_t nneeded = 0;
+	for (const ElfW(Dyn) *x = d; x->d_tag != DT_NULL; x++)
+		nneeded += x->d_tag == DT_NEEDED;
+	e->needed = nneeded ? calloc(nneeded, sizeof(char *)) : NULL;
+	if (!e->path || (nneeded && !e->needed)) {
+		c->failed = true;
+		return 1;
+	}
+	for (const ElfW(Dyn) *x = d; x->d_tag != DT_NULL; x++) {
+		const char *name = str(&o, x->d_un.d_val);
+		if (!name)
+			continue;
+		if (x->d_tag == DT_SONAME && !e->soname)
+			e->soname = dup_str(name);
+		else if (x->d_tag == DT_NEEDED && e->nneeded < nneeded &&
+		         !(e->needed[e->nneeded++] = dup_str(name))) {
+			c->failed = true;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* glibc's own test for "this loaded object answers to that DT_NEEDED
+ * name": its soname, or the name it was opened under. */
+static bool answers_to(const struct newobj *e, const char *name)
+{
+	if (e->soname && strcmp(e->soname, name) == 0)
+		return true;
+	if (strchr(name, '/'))
+		return strcmp(e->path, name) == 0;
+	const char *base = strrchr(e->path, '/');
+	return strcmp(base ? base + 1 : e->path, name) == 0;
+}
+
+static void census_free(struct census *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->o[i].soname);
+		free(c->o[i].path);
+		for (size_t k = 0; k < c->o[i].nneeded; k++)
+			free(c->o[i].needed[k]);
+		free(c->o[i].needed);
+	}
+	free(c->o);
+}
+
+bool sf_got_loaded_by(const struct sf_dl_snap *before, uintptr_t root_dyn,
+                      struct sf_dl_snap *mine, bool *uses_curl)
+{
+	*mine = (struct sf_dl_snap){ 0 };
+	*uses_curl = false;
 #ifdef SF_R_JUMP_SLOT
-	struct sf_got_job job = { .before = before };
-	struct scan s = { .job = &job };
-	dl_iterate_phdr(find_users, &s);
-	return s.found;
+	struct census c = { .before = before };
+	dl_iterate_phdr(count_new, &c);
+	bool ok = !c.failed;
+	/* The DT_NEEDED closure of the root among the new objects: what
+	 * this dlopen added (and what a load that completed before it did).
+	 * Never an object that a later dlopen in another thread is still
+	 * relocating: it cannot answer to a name this load has resolved. */
+	for (size_t i = 0; ok && i < c.n; i++)
+		c.o[i].mine = c.o[i].dyn == root_dyn;
+	for (bool grew = true; ok && grew;) {
+		grew = false;
+		for (size_t i = 0; i < c.n; i++) {
+			if (!c.o[i].mine)
+				continue;
+			for (size_t k = 0; k < c.o[i].nneeded; k++) {
+				if (!c.o[i].needed[k])
+					continue;
+				for (size_t j = 0; j < c.n; j++)
+					if (!c.o[j].mine &&
+					    answers_to(&c.o[j],
+					               c.o[i].needed[k])) {
+						c.o[j].mine = true;
+						grew = true;
+					}
+			}
+		}
+	}
+	for (size_t i = 0; ok && i < c.n; i++) {
+		if (!c.o[i].mine)
+			continue;
+		if (mine->n == mine->cap) {
+			size_t cap = mine->cap ? mine->cap * 2 : 16;
+			uintptr_t *d = realloc(mine->dyn, cap * sizeof(*d));
+			if (!d) {
+				ok = false;
+				break;
+			}
+			mine->dyn = d;
+			mine->cap = cap;
+		}
+		mine->dyn[mine->n++] = c.o[i].dyn;
+		*uses_curl = *uses_curl || c.o[i].is_curl || c.o[i].uses_curl;
+	}
+	census_free(&c);
+	if (!ok) {
+		sf_dl_snap_free(mine);
+		*uses_curl = false;
+		return false;
+	}
+	sf_dl_snap_sort(mine);
+	return true;
 #else
 	(void)before;
+	(void)root_dyn;
 	return false;
 #endif
 }
@@ -362,7 +491,7 @@ static int route_one(struct dl_phdr_info *info, size_t size, void *arg)
 	(void)size;
 	struct sf_got_job *job = arg;
 	struct obj o;
-	if (sf_dl_snap_has(job->before, sf_dl_dynamic_of(info)) ||
+	if (!sf_dl_snap_has(job->only, sf_dl_dynamic_of(info)) ||
 	    !parse(&o, info))
 		return 0;
 	unsigned count = 0;

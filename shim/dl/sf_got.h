@@ -38,16 +38,20 @@ struct sf_got_route {
 };
 
 struct sf_got_job {
-	const struct sf_dl_snap *before; /* objects that are left alone */
+	const struct sf_dl_snap *only; /* the objects to rewrite */
 	const struct sf_got_route *routes;
 	size_t nroutes;
 	unsigned objects, slots; /* what was rewritten */
 };
 
-/* True when some object loaded since `before` is libcurl or needs it. */
-bool sf_got_new_curl_users(const struct sf_dl_snap *before);
+/* The objects that one dlopen added: those not in `before` that the object
+ * whose dynamic section is at root_dyn (the one dlopen returned) needs,
+ * directly or not, and root itself.  *uses_curl: one of them is libcurl or
+ * names it in DT_NEEDED.  False (mine empty) when memory ran out. */
+bool sf_got_loaded_by(const struct sf_dl_snap *before, uintptr_t root_dyn,
+                      struct sf_dl_snap *mine, bool *uses_curl);
 
-/* Rewrites the slots of every object loaded since job->before.  Per object
+/* Rewrites the slots of the objects in job->only.  Per object
  * and group it is all or nothing: if one slot of an interposed symbol holds
  * anything but the route's real function (or its wrapper already, or an
  * unresolved lazy stub when lazy_ok), or its

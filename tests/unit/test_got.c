@@ -9,13 +9,17 @@
  *  - the binding fixture (links libcurl.so.4): all or nothing (one slot in
  *    an unexpected state: none changes), versions (a route for another
  *    flavour's version leaves the slots alone), lazily bound slots (only
- *    with lazy_ok), objects loaded before the snapshot are never touched. */
+ *    with lazy_ok);
+ *  - which objects a dlopen added: the new members of its DT_NEEDED
+ *    closure, never an object loaded before, nor one another dlopen added
+ *    meanwhile. */
 #include "dl/sf_dl_snap.h"
 #include "dl/sf_got.h"
 
 #include <check.h>
 #include <curl/curl.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -67,6 +71,18 @@ static char *maps_of(const char *what)
 	return out;
 }
 
+/* The objects that loading h added since before (sf_got_loaded_by). */
+static struct sf_dl_snap added(const struct sf_dl_snap *before, void *h,
+                               bool *uses_curl)
+{
+	struct link_map *lm = NULL;
+	ck_assert_int_eq(dlinfo(h, RTLD_DI_LINKMAP, &lm), 0);
+	struct sf_dl_snap mine;
+	ck_assert(sf_got_loaded_by(before, (uintptr_t)lm->l_ld, &mine,
+	                           uses_curl));
+	return mine;
+}
+
 START_TEST(dns_route_in_full_relro_libcurl)
 {
 	if (dlopen("libcurl-gnutls.so.4", RTLD_NOLOAD | RTLD_LAZY))
@@ -88,9 +104,11 @@ START_TEST(dns_route_in_full_relro_libcurl)
 		.group = SF_GOT_DNS,
 	};
 	ck_assert_ptr_nonnull(r.real);
-	struct sf_got_job job = { .before = &before,
-		                  .routes = &r,
-		                  .nroutes = 1 };
+	bool uses_curl;
+	struct sf_dl_snap mine = added(&before, h, &uses_curl);
+	ck_assert(uses_curl);
+	ck_assert_uint_ge(mine.n, 1);
+	struct sf_got_job job = { .only = &mine, .routes = &r, .nroutes = 1 };
 	sf_got_route_new(&job);
 	ck_assert_uint_eq(job.objects, 1);
 	ck_assert_uint_ge(job.slots, 1);
@@ -120,11 +138,12 @@ START_TEST(dns_route_in_full_relro_libcurl)
 	ck_assert_int_ge(atomic_load(&gai_calls), 1);
 	free(maps_before);
 	free(maps_after);
+	sf_dl_snap_free(&mine);
 	sf_dl_snap_free(&before);
 }
 END_TEST
 
-static char binding[4096];
+static char binding[4096], plugin[4096];
 
 /* Loads the binding afresh, routes, returns the job's slot count and
  * leaves the handle in *out. */
@@ -135,10 +154,14 @@ static unsigned load_and_route(int mode, const struct sf_got_route *routes,
 	ck_assert(sf_dl_snap_take(&before));
 	void *h = dlopen(binding, mode | RTLD_LOCAL);
 	ck_assert_msg(h != NULL, "%s", dlerror());
-	struct sf_got_job job = { .before = &before,
+	bool uses_curl;
+	struct sf_dl_snap mine = added(&before, h, &uses_curl);
+	ck_assert(uses_curl);
+	struct sf_got_job job = { .only = &mine,
 		                  .routes = routes,
 		                  .nroutes = n };
 	sf_got_route_new(&job);
+	sf_dl_snap_free(&mine);
 	sf_dl_snap_free(&before);
 	*out = h;
 	return job.slots;
@@ -229,21 +252,45 @@ START_TEST(binding_lazy_slots)
 }
 END_TEST
 
-START_TEST(old_objects_untouched)
+/* Only what the dlopen added counts: not an object loaded before the
+ * snapshot, not one loaded since by another dlopen (in a program, maybe
+ * another thread's, still being relocated). */
+START_TEST(only_what_the_load_added)
 {
 	struct sf_got_route r[2];
-	void *h;
 	routes_for(r, "CURL_OPENSSL_4");
-	h = dlopen(binding, RTLD_NOW | RTLD_LOCAL);
+	void *h = dlopen(binding, RTLD_NOW | RTLD_LOCAL);
 	ck_assert_ptr_nonnull(h);
 	struct sf_dl_snap now;
 	ck_assert(sf_dl_snap_take(&now));
-	struct sf_got_job job = { .before = &now, .routes = r, .nroutes = 2 };
+	bool uses_curl = true;
+	struct sf_dl_snap mine = added(&now, h, &uses_curl);
+	ck_assert_uint_eq(mine.n, 0);
+	ck_assert(!uses_curl);
+	struct sf_got_job job = { .only = &mine, .routes = r, .nroutes = 2 };
 	sf_got_route_new(&job);
 	ck_assert_uint_eq(job.slots, 0);
-	ck_assert(!sf_got_new_curl_users(&now));
+	sf_dl_snap_free(&mine);
 	sf_dl_snap_free(&now);
 	dlclose(h);
+
+	ck_assert(sf_dl_snap_take(&now));
+	void *other = dlopen(plugin, RTLD_NOW | RTLD_LOCAL);
+	ck_assert_msg(other != NULL, "%s", dlerror());
+	h = dlopen(binding, RTLD_NOW | RTLD_LOCAL);
+	ck_assert_ptr_nonnull(h);
+	mine = added(&now, h, &uses_curl);
+	ck_assert(uses_curl);
+	ck_assert_uint_eq(mine.n, 1); /* the binding: libcurl was there */
+	struct link_map *lm = NULL, *olm = NULL;
+	ck_assert_int_eq(dlinfo(h, RTLD_DI_LINKMAP, &lm), 0);
+	ck_assert_int_eq(dlinfo(other, RTLD_DI_LINKMAP, &olm), 0);
+	ck_assert(sf_dl_snap_has(&mine, (uintptr_t)lm->l_ld));
+	ck_assert(!sf_dl_snap_has(&mine, (uintptr_t)olm->l_ld));
+	sf_dl_snap_free(&mine);
+	sf_dl_snap_free(&now);
+	dlclose(h);
+	dlclose(other);
 }
 END_TEST
 
@@ -263,6 +310,8 @@ int main(void)
 	const char *b = getenv("B");
 	snprintf(binding, sizeof(binding), "%s/tests/libsf_binding_openssl.so",
 	         b ? b : "build");
+	snprintf(plugin, sizeof(plugin), "%s/tests/rpath/libsf_rpath_plugin.so",
+	         b ? b : "build");
 	/* The binding's libcurl, loaded before any snapshot: its functions
 	 * are the routes' real ones, and it is never a new object. */
 	if (!dlopen("libcurl.so.4", RTLD_NOW | RTLD_GLOBAL)) {
@@ -275,7 +324,7 @@ int main(void)
 	tcase_add_test(tc, binding_all_or_nothing);
 	tcase_add_test(tc, binding_other_version_left_alone);
 	tcase_add_test(tc, binding_lazy_slots);
-	tcase_add_test(tc, old_objects_untouched);
+	tcase_add_test(tc, only_what_the_load_added);
 	tcase_add_test(tc, names_libcurl);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
