@@ -57,20 +57,21 @@ int sf_dl_deep_wanted(const char *file, int mode, const void *caller)
 	if (!file || !strchr(file, '/') || strchr(file, '$') ||
 	    sf_guard_active())
 		return 0;
+	int e = errno; /* the caller sees errno as dlopen leaves it */
 	const struct sf_config *c = sf_config();
-	if (!c->curl && !c->dns)
-		return 0;
-	if (!sf_dl_resolve() || !self_in_base)
-		return 0;
-	int e = errno;
-	Dl_info di;
-	struct link_map *lm = NULL;
-	Lmid_t id = LM_ID_BASE; /* no object: glibc takes the main program */
-	if (dladdr1(caller, &di, (void **)&lm, RTLD_DL_LINKMAP) && lm &&
-	    dlinfo(lm, RTLD_DI_LMID, &id) != 0)
-		id = -1;
+	int wanted = 0;
+	if ((c->curl || c->dns) && sf_dl_resolve() && self_in_base) {
+		Dl_info di;
+		struct link_map *lm = NULL;
+		/* No object holds the address: glibc takes the main map. */
+		Lmid_t id = LM_ID_BASE;
+		if (dladdr1(caller, &di, (void **)&lm, RTLD_DL_LINKMAP) && lm &&
+		    dlinfo(lm, RTLD_DI_LMID, &id) != 0)
+			id = -1;
+		wanted = id == LM_ID_BASE;
+	}
 	errno = e;
-	return id == LM_ID_BASE;
+	return wanted;
 }
 
 /* ---- the routes -------------------------------------------------------- */

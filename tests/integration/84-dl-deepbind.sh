@@ -17,7 +17,9 @@
 #    binds to libcurl itself.  N threads GET one gated URL whose host name
 #    is resolved through /etc/hosts: with the shim the origin sees one
 #    request, N-1 threads join, and libcurl's own getaddrinfo reaches the
-#    DNS hook (stats: dns calls=1); without it, N requests.
+#    DNS hook (stats: dns calls=1); without it, N requests.  A binding
+#    loaded with dlmopen(LM_ID_NEWLM) is left alone: N requests, no call
+#    seen, nothing routed.
 set -eu
 . tests/integration/common.bash
 . tests/integration/http.bash
@@ -135,7 +137,11 @@ run() {
 		fail "$name: unexpected result line"
 	[ "$got" -eq "$requests" ] || fail "$name: origin saw $got requests, expected $requests"
 	[ "$j" -eq "$joins" ] || fail "$name: $j followers joined, expected $joins"
-	if [ -n "$preload" ]; then
+	if [ -n "$preload" ] && [ "$mode" = newns ]; then
+		grep -q "curl: calls=0 " "$err" ||
+			fail "$name: the shim saw calls made in another namespace"
+		if grep -q "dl: " "$err"; then fail "$name: something was routed"; fi
+	elif [ -n "$preload" ]; then
 		grep -q "curl: calls=$N leaders=1 followers=$((N - 1)) " "$err" ||
 			fail "$name: the curl hook did not count $N calls"
 		# libcurl resolves deep.sfshim.test itself (its own getaddrinfo,
@@ -149,4 +155,7 @@ run deep-openssl "$SHIM" 1 $((N - 1)) libsf_binding_openssl.so
 run deep-gnutls "$SHIM" 1 $((N - 1)) libsf_binding_gnutls.so
 run deep-lazy "$SHIM" 1 $((N - 1)) libsf_binding_openssl.so lazy
 run deep-plain "" "$N" 0 libsf_binding_openssl.so
+# dlmopen is not interposed: a namespace of its own has its own libcurl,
+# which the shim's wrappers must never be handed.  Untouched, as without it.
+run deep-newns "$SHIM" "$N" 0 libsf_binding_openssl.so newns
 echo "84-dl-deepbind: ok (callers kept; RTLD_DEEPBIND bindings reach the shim: 1 request with it, $N without)"
