@@ -124,6 +124,37 @@ static void *lazy_target(void *h, const char *name, const char *version)
 	return version ? dlvsym(h, name, version) : dlsym(h, name);
 }
 
+/* Interposed names without a member in struct sf_curl_real (the share
+ * interface, when the library interposes it): their wrappers forward to
+ * the definition in the flavour's libcurl, which is also what the new
+ * handle's own scope binds them to. */
+static const char *const other_syms[] = {
+	"curl_share_init",
+	"curl_share_setopt",
+	"curl_share_cleanup",
+};
+#define N_OTHER (sizeof(other_syms) / sizeof(other_syms[0]))
+
+static const char *const flavour_soname[SF_CURL_FLAVOURS] = {
+	[SF_CURL_OPENSSL] = "libcurl.so.4",
+	[SF_CURL_GNUTLS] = "libcurl-gnutls.so.4",
+};
+
+/* The real function behind an interposed name without a sf_curl_real
+ * member: the definition the handle's scope finds, if it lies in the
+ * flavour's libcurl. */
+static void *other_real(void *h, const char *name, const char *v,
+                        enum sf_curl_flavour fl)
+{
+	void *real = lazy_target(h, name, v);
+	Dl_info di;
+	if (!real || !dladdr(real, &di) || !di.dli_fname)
+		return NULL;
+	const char *base = strrchr(di.dli_fname, '/');
+	base = base ? base + 1 : di.dli_fname;
+	return strcmp(base, flavour_soname[fl]) == 0 ? real : NULL;
+}
+
 /* Per flavour: the versioned references, and for the default flavour the
  * unversioned ones too, as the version script binds them. */
 static size_t curl_routes(struct sf_got_route *out, const void *self_base,
@@ -132,30 +163,34 @@ static size_t curl_routes(struct sf_got_route *out, const void *self_base,
 	size_t n = 0;
 	for (int fl = 0; fl < SF_CURL_FLAVOURS; fl++) {
 		const struct sf_curl_real *api = sf_real_curl(fl);
-		for (size_t i = 0; i < N_CURL; i++) {
-			void *real = *(void *const *)((const char *)api +
-			                              curl_syms[i].off);
-			if (!real)
+		for (int unversioned = 0; unversioned < 2; unversioned++) {
+			if (unversioned && fl != SF_CURL_OPENSSL)
 				continue;
-			for (int unversioned = 0; unversioned < 2;
-			     unversioned++) {
-				if (unversioned && fl != SF_CURL_OPENSSL)
-					continue;
-				const char *v = unversioned
-				                        ? NULL
-				                        : flavour_version[fl];
-				void *w = shim_wrapper(curl_syms[i].name, v,
-				                       self_base);
+			const char *v = unversioned ? NULL
+			                            : flavour_version[fl];
+			for (size_t i = 0; i < N_CURL + N_OTHER; i++) {
+				const char *name =
+				        i < N_CURL ? curl_syms[i].name
+				                   : other_syms[i - N_CURL];
+				void *w = shim_wrapper(name, v, self_base);
 				if (!w)
 					continue;
+				void *real =
+				        i < N_CURL
+				                ? *(void *const
+				                            *)((const char *)
+				                                       api +
+				                               curl_syms[i].off)
+				                : other_real(h, name, v, fl);
+				if (!real)
+					continue;
 				out[n++] = (struct sf_got_route){
-					.name = curl_syms[i].name,
+					.name = name,
 					.version = v,
 					.real = real,
 					.wrapper = w,
-					.lazy_ok = lazy_target(
-					                   h, curl_syms[i].name,
-					                   v) == real,
+					.lazy_ok = lazy_target(h, name, v) ==
+					           real,
 					.group = SF_GOT_CURL,
 				};
 			}
@@ -181,7 +216,8 @@ static void route(const struct sf_dl_snap *before, void *h)
 		sf_dl_snap_free(&mine);
 		return;
 	}
-	struct sf_got_route routes[SF_CURL_FLAVOURS * N_CURL * 2 + 1];
+	struct sf_got_route
+	        routes[SF_CURL_FLAVOURS * (N_CURL + N_OTHER) * 2 + 1];
 	size_t n = 0;
 	if (c->curl)
 		n = curl_routes(routes, di.dli_fbase, h);
