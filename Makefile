@@ -123,6 +123,10 @@ $(CURL_UNIT_TESTS): $(B)/tests/test_%: tests/unit/test_%.c $(CURL_UNIT_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(CURL_UNIT_OBJ) $(CHECK_LIBS) $(CURL_LIBS) -ldl
 
+# test_got loads the binding fixture and the plugin: make check-unit runs
+# before tests-build, so they are built with it.
+$(B)/tests/test_got: | $(B)/tests/libsf_binding_openssl.so $(B)/tests/rpath/libsf_rpath_plugin.so
+
 $(B)/tests/test_%: tests/preload/test_%.c $(wildcard tests/preload/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(CHECK_LIBS) $(CURL_LIBS) -ldl
