@@ -76,7 +76,7 @@ LIB := $(B)/libsfshim.so
 # without any preloading.
 CORE_SRC := $(wildcard shim/core/*.c) shim/common/sf_config.c shim/common/sf_log.c \
   shim/common/sf_stats.c shim/common/sf_text.c shim/dns/sf_addrinfo.c \
-  shim/common/sf_trace.c shim/common/sf_json.c
+  shim/common/sf_trace.c shim/common/sf_json.c shim/common/sf_scope.c
 CORE_OBJ := $(patsubst shim/%.c,$(B)/shim/%.o,$(filter $(SHIM_SRC),$(CORE_SRC)))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -90,8 +90,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_
 CURL_UNIT_TESTS := $(B)/tests/test_curl_method $(B)/tests/test_curl_handle \
   $(B)/tests/test_handover $(B)/tests/test_got $(B)/tests/test_curl_xfile
 UNIT_TESTS := $(filter-out $(B)/tests/test_curl_method,$(UNIT_TESTS))
-CURL_UNIT_OBJ := $(filter-out $(B)/shim/curl/sf_curl_api.o $(B)/shim/dns/sf_hook_getaddrinfo.o \
-  $(B)/shim/dl/sf_dl_entry.o,$(SHIM_OBJ))
+CURL_UNIT_OBJ := $(filter-out $(B)/shim/curl/sf_curl_api.o $(B)/shim/curl/sf_curl_share_api.o \
+  $(B)/shim/dns/sf_hook_getaddrinfo.o $(B)/shim/dl/sf_dl_entry.o,$(SHIM_OBJ))
 PRELOAD_TESTS := $(patsubst tests/preload/%.c,$(B)/tests/%,$(wildcard tests/preload/test_*.c))
 FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/tests/%,$(filter-out tests/fixtures/lib%,$(wildcard tests/fixtures/*.c)))
 FIXTURE_LIBS := $(patsubst tests/fixtures/lib%.c,$(B)/tests/lib%.so,$(wildcard tests/fixtures/lib*.c))
@@ -186,7 +186,16 @@ $(B)/tests/sf_curl_optdump: tests/fixtures/sf_curl_optdump.c $(OPT_TABLE_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -Ishim -o $@ $< $(OPT_TABLE_OBJ)
 
-tests-build: $(LIB) $(UNIT_TESTS) $(CURL_UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
+# The library once more with another shared layout (SF_XLAYOUT=2): the
+# scope test shows that two layout versions side by side never share.
+XLAYOUT2_LIB := $(B)/xlayout2/libsfshim.so
+$(XLAYOUT2_LIB): $(SHIM_SRC) $(SHIM_HDR) shim/sfshim.map
+	@mkdir -p $(@D)
+	$(CC) $(SHIM_CFLAGS) -DSF_XLAYOUT=2 -shared -Wl,-z,defs \
+	  -Wl,--version-script=shim/sfshim.map -Wl,-soname,$(SONAME) \
+	  -o $@ $(SHIM_SRC) -ldl -lpthread
+
+tests-build: $(LIB) $(XLAYOUT2_LIB) $(UNIT_TESTS) $(CURL_UNIT_TESTS) $(PRELOAD_TESTS) $(FIXTURES) $(FIXTURE_LIBS)
 .PHONY: tests-build
 
 check: check-layers check-unit check-integration

@@ -101,6 +101,9 @@ static bool resolve_curl(enum sf_curl_flavour fl, struct sf_curl_real *t)
 	SF_FIND(easy_cleanup, "curl_easy_cleanup");
 	SF_FIND(easy_header, "curl_easy_header"); /* 7.83 and later */
 	SF_FIND(easy_nextheader, "curl_easy_nextheader");
+	SF_FIND(share_init, "curl_share_init");
+	SF_FIND(share_setopt, "curl_share_setopt");
+	SF_FIND(share_cleanup, "curl_share_cleanup");
 #undef SF_FIND
 	return t->easy_init && t->easy_setopt && t->easy_perform &&
 	       t->easy_getinfo && t->easy_reset && t->easy_duphandle &&

@@ -48,6 +48,11 @@ struct sf_curl_real {
 	                         int, struct curl_header **);
 	struct curl_header *(*easy_nextheader)(CURL *, unsigned int, int,
 	                                       struct curl_header *);
+	/* The share interface (curl/sf_curl_share.h): not needed for a
+	 * complete table, NULL when missing. */
+	CURLSH *(*share_init)(void);
+	CURLSHcode (*share_setopt)(CURLSH *, CURLSHoption, ...);
+	CURLSHcode (*share_cleanup)(CURLSH *);
 };
 
 /* The real functions of one flavour.  Never NULL; members are NULL when the

@@ -151,15 +151,18 @@ static void *create(int base, size_t size)
 		return NULL;
 	void *mem = NULL;
 	/* The umask may have taken bits away; 0600 exactly is what the
-	 * others check. */
-	if (fchmod(fd, 0600) == 0 && ftruncate(fd, (off_t)size) == 0 &&
-	    (mem = map(fd, size)) && sf_xtable_format(mem, size) == 0 &&
+	 * others check.  posix_fallocate, not ftruncate: a full tmpfs must
+	 * fail here, not with SIGBUS when a page is first touched. */
+	int e = fchmod(fd, 0600) == 0 ? posix_fallocate(fd, 0, (off_t)size)
+	                              : errno;
+	if (e == 0 && (mem = map(fd, size)) &&
+	    sf_xtable_format(mem, size) == 0 &&
 	    linkat(base, tmp, base, scope.name, 0) == 0) {
 		unlinkat(base, tmp, 0);
 		close(fd);
 		return mem;
 	}
-	int err = errno;
+	int err = e ? e : errno;
 	if (mem)
 		munmap(mem, size);
 	unlinkat(base, tmp, 0);
@@ -225,16 +228,19 @@ static void attach(void)
 	}
 	/* Somebody else's object makes create() fail with EEXIST; one that
 	 * vanished between the two makes open_existing() say ENOENT. */
+	bool said = false; /* one line at most */
 	for (int round = 0; !mem && round < 3; round++) {
 		mem = open_existing(base, size);
-		if (mem || errno != ENOENT)
-			break;
-		mem = create(base, size);
-		if (!mem && errno != EEXIST) {
-			refuse("cannot be created");
+		if (mem || errno != ENOENT) {
+			said = !mem; /* open_existing() said why */
 			break;
 		}
+		mem = create(base, size);
+		if (!mem && errno != EEXIST)
+			break;
 	}
+	if (!mem && !said)
+		refuse("cannot be created");
 	if (mem) {
 		scope.table = sf_xtable_open(mem, size);
 		if (!scope.table) {
@@ -254,12 +260,12 @@ out:
 
 struct sf_xtable *sf_scope_table(void)
 {
+	/* No euid check per call (a system call on every lookup): a process
+	 * that attached and then became another user keeps its writable
+	 * mapping anyway, whatever this returned.  README: a master that drops
+	 * privileges in its workers attaches only if it resolves before the
+	 * fork, and then its workers share with it by design. */
 	pthread_once(&table_once, attach);
-	/* A process that attached, then became another user (a worker that
-	 * dropped root after the fork) must not go on sharing with the
-	 * first user's processes. */
-	if (scope.table && __builtin_expect(geteuid() != scope.euid, 0))
-		return NULL;
 	return scope.table;
 }
 
@@ -279,6 +285,7 @@ static void open_dir(void)
 	bool made = mkdirat(base, dname, 0700) == 0;
 	int fd = openat(base, dname,
 	                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int err = errno;
 	close(base);
 	/* Made here: the umask may have taken bits away. */
 	if (fd >= 0 && made) {
@@ -291,8 +298,9 @@ static void open_dir(void)
 		       "SFSHIM_SCOPE=%s: %s/%s %s: response bodies not "
 		       "shared across processes",
 		       sf_config()->scope, scope.base, dname,
-		       fd < 0 && errno == ELOOP ? "is a symbolic link"
-		       : fd < 0                 ? "cannot be opened"
+		       fd < 0 && (err == ELOOP || err == ENOTDIR)
+		               ? "is a symbolic link or not a directory"
+		       : fd < 0 ? "cannot be opened"
 		                : "is not a 0700 directory of this user");
 		if (fd >= 0)
 			close(fd);
@@ -318,13 +326,26 @@ int sf_scope_file_name(char *buf, size_t n, unsigned slot, unsigned gen)
 	return len > 0 && (size_t)len < n ? len : -1;
 }
 
-/* Exactly what sf_scope_file_name writes, nothing else: the sweep never
- * touches a file it did not name. */
+/* A decimal number up to UINT_MAX; *end is where it stopped. */
+static bool number(const char *s, unsigned *v, const char **end)
+{
+	unsigned long long x = 0;
+	const char *p = s;
+	for (; *p >= '0' && *p <= '9' && x <= UINT_MAX; p++)
+		x = x * 10 + (unsigned)(*p - '0');
+	*end = p;
+	*v = (unsigned)x;
+	return p > s && x <= UINT_MAX;
+}
+
+/* Exactly what sf_scope_file_name writes, nothing else ("b-01-2" is not):
+ * the sweep never touches a file it did not name. */
 static bool parse_file_name(const char *s, unsigned *slot, unsigned *gen)
 {
 	char again[32];
-	int used = 0;
-	if (sscanf(s, "b-%u-%u%n", slot, gen, &used) != 2 || s[used])
+	const char *p;
+	if (strncmp(s, "b-", 2) != 0 || !number(s + 2, slot, &p) || *p != '-' ||
+	    !number(p + 1, gen, &p) || *p)
 		return false;
 	return sf_scope_file_name(again, sizeof(again), *slot, *gen) > 0 &&
 	       strcmp(again, s) == 0;

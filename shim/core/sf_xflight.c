@@ -39,14 +39,21 @@
 
 #define XMAGIC 0x73667874626c3031ull /* "sfxtbl01" */
 
-/* A slot's state word: the phase in the low two bits, an event count above
- * them.  Every change adds XEVENT, so a sleeper never misses one. */
+/* A slot's state word: the phase in the low two bits, XWAITERS, and an
+ * event count above them.  Every change under the lock adds XEVENT, so a
+ * sleeper never misses one.  XWAITERS is the only bit written without the
+ * lock: a follower sets it before it sleeps, and the next change clears it
+ * and wakes the word.  So the leader makes the FUTEX_WAKE system call only
+ * when someone sleeps, and the bit a killed sleeper leaves costs one
+ * needless wake at most. */
 #define XPH_MASK 3u
 #define XFREE 0u
 #define XRUNNING 1u
 #define XDONE 2u
 #define XLEADERLESS 3u
-#define XEVENT 4u
+#define XWAITERS 4u
+#define XLOW 7u
+#define XEVENT 8u
 
 #define XNORESULT UINT32_MAX
 #define XWORDS (SF_XRESULT_MAX / 8)
@@ -58,9 +65,8 @@
 #define XOP_PUBLISH 2u
 
 struct xslot {
-	_Atomic uint32_t state;    /* futex word; written last */
-	_Atomic uint32_t sleepers; /* followers in FUTEX_WAIT (a hint) */
-	_Atomic uint64_t gen_att;  /* generation << 32 | attached followers */
+	_Atomic uint32_t state;   /* futex word; written last */
+	_Atomic uint64_t gen_att; /* generation << 32 | attached followers */
 	_Atomic uint64_t progress;
 	_Atomic uint64_t lead_start;
 	_Atomic int32_t lead_pid;
@@ -76,22 +82,27 @@ struct xslot {
 } __attribute__((aligned(64)));
 
 struct sf_xtable {
-	uint64_t magic; /* written last by sf_xtable_format */
-	uint32_t layout;
-	uint32_t nslots;
-	uint64_t bytes;
-	uint32_t ptrsize;
-	uint32_t mutexsize;
+	/* First: the one member that wants its own cache line. */
 	pthread_mutex_t lock __attribute__((aligned(64)));
-	/* Everything below up to slots is under the lock, and derived from
-	 * the slots' state words (repair() rebuilds it), except the journal. */
-	uint32_t op;      /* XOP_*: what the lock holder is doing */
-	uint32_t op_slot; /* to which slot */
-	uint64_t clock;   /* finish stamps: the oldest finished goes first */
+	uint64_t magic; /* written last by sf_xtable_format */
+	uint64_t bytes;
+	/* From here up to slots: under the lock, and derived from the slots'
+	 * state words (repair() rebuilds it), except the journal. */
+	uint64_t clock;       /* finish stamps */
 	uint64_t busy[XBITS]; /* RUNNING or LEADERLESS: hint holds the hash */
-	uint64_t done[XBITS]; /* DONE: stamp says when */
+	uint64_t done[XBITS]; /* DONE: in the list below, stamp says when */
 	uint64_t hint[SF_XSLOTS];
 	uint64_t stamp[SF_XSLOTS];
+	uint32_t layout;
+	uint32_t nslots;
+	uint32_t ptrsize;
+	uint32_t mutexsize;
+	uint32_t op;      /* the journal: XOP_*, what the lock holder does */
+	uint32_t op_slot; /* and to which slot */
+	/* The DONE slots in finishing order, oldest first (indices;
+	 * SF_XSLOTS ends the list): reusing the oldest costs no scan. */
+	uint16_t old_head, old_tail;
+	uint16_t old_prev[SF_XSLOTS], old_next[SF_XSLOTS];
 	struct xslot slots[SF_XSLOTS];
 };
 
@@ -115,20 +126,20 @@ static void register_atfork(void)
 	pthread_atfork(NULL, NULL, xatfork_child);
 }
 
-/* Reads the state letter (field 3) and the start time (field 22) of
- * /proc/PID/stat.  open/read/close are cancellation points: cancellation
- * is held off, the core is not one.  false with errno on failure. */
-static bool read_stat(int32_t pid, char *state, uint64_t *start)
+/* Reads /proc/PID/NAME into buf (NUL-terminated).  open/read/close are
+ * cancellation points: cancellation is held off, the core is not one.
+ * false with errno on failure. */
+static bool read_proc(int32_t pid, const char *name, char *buf, size_t size)
 {
-	char path[40], buf[1024];
+	char path[48];
 	int old;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	ssize_t n = -1;
 	if (fd >= 0) {
 		do
-			n = read(fd, buf, sizeof(buf) - 1);
+			n = read(fd, buf, size - 1);
 		while (n < 0 && errno == EINTR);
 		int e = errno;
 		close(fd);
@@ -138,6 +149,29 @@ static bool read_stat(int32_t pid, char *state, uint64_t *start)
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
+	return true;
+}
+
+static bool parse_u64(const char *p, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (*p < '0' || *p > '9') {
+		errno = EINVAL;
+		return false;
+	}
+	for (; *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	*out = v;
+	return true;
+}
+
+/* The state letter (field 3) and the start time (field 22) of
+ * /proc/PID/stat. */
+static bool read_stat(int32_t pid, char *state, uint64_t *start)
+{
+	char buf[1024];
+	if (!read_proc(pid, "stat", buf, sizeof(buf)))
+		return false;
 	/* The command name (field 2) may hold spaces and parentheses: the
 	 * fields that follow start after its last ')'. */
 	char *p = strrchr(buf, ')');
@@ -156,15 +190,20 @@ static bool read_stat(int32_t pid, char *state, uint64_t *start)
 		}
 		p++;
 	}
-	uint64_t v = 0;
-	if (*p < '0' || *p > '9') {
-		errno = EINVAL;
-		return false;
-	}
-	for (; *p >= '0' && *p <= '9'; p++)
-		v = v * 10 + (uint64_t)(*p - '0');
-	*start = v;
-	return true;
+	return parse_u64(p, start);
+}
+
+/* A zombie thread-group leader may still have live threads (its main
+ * thread called pthread_exit): the process lives while "Threads:" in
+ * /proc/PID/status is above 1. */
+static bool zombie_has_threads(int32_t pid)
+{
+	char buf[2048];
+	uint64_t n;
+	const char *p;
+	return read_proc(pid, "status", buf, sizeof(buf)) &&
+	       (p = strstr(buf, "\nThreads:")) != NULL &&
+	       parse_u64(p + 9 + strspn(p + 9, " \t"), &n) && n > 1;
 }
 
 struct sf_xowner sf_xowner_self(void)
@@ -202,12 +241,13 @@ bool sf_xowner_alive(const struct sf_xowner *o)
 	if (kill(o->pid, 0) != 0 && errno == ESRCH)
 		alive = false;
 	else if (!read_stat(o->pid, &st, &start))
-		/* Gone, or /proc cannot tell: then only kill(2) could, and it
-		 * said the pid exists. */
-		alive = errno != ENOENT && errno != ESRCH;
+		/* No /proc (or it just went): kill(2) said the pid exists,
+		 * and the next check will tell. */
+		alive = true;
 	else
-		alive = st != 'Z' && st != 'X' && st != 'x' &&
-		        start == o->start;
+		/* Another start time: the pid names another process now. */
+		alive = start == o->start && st != 'X' && st != 'x' &&
+		        (st != 'Z' || zombie_has_threads(o->pid));
 	errno = e;
 	return alive;
 }
@@ -244,6 +284,7 @@ int sf_xtable_format(void *mem, size_t len)
 	t->bytes = sizeof(*t);
 	t->ptrsize = sizeof(void *);
 	t->mutexsize = sizeof(pthread_mutex_t);
+	t->old_head = t->old_tail = SF_XSLOTS;
 	for (unsigned i = 0; i < SF_XSLOTS; i++)
 		atomic_store_explicit(&t->slots[i].resultlen, XNORESULT,
 		                      memory_order_relaxed);
@@ -289,9 +330,32 @@ static inline uint32_t gen_of(const struct xslot *s)
 	                  32);
 }
 
-static inline uint32_t bump(uint32_t st, uint32_t phase)
+/* Under the lock: a new phase and event in one exchange, which also clears
+ * XWAITERS.  Returns whether someone was asleep: the caller wakes the word
+ * once it has dropped the lock.  Only a follower's XWAITERS changes the
+ * word without the lock, so the exchange loses nothing, and a follower
+ * that sets it after the exchange fails its compare-and-swap and sees the
+ * new state instead of sleeping. */
+static inline bool set_state(struct xslot *s, uint32_t phase, uint32_t *out)
 {
-	return ((st & ~XPH_MASK) + XEVENT) | phase;
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	uint32_t next = ((st & ~XLOW) + XEVENT) | phase;
+	uint32_t prev =
+	        atomic_exchange_explicit(&s->state, next, memory_order_seq_cst);
+	if (out)
+		*out = next;
+	return prev & XWAITERS;
+}
+
+/* The same for a word nobody can be setting XWAITERS on (followers set it
+ * only on a RUNNING word, with a compare-and-swap that fails once the word
+ * changed): a plain store, cheaper than the exchange on the lone leader's
+ * path. */
+static inline void set_state_quiet(struct xslot *s, uint32_t phase)
+{
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	atomic_store_explicit(&s->state, ((st & ~XLOW) + XEVENT) | phase,
+	                      memory_order_release);
 }
 
 static inline struct sf_xowner lead_of(const struct xslot *s)
@@ -330,9 +394,43 @@ static uint64_t xhash(const unsigned char *k, size_t n)
 	return h | 1; /* never 0 */
 }
 
-/* Rebuilds what the header derives from the slots' state words. */
+static inline bool bit_test(const uint64_t *m, unsigned i)
+{
+	return m[i / 64] >> (i % 64) & 1;
+}
+
+/* The list of finished slots: append when a flight finishes, unlink when
+ * its slot is claimed again. */
+static void old_append(struct sf_xtable *t, unsigned i)
+{
+	t->old_next[i] = SF_XSLOTS;
+	t->old_prev[i] = t->old_tail;
+	if (t->old_tail < SF_XSLOTS)
+		t->old_next[t->old_tail] = (uint16_t)i;
+	else
+		t->old_head = (uint16_t)i;
+	t->old_tail = (uint16_t)i;
+}
+
+static void old_unlink(struct sf_xtable *t, unsigned i)
+{
+	uint16_t p = t->old_prev[i], n = t->old_next[i];
+	if (p < SF_XSLOTS)
+		t->old_next[p] = n;
+	else
+		t->old_head = n;
+	if (n < SF_XSLOTS)
+		t->old_prev[n] = p;
+	else
+		t->old_tail = p;
+}
+
+/* Rebuilds what the header derives from the slots' state words (and the
+ * finish stamps, for the order of finished slots). */
 static void rebuild_hints(struct sf_xtable *t)
 {
+	uint16_t order[SF_XSLOTS];
+	unsigned ndone = 0;
 	memset(t->busy, 0, sizeof(t->busy));
 	memset(t->done, 0, sizeof(t->done));
 	for (unsigned i = 0; i < SF_XSLOTS; i++) {
@@ -346,8 +444,17 @@ static void rebuild_hints(struct sf_xtable *t)
 			t->hint[i] = s->hash;
 		} else if (ph == XDONE) {
 			bit_set(t->done, i);
+			/* Insertion by stamp: 128 entries, after a crash. */
+			unsigned j = ndone++;
+			for (; j > 0 && t->stamp[order[j - 1]] > t->stamp[i];
+			     j--)
+				order[j] = order[j - 1];
+			order[j] = (uint16_t)i;
 		}
 	}
+	t->old_head = t->old_tail = SF_XSLOTS;
+	for (unsigned j = 0; j < ndone; j++)
+		old_append(t, order[j]);
 }
 
 /* The lock holder died.  Called with the lock held, before
@@ -369,38 +476,89 @@ static void repair(struct sf_xtable *t)
 			atomic_store_explicit(&s->gen_att,
 			                      ((g >> 32) + 1) << 32,
 			                      memory_order_relaxed);
-			atomic_store_explicit(&s->state, bump(st, XFREE),
-			                      memory_order_release);
+			set_state(s, XFREE, NULL);
 		} else if (t->op == XOP_PUBLISH && (st & XPH_MASK) != XDONE) {
 			/* Half-published: the result is void, the leader
 			 * dead; one follower takes over. */
 			atomic_store_explicit(&s->resultlen, XNORESULT,
 			                      memory_order_relaxed);
 			set_lead(s, (struct sf_xowner){ 0, 0 });
-			atomic_store_explicit(&s->state, bump(st, XLEADERLESS),
-			                      memory_order_release);
+			if (set_state(s, XLEADERLESS, NULL))
+				sf_futex_wake_all_shared(&s->state);
 		}
 	}
 	t->op = XOP_NONE;
 	rebuild_hints(t);
 	/* Anyone asleep re-reads its slot. */
 	for (unsigned i = 0; i < SF_XSLOTS; i++)
-		if (atomic_load_explicit(&t->slots[i].sleepers,
-		                         memory_order_relaxed))
+		if (atomic_load_explicit(&t->slots[i].state,
+		                         memory_order_relaxed) &
+		    XWAITERS)
 			sf_futex_wake_all_shared(&t->slots[i].state);
+}
+
+/* How long a caller waits for the table lock before it gives up and makes
+ * its call per-process.  The lock is held for microseconds; only a holder
+ * that is stopped (SIGSTOP, a debugger) but not dead keeps it longer, and
+ * that must not hang every process of the scope. */
+#define XLOCK_BOUND_MS 1000u
+static unsigned lock_bound_ms = XLOCK_BOUND_MS;
+
+#if defined(__SANITIZE_THREAD__)
+/* TSan's pthread_mutex_timedlock interceptor counts only a 0 return as
+ * taking the lock (its lock and trylock ones count EOWNERDEAD too): it is
+ * told about an owner-died acquisition by hand. */
+void __tsan_mutex_pre_lock(void *addr, unsigned flags);
+void __tsan_mutex_post_lock(void *addr, unsigned flags, int recursion);
+#define XTSAN_TRY_LOCK (1u << 4) /* __tsan_mutex_try_lock */
+#define XTSAN_LOCKED_OWNERDEAD(m)                    \
+	(__tsan_mutex_pre_lock((m), XTSAN_TRY_LOCK), \
+	 __tsan_mutex_post_lock((m), XTSAN_TRY_LOCK, 0))
+#else
+#define XTSAN_LOCKED_OWNERDEAD(m) ((void)0)
+#endif
+
+/* pthread_mutex_timedlock() takes CLOCK_REALTIME: waits in slices of at
+ * most 100 ms and counts the bound on the monotonic clock, so that a clock
+ * step neither cuts the wait short nor stretches it. */
+static int xlock_slow(struct sf_xtable *t)
+{
+	uint64_t now = sf_now_ns();
+	uint64_t end = now + (uint64_t)lock_bound_ms * 1000000u;
+	for (;;) {
+		uint64_t slice = end - now < 100000000u ? end - now
+		                                        : 100000000u;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + slice;
+		ts.tv_sec += (time_t)(ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		int r = pthread_mutex_timedlock(&t->lock, &ts);
+		if (r == EOWNERDEAD)
+			XTSAN_LOCKED_OWNERDEAD(&t->lock);
+		if (r != ETIMEDOUT)
+			return r;
+		now = sf_now_ns();
+		if (now >= end)
+			return ETIMEDOUT;
+	}
 }
 
 static bool xlock(struct sf_xtable *t)
 {
-	int r = pthread_mutex_lock(&t->lock);
+	int r = pthread_mutex_trylock(&t->lock);
 	if (__builtin_expect(r == 0, 1))
+		return true;
+	if (r == EBUSY)
+		r = xlock_slow(t);
+	if (r == 0)
 		return true;
 	if (r == EOWNERDEAD) {
 		repair(t);
 		pthread_mutex_consistent(&t->lock);
 		return true;
 	}
-	return false; /* ENOTRECOVERABLE: never made by this code */
+	return false; /* ETIMEDOUT; ENOTRECOVERABLE is never made here */
 }
 
 static void xunlock(struct sf_xtable *t)
@@ -459,15 +617,8 @@ static int pick_slot(struct sf_xtable *t)
 		if (~used)
 			return (int)(w * 64 + (unsigned)__builtin_ctzll(~used));
 	}
-	int best = -1;
-	for (unsigned w = 0; w < XBITS; w++)
-		for (uint64_t m = t->done[w]; m; m &= m - 1) {
-			unsigned i = w * 64 + (unsigned)__builtin_ctzll(m);
-			if (best < 0 || t->stamp[i] < t->stamp[best])
-				best = (int)i;
-		}
-	if (best >= 0)
-		return best;
+	if (t->old_head < SF_XSLOTS)
+		return t->old_head;
 	/* Rare (the table is full of running flights): look for flights
 	 * nobody leads.  A live follower of one gets SF_XWAIT_LOST and calls
 	 * alone: never a wrong result. */
@@ -486,7 +637,7 @@ static int pick_slot(struct sf_xtable *t)
 }
 
 static int claim(struct sf_xtable *t, const void *key, size_t keylen,
-                 uint64_t h, struct sf_xowner me)
+                 uint64_t h, struct sf_xowner me, bool *wake)
 {
 	int i = pick_slot(t);
 	if (i < 0)
@@ -495,10 +646,19 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	t->op_slot = (uint32_t)i;
 	t->op = XOP_CLAIM;
 	uint64_t g = atomic_load_explicit(&s->gen_att, memory_order_relaxed);
-	/* The generation first: a follower of the slot's previous flight
-	 * that sees anything of this one sees it has lost. */
+	/* Free first, then the generation: whoever looks without the lock
+	 * (a sweeper, a follower of the slot's previous flight) sees the old
+	 * flight gone and no new one until the state word says RUNNING, even
+	 * if this process dies halfway.  Only a running flight (taken from a
+	 * dead leader) may have sleepers: they wake to SF_XWAIT_LOST; after
+	 * this first change nobody can announce a sleep on the word. */
+	if ((atomic_load_explicit(&s->state, memory_order_relaxed) &
+	     XPH_MASK) == XRUNNING)
+		*wake = set_state(s, XFREE, NULL);
+	else
+		set_state_quiet(s, XFREE);
 	atomic_store_explicit(&s->gen_att, ((g >> 32) + 1) << 32,
-	                      memory_order_relaxed);
+	                      memory_order_release);
 	atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->followers, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
@@ -506,21 +666,23 @@ static int claim(struct sf_xtable *t, const void *key, size_t keylen,
 	set_lead(s, me);
 	s->hash = h;
 	s->keylen = (uint32_t)keylen;
-	if (test_hook) {
-		size_t half = keylen / 2;
+	if (keylen) {
+		size_t half = test_hook ? keylen / 2 : keylen;
 		memcpy(s->key, key, half);
-		test_hook(SF_XHOOK_CLAIM);
+		if (test_hook)
+			test_hook(SF_XHOOK_CLAIM);
 		memcpy(s->key + half, (const unsigned char *)key + half,
 		       keylen - half);
-	} else if (keylen) {
-		memcpy(s->key, key, keylen);
+	} else if (test_hook) {
+		test_hook(SF_XHOOK_CLAIM);
 	}
-	bit_clear(t->done, (unsigned)i);
+	if (bit_test(t->done, (unsigned)i)) {
+		bit_clear(t->done, (unsigned)i);
+		old_unlink(t, (unsigned)i);
+	}
 	bit_set(t->busy, (unsigned)i);
 	t->hint[i] = h;
-	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-	atomic_store_explicit(&s->state, bump(st, XRUNNING),
-	                      memory_order_release);
+	set_state_quiet(s, XRUNNING);
 	t->op = XOP_NONE;
 	return i;
 }
@@ -566,10 +728,8 @@ static uint32_t promote_locked(struct xslot *s, struct sf_xowner me,
 			atomic_store_explicit(&s->gen_att, v - 1,
 			                      memory_order_relaxed);
 	}
-	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-	uint32_t next = bump(st, XRUNNING);
-	atomic_store_explicit(&s->state, next, memory_order_seq_cst);
-	*wake = atomic_load_explicit(&s->sleepers, memory_order_seq_cst) != 0;
+	uint32_t next;
+	*wake = set_state(s, XRUNNING, &next);
 	return next;
 }
 
@@ -609,15 +769,16 @@ enum sf_xrole sf_xjoin(sf_xtable *t, const void *key, size_t keylen,
 			if (tk->lead.pid != me.pid)
 				atomic_fetch_add_explicit(&s->remote, 1,
 				                          memory_order_relaxed);
-			tk->seen = st;
+			tk->seen = st & ~XWAITERS;
 			role = SF_XROLE_FOLLOWER;
 		}
-	} else if ((i = claim(t, key, keylen, h, me)) >= 0) {
+	} else if ((i = claim(t, key, keylen, h, me, &wake)) >= 0) {
 		s = &t->slots[i];
 		tk->slot = (uint32_t)i;
 		tk->gen = gen_of(s);
 		tk->seen =
-		        atomic_load_explicit(&s->state, memory_order_relaxed);
+		        atomic_load_explicit(&s->state, memory_order_relaxed) &
+		        ~XWAITERS;
 		tk->leader = true;
 		tk->lead = me;
 		role = SF_XROLE_LEADER;
@@ -664,13 +825,7 @@ void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress)
 		    atomic_load_explicit(&s->progress, memory_order_relaxed))
 			atomic_store_explicit(&s->progress, progress,
 			                      memory_order_relaxed);
-		/* seq_cst, then the sleeper count: a follower counts itself
-		 * before its futex wait compares the word, so either it sees
-		 * this event or this sees it. */
-		atomic_fetch_add_explicit(&s->state, XEVENT,
-		                          memory_order_seq_cst);
-		wake = atomic_load_explicit(&s->sleepers,
-		                            memory_order_seq_cst) != 0;
+		wake = set_state(s, XRUNNING, NULL);
 	}
 	xunlock(t);
 	if (wake)
@@ -703,16 +858,14 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 			                      memory_order_relaxed);
 		}
 		t->stamp[i] = ++t->clock;
-		uint32_t st =
-		        atomic_load_explicit(&s->state, memory_order_relaxed);
-		atomic_store_explicit(&s->state, bump(st, XDONE),
-		                      memory_order_seq_cst);
+		wake = set_state(s, XDONE, NULL);
+		if (test_hook)
+			test_hook(SF_XHOOK_PUBLISHED);
 		bit_clear(t->busy, i);
 		bit_set(t->done, i);
+		old_append(t, i);
 		t->hint[i] = 0;
 		t->op = XOP_NONE;
-		wake = atomic_load_explicit(&s->sleepers,
-		                            memory_order_seq_cst) != 0;
 	}
 	xunlock(t);
 	if (wake)
@@ -731,23 +884,17 @@ void sf_xabandon(sf_xtable *t, struct sf_xticket *tk)
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
-		uint32_t st =
-		        atomic_load_explicit(&s->state, memory_order_relaxed);
 		uint64_t v =
 		        atomic_load_explicit(&s->gen_att, memory_order_relaxed);
 		if (!(v & 0xffffffffu)) {
 			/* Nobody follows: the next caller starts anew. */
-			atomic_store_explicit(&s->state, bump(st, XFREE),
-			                      memory_order_release);
+			wake = set_state(s, XFREE, NULL);
 			bit_clear(t->busy, i);
 			t->hint[i] = 0;
 		} else {
 			set_lead(s, (struct sf_xowner){ 0, 0 });
-			atomic_store_explicit(&s->state, bump(st, XLEADERLESS),
-			                      memory_order_seq_cst);
+			wake = set_state(s, XLEADERLESS, NULL);
 		}
-		wake = atomic_load_explicit(&s->sleepers,
-		                            memory_order_seq_cst) != 0;
 	}
 	xunlock(t);
 	if (wake)
@@ -813,7 +960,7 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 			break;
 		}
 		if (ph == XDONE) {
-			tk->seen = st;
+			tk->seen = st & ~XWAITERS;
 			r = SF_XWAIT_DONE;
 			break;
 		}
@@ -826,8 +973,8 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 			continue;
 		}
 		check = false;
-		if (st != tk->seen) {
-			tk->seen = st;
+		if ((st & ~XWAITERS) != tk->seen) {
+			tk->seen = st & ~XWAITERS;
 			tk->lead = lead;
 			r = SF_XWAIT_PROGRESS;
 			break;
@@ -841,12 +988,17 @@ enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
 		if (until > deadline)
 			until = deadline;
 		struct timespec ts = sf_ns_to_timespec(until);
-		/* Counted before the futex compares the word: see sf_xnotify. */
-		atomic_fetch_add_explicit(&s->sleepers, 1,
-		                          memory_order_seq_cst);
+		/* The sleep is announced in the word itself (see set_state):
+		 * if a change came first, the compare-and-swap fails and the
+		 * loop looks at it. */
+		if (!(st & XWAITERS)) {
+			if (!atomic_compare_exchange_strong_explicit(
+			            &s->state, &st, st | XWAITERS,
+			            memory_order_seq_cst, memory_order_relaxed))
+				continue;
+			st |= XWAITERS;
+		}
 		int w = sf_futex_wait_shared(&s->state, st, &ts);
-		atomic_fetch_sub_explicit(&s->sleepers, 1,
-		                          memory_order_seq_cst);
 		if (w == ETIMEDOUT)
 			check = true;
 	}
@@ -936,6 +1088,11 @@ void sf_xtable_lock_for_test(sf_xtable *t)
 void sf_xtable_unlock_for_test(sf_xtable *t)
 {
 	xunlock(t);
+}
+
+void sf_xtable_lock_bound_for_test(unsigned ms)
+{
+	lock_bound_ms = ms ? ms : XLOCK_BOUND_MS;
 }
 
 void sf_xtable_hook_for_test(void (*fn)(enum sf_xhook where))

@@ -69,10 +69,13 @@ struct sf_xowner {
 	int32_t pid;
 	uint64_t start; /* start time in clock ticks since boot */
 };
-/* The calling process's identity (recomputed after fork). */
+/* The calling process's identity (recomputed after fork: a
+ * pthread_atfork child handler; a child made without fork(), e.g. by a raw
+ * clone, keeps its parent's). */
 struct sf_xowner sf_xowner_self(void);
 /* False when o's process has exited (zombie included) or its pid now
- * names another process. */
+ * names another process.  A zombie main thread whose process still has
+ * live threads is alive.  Without /proc, kill(2) alone decides. */
 bool sf_xowner_alive(const struct sf_xowner *o);
 
 /* A caller's hold on one flight: plain values, no pointers. */
@@ -90,21 +93,34 @@ enum sf_xrole {
 	SF_XROLE_NONE,     /* no flight (key too long, table full or
 	                    * broken): make the call per-process */
 };
+/* A running flight of key (full key compare) is joined as FOLLOWER; a
+ * leaderless one (abandoned, or repaired after its leader died
+ * publishing) is taken over as LEADER; a finished one is never joined: a
+ * new flight starts in a free slot, else in the slot that finished
+ * longest ago, else in one whose leader is dead.  NONE leaves tk->slot ==
+ * SF_XSLOTS.  One uncontended lock, no system call. */
 enum sf_xrole sf_xjoin(sf_xtable *t, const void *key, size_t keylen,
                        struct sf_xticket *tk);
 
-/* Leader: publishes progress (monotonic) and wakes sleepers if any. */
+/* Leader: publishes progress (monotonic) and wakes sleepers if any.  Each
+ * call is an event (followers get PROGRESS) even when progress did not
+ * grow.  Ignored when the caller no longer leads the flight. */
 void sf_xnotify(sf_xtable *t, struct sf_xticket *tk, uint64_t progress);
 
 /* Leader: ends the flight with result (len <= SF_XRESULT_MAX), or with no
  * result (result NULL: every follower makes its own call).  A result over
- * the bound is published as no result.  Drops the ticket. */
+ * the bound is published as no result.  Drops the ticket: tk->leader
+ * becomes false, tk->slot and tk->gen stay readable (sf_xfollowers,
+ * sf_xflight_current, file names).  Ignored when the caller no longer
+ * leads (taken for dead, or its slot reclaimed).  No system call unless a
+ * follower sleeps. */
 void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
                 size_t len);
 
 /* Leader: ends without a result and hands the flight to one follower (the
- * next to wake gets SF_XWAIT_PROMOTED); with none, frees the slot.  Drops
- * the ticket. */
+ * next to wake gets SF_XWAIT_PROMOTED, or a newcomer of the key leads it);
+ * with none attached, frees the slot.  Drops the ticket as sf_xfinish
+ * does. */
 void sf_xabandon(sf_xtable *t, struct sf_xticket *tk);
 
 enum sf_xwait {
@@ -115,7 +131,12 @@ enum sf_xwait {
 	SF_XWAIT_LOST,     /* the flight is gone: sf_xleave, call alone */
 };
 /* Follower: waits for something newer than tk->seen.  abs_deadline is
- * CLOCK_MONOTONIC, NULL for none.  EINTR is retried. */
+ * CLOCK_MONOTONIC, NULL for none.  EINTR is retried.  After each
+ * SF_XLIVENESS_MS of silence it checks the leader's life; when it is dead
+ * (or the flight leaderless) exactly one follower takes over under the
+ * lock (PROMOTED), the others get PROGRESS with tk->lead the new leader.
+ * Takes no lock otherwise; preserves errno.  On a ticket that leads:
+ * PROMOTED. */
 enum sf_xwait sf_xwait(sf_xtable *t, struct sf_xticket *tk,
                        const struct timespec *abs_deadline);
 
@@ -128,11 +149,13 @@ uint64_t sf_xprogress(sf_xtable *t, const struct sf_xticket *tk);
 ssize_t sf_xresult(sf_xtable *t, const struct sf_xticket *tk, void *buf,
                    size_t cap);
 
-/* Follower: drops the ticket (after DONE, or to give up). */
+/* Follower: drops the ticket (after DONE, or to give up); lock-free; sets
+ * tk->slot to SF_XSLOTS.  On a ticket that leads, sf_xabandon(). */
 void sf_xleave(sf_xtable *t, struct sf_xticket *tk);
 
 /* Followers that joined the flight so far, and how many of them belong to
- * other processes than the leader's (the stats' "crossed" count). */
+ * other processes than the leader's (the stats' "crossed" count; the
+ * leader of the moment each joined).  0 when the slot was reused. */
 unsigned sf_xfollowers(sf_xtable *t, const struct sf_xticket *tk,
                        unsigned *remote);
 
@@ -147,11 +170,19 @@ bool sf_xflight_current(sf_xtable *t, unsigned slot, unsigned gen);
 void sf_xtable_lock_for_test(sf_xtable *t);
 void sf_xtable_unlock_for_test(sf_xtable *t);
 
+/* How long a caller waits for the table lock before it gives up (join:
+ * SF_XROLE_NONE; finish, abandon, notify: nothing published): 1 s, or ms
+ * (0: back to the default).  A lock held that long has a holder that is
+ * stopped, not dead (the dead one's lock is recovered at once). */
+void sf_xtable_lock_bound_for_test(unsigned ms);
+
 /* Calls fn (NULL: none) with the table lock held, halfway through claiming
- * a slot (its key half written) or publishing a result (half its words
- * written, or before "no result" is recorded): a test kills the process
- * there.  Process-wide; not thread-safe to change while flights run. */
-enum sf_xhook { SF_XHOOK_CLAIM, SF_XHOOK_PUBLISH };
+ * a slot (its key half written), halfway through publishing a result (half
+ * its words written, or before "no result" is recorded), or right after
+ * the result's state word, before the table's bookkeeping: a test kills
+ * the process there.  Process-wide; not thread-safe to change while
+ * flights run. */
+enum sf_xhook { SF_XHOOK_CLAIM, SF_XHOOK_PUBLISH, SF_XHOOK_PUBLISHED };
 void sf_xtable_hook_for_test(void (*fn)(enum sf_xhook where));
 
 #endif

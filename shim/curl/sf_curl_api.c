@@ -16,6 +16,7 @@
 #include "curl/sf_curl_opts.h"
 #include "curl/sf_curl_perform.h"
 #include "curl/sf_curl_reply.h"
+#include "curl/sf_curl_share.h"
 
 #include <stdarg.h>
 
@@ -24,7 +25,9 @@ static CURL *do_init(const struct sf_curl_real *api)
 	if (!api->easy_init)
 		return NULL; /* what curl_easy_init says when it cannot */
 	CURL *easy = api->easy_init();
-	if (easy && sf_config()->curl)
+	/* Not libcurl 8's own handle inside curl_share_init: it frees that
+	 * one without curl_easy_cleanup. */
+	if (easy && sf_config()->curl && !sf_curl_share_creating())
 		sf_curl_handle_add(easy, api);
 	return easy;
 }
@@ -78,13 +81,18 @@ static CURLcode do_setopt(const struct sf_curl_real *api, CURL *easy,
 		rc = api->easy_setopt(easy, opt, v.p);
 		break;
 	}
-	if (!h)
+	if (!h) {
+		if (rc == CURLE_OK && opt == CURLOPT_SHARE)
+			sf_curl_share_easy_setopt(NULL, opt, kind, v);
 		return rc;
+	}
 	if (!known)
 		h->unknown =
-		        true;    /* even if refused: libcurl may know better */
-	else if (rc == CURLE_OK) /* what libcurl refused changed nothing */
+		        true; /* even if refused: libcurl may know better */
+	else if (rc == CURLE_OK) { /* what libcurl refused changed nothing */
 		sf_curl_handle_set(h, opt, kind, v);
+		sf_curl_share_easy_setopt(h, opt, kind, v);
+	}
 	return rc;
 }
 

@@ -3,6 +3,7 @@
 
 #include "curl/sf_curl_opts.h"
 #include "curl/sf_curl_reply.h"
+#include "curl/sf_curl_share.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -78,6 +79,7 @@ struct sf_curl_handle *sf_curl_handle_add(CURL *easy,
 			struct sf_curl_handle *old = *p;
 			*p = old->next;
 			sf_curl_handle_clear(old);
+			sf_curl_share_easy_detach(old);
 			free(old);
 			break;
 		}
@@ -105,6 +107,7 @@ void sf_curl_handle_remove(CURL *easy)
 	pthread_mutex_unlock(&s->lock);
 	if (r) {
 		sf_curl_handle_clear(r);
+		sf_curl_share_easy_detach(r);
 		free(r);
 	}
 }
@@ -245,6 +248,7 @@ void sf_curl_handle_copy_opts(struct sf_curl_handle *dst,
 	dst->unknown = src->unknown;
 	dst->method = src->method;
 	dst->seq = src->seq;
+	sf_curl_share_easy_dup(dst, src);
 	for (size_t i = 0; i < src->nopts; i++)
 		store(dst, src->opts[i].id, src->opts[i].kind, src->opts[i].v,
 		      src->opts[i].seq);

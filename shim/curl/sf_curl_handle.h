@@ -50,6 +50,15 @@ struct sf_curl_handle {
 	bool unknown;    /* an option id the table lacks was set: likewise */
 	struct sf_curl_method method; /* as libcurl derives it, call by call */
 
+	/* What curl_easy_reset keeps (curl/sf_curl_share.h): the attached
+	 * share (a counted reference; NULL when none or foreign), and whether
+	 * libcurl's cookie engine or an HSTS cache of the handle's own may be
+	 * on.  The engine flags never go back to false: libcurl's own state
+	 * does not always either. */
+	struct sf_curl_share *share;
+	bool share_foreign; /* attached to a share the shim did not see made */
+	bool cookie_engine, hsts_engine;
+
 	/* After a perform answered from another transfer, getinfo and the
 	 * header API answer from this reply, until the next perform, reset or
 	 * cleanup. */

@@ -4,6 +4,7 @@
 #include "common/sf_ns.h"
 #include "core/sf_flight.h"
 #include "curl/sf_curl_opts.h"
+#include "curl/sf_curl_share.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,11 @@ enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
 		if (info->cls == SF_OPTC_PASS && is_set(o))
 			return pass(SF_PASS_UNSUPPORTED, info->cause);
 	}
+	/* The attached share and the cookie/HSTS engines: they outlive the
+	 * option record (curl_easy_reset keeps them). */
+	const char *share_cause = sf_curl_share_verdict(h);
+	if (share_cause)
+		return pass(SF_PASS_UNSUPPORTED, share_cause);
 	/* libcurl's own derivation, mirrored call by call: only a GET. */
 	if (!sf_curl_method_is_get(&h->method))
 		return pass(SF_PASS_UNSUPPORTED, method_cause(&h->method));

@@ -21,7 +21,9 @@ enum sf_curl_optclass {
 	SF_OPTC_IGNORE,   /* harmless to differ between sharers */
 	SF_OPTC_DELIVERY, /* how this handle receives the response */
 	SF_OPTC_METHOD,   /* sets the request method: only GET coalesces */
-	SF_OPTC_PASS, /* side effects: a handle with it set passes through */
+	SF_OPTC_PASS,  /* side effects: a handle with it set passes through */
+	SF_OPTC_SHARE, /* CURLOPT_SHARE: judged by what the share holds
+	                  (curl/sf_curl_share.h) */
 };
 
 struct sf_curl_opt_info {

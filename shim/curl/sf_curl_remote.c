@@ -20,12 +20,12 @@
  * fetch alone with the same comparison; a changed response fails with
  * CURLE_RECV_ERROR naming sfshim.
  *
- * Files: created by a leader at its first record (O_EXCL, 0600, no
- * symlink), named after the flight's slot and generation; removed by
- * whoever finds the flight over after leaving it (leader after its finish,
- * each follower after its leave), by a leader that quits (its successor
- * writes a new file under the same name), and, for processes killed before
- * they could, by sf_scope_sweep(). */
+ * Files (sf_curl_xfile.h): one per flight, named after its slot and
+ * generation, created by the first leader when it joins (O_EXCL, 0600, no
+ * symlink); a leader that takes over appends its epoch to the same file.
+ * The name goes as soon as the flight is over and every follower holds
+ * the file open or has left; files of leaders that were killed are removed
+ * by the next leader of the scope, and by sf_scope_sweep() at attach. */
 #include "curl/sf_curl_xfer.h"
 
 #include "common/sf_log.h"
@@ -36,18 +36,19 @@
 #include "core/sf_xflight.h"
 #include "curl/sf_curl_xfile.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* Progress = epoch << EPOCH_SHIFT | bytes written: monotonic across
- * leaders, since each new leader's epoch is one more. */
-#define EPOCH_SHIFT 40
-#define LEN_MASK (((uint64_t)1 << EPOCH_SHIFT) - 1)
+/* Progress is a position in the file (sf_curl_xfile.h): the epoch in
+ * the top bits, so it grows across leaders too. */
 
 /* As in-process (sf_curl_lead.c): a transfer nobody follows is written
  * only this far; past it, unless somebody in another process joined, the
@@ -56,37 +57,25 @@
 
 #define NAME_MAX_X 96
 
+/* The orphan sweep runs at a process's first leader, then every so many. */
+#define SWEEP_EVERY 64
+
 struct sf_curl_xlead {
 	struct sf_xtable *t;
 	struct sf_xticket tk;
 	unsigned slot, gen;
 	uint32_t epoch;
-	struct sf_xfile_writer w;
-	bool tried;  /* the file was created (or could not be) */
-	bool sealed; /* somebody follows: the file is written whole */
-	bool ended;  /* finished or abandoned: the ticket is gone */
+	struct sf_xfile *file; /* NULL: none could be made */
+	bool sealed;           /* somebody follows: the file is written whole */
+	bool ended;            /* finished or abandoned: the ticket is gone */
 	const char *url;
 	char name[NAME_MAX_X];
 };
-
-static uint64_t progress_of(uint32_t epoch, uint64_t len)
-{
-	return (uint64_t)epoch << EPOCH_SHIFT | len;
-}
 
 static void file_name(char *buf, unsigned slot, unsigned gen)
 {
 	if (sf_scope_file_name(buf, NAME_MAX_X, slot, gen) <= 0)
 		buf[0] = '\0';
-}
-
-/* The flight is over for everyone (no reader is left): its file goes. */
-static void drop_if_over(struct sf_xtable *t, unsigned slot, unsigned gen,
-                         const char *name)
-{
-	int dfd = sf_scope_dirfd();
-	if (name[0] && dfd >= 0 && !sf_xflight_current(t, slot, gen))
-		unlinkat(dfd, name, 0);
 }
 
 static void unlink_name(const char *name)
@@ -96,22 +85,79 @@ static void unlink_name(const char *name)
 		unlinkat(dfd, name, 0);
 }
 
+/* Exactly the names sf_scope_file_name() makes: the two numbers in it,
+ * formatted again, give it back. */
+static bool response_name(const char *s)
+{
+	char again[NAME_MAX_X], *end;
+	const char *d = strpbrk(s, "0123456789");
+	if (!d)
+		return false;
+	unsigned long slot = strtoul(d, &end, 10);
+	if (*end != '-' || end[1] < '0' || end[1] > '9')
+		return false;
+	unsigned long gen = strtoul(end + 1, &end, 10);
+	return !*end && slot <= UINT_MAX && gen <= UINT_MAX &&
+	       sf_scope_file_name(again, sizeof(again), (unsigned)slot,
+	                          (unsigned)gen) > 0 &&
+	       strcmp(again, s) == 0;
+}
+
+/* Files of leaders killed (or exited) before their names could go: nobody
+ * waits for their bytes by name (a follower that holds one open keeps
+ * reading it, and one that takes over appends through its descriptor). */
+static void sweep_orphans(void)
+{
+	static _Atomic unsigned runs;
+	if (atomic_fetch_add_explicit(&runs, 1, memory_order_relaxed) %
+	    SWEEP_EVERY)
+		return;
+	int dfd = sf_scope_dirfd();
+	int fd = dfd >= 0 ? openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+	                  : -1;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (response_name(e->d_name) &&
+		    sf_xfile_orphaned(dfd, e->d_name))
+			unlinkat(dfd, e->d_name, 0);
+	closedir(d);
+}
+
 /* ---- the global leader ------------------------------------------------ */
 
-static int create_file(struct sf_curl_xlead *x)
+/* Starts writing its epoch; without a file, the others fetch alone. */
+static void begin(struct sf_curl_xlead *x)
 {
-	int dfd = sf_scope_dirfd();
-	file_name(x->name, x->slot, x->gen);
-	if (dfd < 0 || !x->name[0])
-		return -1;
-	/* The name is this flight's: what is there is a dead leader's file
-	 * of this flight (its readers hold it open), or a leftover. */
-	unlinkat(dfd, x->name, 0);
-	if (sf_xfile_create(&x->w, dfd, x->name, x->epoch) == 0)
-		return 0;
-	sf_scope_sweep();
-	unlinkat(dfd, x->name, 0);
-	return sf_xfile_create(&x->w, dfd, x->name, x->epoch);
+	struct sf_xowner me = sf_xowner_self();
+	uint64_t at = x->file ? sf_xfile_begin(x->file, x->epoch, &me) : 0;
+	if (!at) {
+		x->file = NULL;
+		return;
+	}
+	sf_xnotify(x->t, &x->tk, at);
+}
+
+static uint64_t position(const struct sf_curl_xlead *x)
+{
+	return (uint64_t)x->epoch << SF_XFILE_EPOCH_SHIFT | x->file->len;
+}
+
+/* The flight ends (with the result or without): the name goes now if
+ * every follower is counted, else with the last of them. */
+static void ended(struct sf_curl_xlead *x, unsigned followers)
+{
+	x->ended = true;
+	if (x->file && sf_xfile_finish(x->file, followers))
+		unlink_name(x->name);
+	if (x->file)
+		sf_xfile_close(x->file);
+	x->file = NULL;
 }
 
 /* Other processes' followers make their own calls (with what their
@@ -119,9 +165,7 @@ static int create_file(struct sf_curl_xlead *x)
 static void end_unshared(struct sf_curl_xlead *x)
 {
 	sf_xfinish(x->t, &x->tk, NULL, 0);
-	x->ended = true;
-	sf_xfile_close(&x->w);
-	drop_if_over(x->t, x->slot, x->gen, x->name);
+	ended(x, sf_xfollowers(x->t, &x->tk, NULL));
 }
 
 void sf_curl_xlead_record(struct sf_curl_xlead *x, enum sf_curl_rec type,
@@ -129,31 +173,24 @@ void sf_curl_xlead_record(struct sf_curl_xlead *x, enum sf_curl_rec type,
 {
 	if (x->ended)
 		return;
-	if (!x->tried) {
-		x->tried = true;
-		if (create_file(x) < 0) {
-			sf_log(SF_LOG_INFO,
-			       "%s: cannot create the response file (%m); "
-			       "other processes fetch it themselves",
-			       x->url);
-			end_unshared(x);
-			return;
-		}
+	if (!x->file) {
+		end_unshared(x);
+		return;
 	}
-	if (!x->sealed && x->w.len + 5 + n > X_LONE_STORE) {
+	if (!x->sealed && x->file->len + 5 + n > X_LONE_STORE) {
 		unsigned remote = 0;
 		if (!sf_xfollowers(x->t, &x->tk, &remote)) {
 			/* Nobody elsewhere: stop sharing across processes. */
-			sf_xfile_close(&x->w);
 			unlink_name(x->name);
+			sf_xfile_close(x->file);
+			x->file = NULL;
 			sf_xabandon(x->t, &x->tk);
 			x->ended = true;
 			return;
 		}
 		x->sealed = true;
 	}
-	if (x->w.len + 5 + n > LEN_MASK ||
-	    sf_xfile_put(&x->w, (unsigned char)type, data, n) < 0) {
+	if (sf_xfile_put(x->file, (unsigned char)type, data, n) < 0) {
 		sf_log(SF_LOG_ERROR,
 		       "cannot write the response of %s (%m); "
 		       "other processes fetch it themselves",
@@ -161,19 +198,18 @@ void sf_curl_xlead_record(struct sf_curl_xlead *x, enum sf_curl_rec type,
 		end_unshared(x);
 		return;
 	}
-	sf_xnotify(x->t, &x->tk, progress_of(x->epoch, x->w.len));
+	sf_xnotify(x->t, &x->tk, position(x));
 }
 
 void sf_curl_xlead_abandon(struct sf_curl_xlead *x)
 {
 	if (x->ended)
 		return;
-	/* Its successor writes a new file under the same name; readers of
-	 * this one keep it open until they switch. */
-	sf_xfile_close(&x->w);
-	unlink_name(x->name);
+	/* One of its followers takes over and appends to the file; should
+	 * none (all left), the last of them to be counted removes it. */
+	unsigned n = sf_xfollowers(x->t, &x->tk, NULL);
 	sf_xabandon(x->t, &x->tk);
-	x->ended = true;
+	ended(x, n);
 }
 
 void sf_curl_xlead_finish(struct sf_curl_xlead *x, CURLcode code,
@@ -185,12 +221,7 @@ void sf_curl_xlead_finish(struct sf_curl_xlead *x, CURLcode code,
 		return;
 	unsigned remote = 0;
 	unsigned n = sf_xfollowers(x->t, &x->tk, &remote);
-	if (n && !x->tried) { /* nothing received: an error to share */
-		x->tried = true;
-		if (create_file(x) < 0)
-			x->w.fd = -1;
-	}
-	if (!n || x->w.fd < 0 || x->w.failed) {
+	if (!n || !x->file || x->file->failed) {
 		end_unshared(x);
 		return;
 	}
@@ -202,33 +233,34 @@ void sf_curl_xlead_finish(struct sf_curl_xlead *x, CURLcode code,
 	}
 	if (!snap)
 		snap = own;
-	if (!snap || sf_xfile_put_final(&x->w, code, errmsg, retry, snap) < 0 ||
-	    x->w.len > LEN_MASK) {
+	if (!snap ||
+	    sf_xfile_put_final(x->file, code, errmsg, retry, snap) < 0) {
 		sf_curl_reply_unref(own);
 		end_unshared(x);
 		return;
 	}
 	sf_curl_reply_unref(own);
-	uint64_t blob[2] = { x->epoch, x->w.len };
-	sf_xnotify(x->t, &x->tk, progress_of(x->epoch, x->w.len));
+	uint64_t blob[2] = { x->epoch, x->file->len };
+	sf_xnotify(x->t, &x->tk, position(x));
 	sf_xfinish(x->t, &x->tk, blob, sizeof(blob));
-	x->ended = true;
+	/* Final now (nobody joins a finished flight); 0 if the slot went
+	 * already: then every follower left. */
+	n = sf_xfollowers(x->t, &x->tk, &remote);
 	sf_count_cross(SF_API_CURL, SF_XSTAT_SERVED, remote);
-	sf_xfile_close(&x->w);
 	sf_log(SF_LOG_DEBUG, "%s: finished flight across processes (%u)",
 	       x->url, n);
-	drop_if_over(x->t, x->slot, x->gen, x->name);
+	ended(x, n);
 }
 
 /* Leads f, and the scope's flight x, which sf_curl_lead() ends. */
 static CURLcode lead_x(struct sf_curl_xfer *p, sf_flight *f,
                        struct sf_curl_xlead *x)
 {
-	x->w.fd = -1;
+	begin(x);
 	p->x = x;
 	CURLcode code = sf_curl_lead(p, f);
 	p->x = NULL;
-	if (!x->ended) /* never happens: sf_curl_lead() ends it */
+	if (!x->ended) /* a lead left early: sf_curl_lead() ends it */
 		sf_curl_xlead_abandon(x);
 	return code;
 }
@@ -244,7 +276,7 @@ struct xfollow {
 	struct sf_xticket tk;
 	unsigned slot, gen;
 	char name[NAME_MAX_X];
-	struct sf_xfile_reader rd;
+	struct sf_xfile xf;
 	struct sf_curl_reply *gen_r; /* f's generation it records into */
 	bool final;                  /* the end record was read */
 	bool xheld;                  /* still holds its ticket */
@@ -288,7 +320,7 @@ static enum sf_curl_fed drain(struct xfollow *w, uint64_t avail)
 	const unsigned char *data;
 	size_t len;
 	int k;
-	while ((k = sf_xfile_next(&w->rd, avail, &type, &data, &len)) > 0) {
+	while ((k = sf_xfile_next(&w->xf, avail, &type, &data, &len)) > 0) {
 		if (w->final)
 			return SF_UNREADABLE; /* nothing follows the end */
 		if (type == SF_REC_HEADER || type == SF_REC_BODY) {
@@ -343,16 +375,30 @@ static bool where(struct xfollow *w, enum sf_xwait ev, uint64_t *epoch,
 		return true;
 	}
 	uint64_t pr = sf_xprogress(w->t, &w->tk);
-	*epoch = pr >> EPOCH_SHIFT;
-	*avail = pr & LEN_MASK;
+	*epoch = pr >> SF_XFILE_EPOCH_SHIFT;
+	*avail = pr & SF_XFILE_OFF_MASK;
 	return true;
+}
+
+/* Opens the flight's file if it is not open yet: once it is, this process
+ * is counted among those that no longer need its name. */
+static int open_file(struct xfollow *w, int dfd)
+{
+	if (w->xf.fd >= 0)
+		return 1;
+	int o = sf_xfile_open(&w->xf, dfd, w->name, false);
+	if (o > 0 && sf_xfile_count(&w->xf))
+		unlink_name(w->name);
+	return o;
 }
 
 static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 {
 	struct sf_curl_xfer *p = w->p;
 	struct sf_delivery *d = &p->d;
-	uint64_t wait = p->cfg->wait_ns, last = p->start_ns;
+	/* Its wait without progress starts here (a follower promoted in its
+	 * own process waited with progress so far). */
+	uint64_t wait = p->cfg->wait_ns, last = sf_now_ns();
 	uint64_t own =
 	        d->lim.timeout_ms > 0
 	                ? p->start_ns + (uint64_t)d->lim.timeout_ms * 1000000u
@@ -367,6 +413,7 @@ static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 	int dfd = sf_scope_dirfd();
 	if (dfd < 0 || !w->name[0])
 		return X_SHORT;
+	open_file(w, dfd); /* as soon as it exists */
 	for (;;) {
 		uint64_t now = sf_now_ns();
 		if (progress && (!tick || now >= tick)) {
@@ -413,21 +460,23 @@ static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 		uint64_t epoch, avail;
 		if (!where(w, ev, &epoch, &avail))
 			return X_SHORT;
-		if (w->rd.fd < 0 || w->rd.epoch != epoch) {
-			int o = sf_xfile_open(&w->rd, dfd, w->name);
-			if (o < 0)
-				return X_SHORT;
-			if (o == 0 || w->rd.epoch != epoch) {
-				/* Not written yet, or already another
-				 * leader's: its own progress will come. */
-				sf_xfile_reader_close(&w->rd);
-				if (ev == SF_XWAIT_DONE)
-					return X_SHORT;
-				continue;
+		int o = open_file(w, dfd);
+		if (o < 0)
+			return X_SHORT;
+		if (o > 0 && w->xf.epoch != epoch) {
+			/* Another leader's response: read from its start. */
+			if (!sf_xfile_seek_epoch(&w->xf, (uint32_t)epoch))
+				o = 0; /* its own progress will come */
+			else {
+				new_generation(w);
+				sf_curl_cursor_restart(&p->cur);
+				w->final = false;
 			}
-			new_generation(w);
-			sf_curl_cursor_restart(&p->cur);
-			w->final = false;
+		}
+		if (o == 0) {
+			if (ev == SF_XWAIT_DONE)
+				return X_SHORT;
+			continue;
 		}
 		size_t had = p->cur.hdrs + p->cur.body;
 		switch (drain(w, avail)) {
@@ -461,13 +510,18 @@ static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 	}
 }
 
+/* Gives its ticket back; counted as done with the name (the file's
+ * leader could not tell when it left). */
 static void leave_x(struct xfollow *w)
 {
 	if (!w->xheld)
 		return;
 	w->xheld = false;
 	sf_xleave(w->t, &w->tk);
-	drop_if_over(w->t, w->slot, w->gen, w->name);
+	int dfd = sf_scope_dirfd();
+	if (dfd >= 0)
+		open_file(w, dfd);
+	sf_xfile_close(&w->xf);
 }
 
 /* Left without returning (cancelled, or a jump out of a callback): the
@@ -478,16 +532,18 @@ static void xfollow_left(void *arg)
 	struct sf_curl_xfer *p = w->p;
 	sf_curl_live_end(p);
 	if (w->xheld && w->xleading) {
+		/* Counted as a follower, and holds no file of its own yet. */
 		w->xheld = false;
 		sf_xabandon(w->t, &w->tk);
+		int dfd = sf_scope_dirfd();
+		if (dfd >= 0)
+			open_file(w, dfd);
 	}
 	leave_x(w);
+	sf_xfile_close(&w->xf);
 	if (w->fheld)
 		sf_flight_abandon(w->f);
 	w->fheld = false;
-	sf_xfile_reader_close(&w->rd);
-	free(w->rd.buf);
-	w->rd.buf = NULL;
 	sf_curl_reply_unref(w->gen_r);
 	w->gen_r = NULL;
 	sf_curl_cursor_free(&p->cur);
@@ -505,9 +561,6 @@ static void xfollow_run(void *arg)
 	w->o = xloop(w, &w->code);
 	if (sf_curl_live(p))
 		sf_curl_live_end(p);
-	sf_xfile_reader_close(&w->rd);
-	free(w->rd.buf);
-	w->rd.buf = NULL;
 	switch (w->o) {
 	case X_PROMOTED:
 		sf_log(SF_LOG_INFO,
@@ -554,7 +607,7 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		             .gen = tk->gen,
 		             .xheld = true,
 		             .fheld = true };
-	sf_xfile_reader_init(&w.rd);
+	sf_xfile_init(&w.xf);
 	file_name(w.name, w.slot, w.gen);
 	sf_leave_guarded(xfollow_run, &w, xfollow_left, &w);
 
@@ -568,25 +621,38 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		}
 		sf_curl_reply_unref(w.gen_r);
 	}
-	sf_count_cross(SF_API_CURL,
-	               w.o == X_PROMOTED               ? SF_XSTAT_PROMOTED
-	               : w.o == X_DONE || w.o == X_OWN ? SF_XSTAT_ANSWERED
-	                                               : SF_XSTAT_ALONE,
-	               1);
+	/* (A failure of its own is neither.) */
+	if (w.o != X_OWN)
+		sf_count_cross(SF_API_CURL,
+		               w.o == X_PROMOTED ? SF_XSTAT_PROMOTED
+		               : w.o == X_DONE   ? SF_XSTAT_ANSWERED
+		                                 : SF_XSTAT_ALONE,
+		               1);
 	switch (w.o) {
 	case X_PROMOTED: {
+		/* It appends its own epoch to the flight's file. */
+		uint64_t seen = sf_xprogress(t, &w.tk);
+		int dfd = sf_scope_dirfd();
+		if (w.xf.fd < 0 && dfd >= 0 &&
+		    sf_xfile_open(&w.xf, dfd, w.name, true) > 0)
+			sf_xfile_count(&w.xf);
+		uint64_t cur = sf_xfile_current(&w.xf);
+		if (cur > seen)
+			seen = cur;
 		struct sf_curl_xlead x = {
 			.t = t,
 			.tk = w.tk,
 			.slot = w.slot,
 			.gen = w.gen,
-			.epoch = (uint32_t)(sf_xprogress(t, &w.tk) >>
-			                    EPOCH_SHIFT) +
-			         1,
+			.epoch = (uint32_t)(seen >> SF_XFILE_EPOCH_SHIFT) + 1,
+			.file = w.xf.fd >= 0 ? &w.xf : NULL,
 			.url = p->key.url,
 		};
+		memcpy(x.name, w.name, sizeof(x.name));
 		p->path = SF_PATH_PROMOTED;
-		return lead_x(p, mine, &x);
+		CURLcode code = lead_x(p, mine, &x);
+		sf_xfile_close(&w.xf);
+		return code;
 	}
 	case X_EXPIRED:
 		p->path = SF_PATH_EXPIRED;
@@ -599,6 +665,7 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		return sf_curl_lead(p, mine);
 	case X_OWN:
 		/* Its failure is its own: one of its followers takes over. */
+		p->path = SF_PATH_FOLLOWER;
 		if (w.fheld)
 			sf_flight_abandon(f);
 		sf_curl_reply_unref(w.gen_r);
@@ -608,6 +675,7 @@ static CURLcode remote_follow(struct sf_curl_xfer *p, sf_flight *f,
 		break;
 	}
 	/* Followed: its followers and its handle answer from the reply. */
+	p->path = SF_PATH_FOLLOWER;
 	if (w.fheld) {
 		unsigned followers = sf_flight_seal(f) - p->promoted;
 		if (followers)
@@ -648,7 +716,7 @@ static unsigned char *scope_key(const struct sf_curl_xfer *p, size_t *len)
 CURLcode sf_curl_bridge(struct sf_curl_xfer *p, sf_flight *f)
 {
 	struct sf_xtable *t = f ? sf_scope_table() : NULL;
-	if (!t)
+	if (!t || sf_scope_dirfd() < 0) /* no place for responses */
 		return sf_curl_lead(p, f);
 	size_t klen = 0;
 	unsigned char *k = scope_key(p, &klen);
@@ -664,7 +732,26 @@ CURLcode sf_curl_bridge(struct sf_curl_xfer *p, sf_flight *f)
 		                   .slot = tk.slot,
 		                   .gen = tk.gen,
 		                   .url = p->key.url };
+	file_name(x.name, x.slot, x.gen);
+	/* The file exists before anyone can wait for it.  What has its name
+	 * is left over from an earlier table: this flight's is new. */
+	struct sf_xfile xf;
+	sf_xfile_init(&xf);
+	int dfd = sf_scope_dirfd();
+	if (dfd >= 0 && x.name[0]) {
+		sweep_orphans();
+		unlinkat(dfd, x.name, 0);
+		if (sf_xfile_open(&xf, dfd, x.name, true) > 0)
+			x.file = &xf;
+		else
+			sf_log(SF_LOG_INFO,
+			       "%s: cannot create the response file (%m); "
+			       "other processes fetch it themselves",
+			       p->key.url);
+	}
 	sf_log(SF_LOG_DEBUG, "%s: leading flight across processes", p->key.url);
 	sf_count_cross(SF_API_CURL, SF_XSTAT_LED, 1);
-	return lead_x(p, f, &x);
+	CURLcode code = lead_x(p, f, &x);
+	sf_xfile_close(&xf);
+	return code;
 }

@@ -4,23 +4,48 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define REC_HEAD 5
 #define MAGIC "SFXC"
-#define VERSION 1u
+#define VERSION 2u
 /* Larger than any record a leader writes (a header line is at most
  * libcurl's 100 KiB, a body piece CURL_MAX_WRITE_SIZE): anything longer
  * is not one of ours. */
 #define REC_MAX ((size_t)1 << 20)
 
-static int write_all(int fd, const void *data, size_t n)
+/* The shared header: plain words and atomics only, no pointers. */
+struct sf_xfile_head {
+	char magic[4];
+	uint32_t version;
+	_Atomic uint64_t cur; /* epoch << shift | where it starts */
+	_Atomic int32_t pid;  /* the current leader */
+	uint32_t pad;
+	_Atomic uint64_t start;   /* its process start time */
+	_Atomic uint32_t counted; /* followers done with the name */
+	_Atomic uint32_t total;   /* followers at the end, valid when done */
+	_Atomic uint32_t done;    /* the flight finished */
+	uint32_t reserved[5];
+};
+_Static_assert(sizeof(struct sf_xfile_head) == SF_XFILE_HEAD,
+               "the header's size is part of the format");
+
+void sf_xfile_init(struct sf_xfile *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->fd = -1;
+}
+
+static int pwrite_all(int fd, const void *data, size_t n, uint64_t off)
 {
 	const unsigned char *p = data;
 	while (n) {
-		ssize_t k = write(fd, p, n);
+		ssize_t k = pwrite(fd, p, n, (off_t)off);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
@@ -30,68 +55,149 @@ static int write_all(int fd, const void *data, size_t n)
 		}
 		p += k;
 		n -= (size_t)k;
+		off += (uint64_t)k;
 	}
 	return 0;
 }
 
-int sf_xfile_create(struct sf_xfile_writer *w, int dirfd, const char *name,
-                    uint32_t epoch)
+static int read_at(int fd, void *buf, size_t n, uint64_t off)
 {
-	w->fd = -1;
-	w->len = 0;
-	w->failed = false;
+	unsigned char *p = buf;
+	while (n) {
+		ssize_t k = pread(fd, p, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+/* A new file: its header written whole before anyone may use it (readers
+ * take a shorter file for one not there yet). */
+static int create(int dirfd, const char *name)
+{
 	int fd = openat(dirfd, name,
-	                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	                0600);
 	if (fd < 0)
 		return -1;
-	unsigned char head[SF_XFILE_HEAD] = { 0 };
-	uint32_t v = VERSION;
-	uint64_t e = epoch;
-	memcpy(head, MAGIC, 4);
-	memcpy(head + 4, &v, 4);
-	memcpy(head + 8, &e, 8);
-	if (write_all(fd, head, sizeof(head)) < 0) {
+	struct sf_xfile_head h;
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, MAGIC, 4);
+	h.version = VERSION;
+	if (pwrite_all(fd, &h, sizeof(h), 0) < 0) {
 		int err = errno;
 		close(fd);
 		unlinkat(dirfd, name, 0);
 		errno = err;
 		return -1;
 	}
-	w->fd = fd;
-	w->len = sizeof(head);
-	return 0;
+	return fd;
 }
 
-int sf_xfile_put(struct sf_xfile_writer *w, unsigned char type,
-                 const void *data, size_t len)
+/* 1: a response file of this format, 0: too short yet, -1: not one. */
+static int check_head(int fd)
 {
-	if (w->fd < 0 || w->failed || len > REC_MAX)
+	struct stat st;
+	struct sf_xfile_head h;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid())
+		return -1;
+	if (st.st_size < (off_t)sizeof(h))
+		return 0;
+	if (read_at(fd, &h, sizeof(h), 0) < 0)
+		return -1;
+	return memcmp(h.magic, MAGIC, 4) == 0 && h.version == VERSION ? 1 : -1;
+}
+
+int sf_xfile_open(struct sf_xfile *x, int dirfd, const char *name,
+                  bool create_it)
+{
+	if (x->fd >= 0)
+		return 1;
+	int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && create_it) {
+		fd = create(dirfd, name);
+		if (fd < 0 && errno == EEXIST) /* made just now by another */
+			fd = openat(dirfd, name,
+			            O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	int ok = check_head(fd);
+	void *h = ok > 0 ? mmap(NULL, SF_XFILE_HEAD, PROT_READ | PROT_WRITE,
+	                        MAP_SHARED, fd, 0)
+	                 : MAP_FAILED;
+	if (h == MAP_FAILED) {
+		close(fd);
+		return ok < 0 ? -1 : ok == 0 ? 0 : -1;
+	}
+	x->fd = fd;
+	x->h = h;
+	x->epoch = UINT32_MAX; /* no epoch being read yet */
+	x->pos = 0;
+	return 1;
+}
+
+void sf_xfile_close(struct sf_xfile *x)
+{
+	if (x->h)
+		munmap(x->h, SF_XFILE_HEAD);
+	if (x->fd >= 0)
+		close(x->fd);
+	free(x->buf);
+	bool counted = x->counted;
+	sf_xfile_init(x);
+	x->counted = counted;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+uint64_t sf_xfile_begin(struct sf_xfile *x, uint32_t epoch,
+                        const struct sf_xowner *owner)
+{
+	struct stat st;
+	if (x->fd < 0 || fstat(x->fd, &st) < 0 ||
+	    (uint64_t)st.st_size > SF_XFILE_OFF_MASK)
+		return 0;
+	x->len = (uint64_t)st.st_size;
+	x->failed = false;
+	uint64_t at = (uint64_t)epoch << SF_XFILE_EPOCH_SHIFT | x->len;
+	/* Running again (a leader that gave up ended it for the count). */
+	atomic_store_explicit(&x->h->done, 0, memory_order_seq_cst);
+	atomic_store_explicit(&x->h->start, owner->start, memory_order_relaxed);
+	atomic_store_explicit(&x->h->pid, owner->pid, memory_order_relaxed);
+	atomic_store_explicit(&x->h->cur, at, memory_order_release);
+	return at;
+}
+
+int sf_xfile_put(struct sf_xfile *x, unsigned char type, const void *data,
+                 size_t len)
+{
+	if (x->fd < 0 || x->failed || len > REC_MAX ||
+	    x->len + REC_HEAD + len > SF_XFILE_OFF_MASK)
 		goto fail;
 	unsigned char head[REC_HEAD] = { type };
 	uint32_t n = (uint32_t)len;
 	memcpy(head + 1, &n, sizeof(n));
-	if (write_all(w->fd, head, sizeof(head)) < 0 ||
-	    (len && write_all(w->fd, data, len) < 0))
+	if (pwrite_all(x->fd, head, sizeof(head), x->len) < 0 ||
+	    (len && pwrite_all(x->fd, data, len, x->len + REC_HEAD) < 0))
 		goto fail;
-	w->len += REC_HEAD + len;
+	x->len += REC_HEAD + len;
 	return 0;
 fail:
-	w->failed = true;
+	x->failed = true;
 	return -1;
-}
-
-void sf_xfile_close(struct sf_xfile_writer *w)
-{
-	if (w->fd >= 0)
-		close(w->fd);
-	w->fd = -1;
 }
 
 /* ---- the final records ------------------------------------------------ */
 
-static int put_info(struct sf_xfile_writer *w, const struct sf_curl_infos *in,
-                    int t, int n)
+static int put_info(struct sf_xfile *w, const struct sf_curl_infos *in, int t,
+                    int n)
 {
 	unsigned char rec[2 + CURL_ERROR_SIZE * 16];
 	size_t len = 2;
@@ -129,7 +235,7 @@ static int put_info(struct sf_xfile_writer *w, const struct sf_curl_infos *in,
 	return sf_xfile_put(w, SF_XREC_INFO, rec, len);
 }
 
-static int put_hdr(struct sf_xfile_writer *w, const struct sf_curl_hdr *h)
+static int put_hdr(struct sf_xfile *w, const struct sf_curl_hdr *h)
 {
 	size_t nl = strlen(h->name), vl = strlen(h->value);
 	if (nl + vl + 9 > REC_MAX)
@@ -148,9 +254,8 @@ static int put_hdr(struct sf_xfile_writer *w, const struct sf_curl_hdr *h)
 	return rc;
 }
 
-int sf_xfile_put_final(struct sf_xfile_writer *w, CURLcode code,
-                       const char *errmsg, bool retry,
-                       const struct sf_curl_reply *snap)
+int sf_xfile_put_final(struct sf_xfile *w, CURLcode code, const char *errmsg,
+                       bool retry, const struct sf_curl_reply *snap)
 {
 	unsigned char rec[5 + CURL_ERROR_SIZE];
 	int32_t c = (int32_t)code;
@@ -179,98 +284,107 @@ int sf_xfile_put_final(struct sf_xfile_writer *w, CURLcode code,
 	return sf_xfile_put(w, SF_XREC_END, NULL, 0);
 }
 
-/* ---- the reader ------------------------------------------------------- */
+/* ---- reading ----------------------------------------------------------- */
 
-void sf_xfile_reader_init(struct sf_xfile_reader *r)
+uint64_t sf_xfile_current(const struct sf_xfile *x)
 {
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
+	return x->h ? atomic_load_explicit(&x->h->cur, memory_order_acquire)
+	            : 0;
 }
 
-static int read_at(int fd, void *buf, size_t n, uint64_t off)
+bool sf_xfile_seek_epoch(struct sf_xfile *x, uint32_t epoch)
 {
-	unsigned char *p = buf;
-	while (n) {
-		ssize_t k = pread(fd, p, n, (off_t)off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
+	uint64_t cur = sf_xfile_current(x);
+	if (!x->h || cur >> SF_XFILE_EPOCH_SHIFT != epoch ||
+	    (cur & SF_XFILE_OFF_MASK) < SF_XFILE_HEAD)
+		return false;
+	x->epoch = epoch;
+	x->pos = cur & SF_XFILE_OFF_MASK;
+	return true;
 }
 
-int sf_xfile_open(struct sf_xfile_reader *r, int dirfd, const char *name)
-{
-	sf_xfile_reader_close(r);
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	unsigned char head[SF_XFILE_HEAD];
-	ssize_t k;
-	do
-		k = pread(fd, head, sizeof(head), 0);
-	while (k < 0 && errno == EINTR);
-	if (k != (ssize_t)sizeof(head)) {
-		close(fd);
-		return k < 0 ? -1 : 0;
-	}
-	uint32_t v;
-	uint64_t e;
-	memcpy(&v, head + 4, 4);
-	memcpy(&e, head + 8, 8);
-	if (memcmp(head, MAGIC, 4) != 0 || v != VERSION || e > UINT32_MAX) {
-		close(fd);
-		return -1;
-	}
-	r->fd = fd;
-	r->epoch = (uint32_t)e;
-	r->pos = SF_XFILE_HEAD;
-	return 1;
-}
-
-int sf_xfile_next(struct sf_xfile_reader *r, uint64_t avail,
-                  unsigned char *type, const unsigned char **data, size_t *len)
+int sf_xfile_next(struct sf_xfile *x, uint64_t avail, unsigned char *type,
+                  const unsigned char **data, size_t *len)
 {
 	unsigned char head[REC_HEAD];
 	uint32_t n;
-	if (r->fd < 0)
+	if (x->fd < 0 || x->pos < SF_XFILE_HEAD)
 		return -1;
-	if (avail < r->pos || avail - r->pos < REC_HEAD)
+	if (avail < x->pos || avail - x->pos < REC_HEAD)
 		return 0;
-	if (read_at(r->fd, head, REC_HEAD, r->pos) < 0)
+	if (read_at(x->fd, head, REC_HEAD, x->pos) < 0)
 		return -1;
 	memcpy(&n, head + 1, 4);
 	if (n > REC_MAX)
 		return -1;
-	if (avail - r->pos - REC_HEAD < n)
+	if (avail - x->pos - REC_HEAD < n)
 		return 0; /* the rest is on its way */
-	if (n > r->cap) {
-		unsigned char *b = realloc(r->buf, n);
+	if (n > x->cap) {
+		unsigned char *b = realloc(x->buf, n);
 		if (!b)
 			return -1;
-		r->buf = b;
-		r->cap = n;
+		x->buf = b;
+		x->cap = n;
 	}
-	if (n && read_at(r->fd, r->buf, n, r->pos + REC_HEAD) < 0)
+	if (n && read_at(x->fd, x->buf, n, x->pos + REC_HEAD) < 0)
 		return -1;
 	*type = head[0];
-	*data = n ? r->buf : (const unsigned char *)"";
+	*data = n ? x->buf : (const unsigned char *)"";
 	*len = n;
-	r->pos += REC_HEAD + n;
+	x->pos += REC_HEAD + n;
 	return 1;
 }
 
-void sf_xfile_reader_close(struct sf_xfile_reader *r)
+/* ---- the name's life -------------------------------------------------- */
+
+/* Both sides write first, then read the other's word (sequentially
+ * consistent): at least one of the leader and the last follower counted
+ * sees that the name may go. */
+static bool may_go(const struct sf_xfile_head *h)
 {
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
-	r->pos = 0;
-	r->epoch = 0;
+	return atomic_load_explicit(&h->done, memory_order_seq_cst) &&
+	       atomic_load_explicit(&h->counted, memory_order_seq_cst) >=
+	               atomic_load_explicit(&h->total, memory_order_seq_cst);
+}
+
+bool sf_xfile_count(struct sf_xfile *x)
+{
+	if (!x->h || x->counted)
+		return false;
+	x->counted = true;
+	atomic_fetch_add_explicit(&x->h->counted, 1, memory_order_seq_cst);
+	return may_go(x->h);
+}
+
+bool sf_xfile_finish(struct sf_xfile *x, unsigned followers)
+{
+	if (!x->h)
+		return false;
+	atomic_store_explicit(&x->h->total, followers, memory_order_seq_cst);
+	atomic_store_explicit(&x->h->done, 1, memory_order_seq_cst);
+	return may_go(x->h);
+}
+
+bool sf_xfile_all_counted(const struct sf_xfile *x, unsigned followers)
+{
+	return x->h && atomic_load_explicit(&x->h->counted,
+	                                    memory_order_seq_cst) >= followers;
+}
+
+bool sf_xfile_orphaned(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	struct sf_xfile_head h;
+	bool orphan = check_head(fd) > 0 && read_at(fd, &h, sizeof(h), 0) == 0;
+	close(fd);
+	if (!orphan)
+		return false;
+	struct sf_xowner o = { .pid = atomic_load(&h.pid),
+		               .start = atomic_load(&h.start) };
+	/* Created, no leader yet: its creator is about to write one. */
+	return o.pid > 0 && !sf_xowner_alive(&o);
 }
 
 /* ---- applying the final records --------------------------------------- */

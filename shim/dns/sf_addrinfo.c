@@ -72,6 +72,8 @@ struct packer {
 
 static void put(struct packer *k, const void *v, size_t n)
 {
+	if (!n) /* v may be NULL then: memcpy wants a pointer anyway */
+		return;
 	if (k->full || n > k->cap - k->len) {
 		k->full = true;
 		return;

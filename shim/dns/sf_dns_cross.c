@@ -20,7 +20,7 @@ static const unsigned char prefix[4] = { 'd', 'n', 's', 0 };
  * cancellation: the table's wait is no cancellation point (a thread must
  * never be cancelled inside the table's lock), so a cancelled follower
  * leaves at the next slice, through sf_dns_cross_left(). */
-#define SLICE_NS (50u * 1000000u)
+#define SLICE_NS ((uint64_t)50 * 1000000u)
 
 static void call_alone(struct sf_dns_cross *x, struct sf_dns_answer *a)
 {
@@ -34,10 +34,18 @@ static void call_alone(struct sf_dns_cross *x, struct sf_dns_answer *a)
 static void lead_finish(struct sf_dns_cross *x, const struct sf_dns_answer *a)
 {
 	unsigned remote = 0;
-	sf_xfollowers(x->t, &x->tk, &remote);
+	unsigned followers = sf_xfollowers(x->t, &x->tk, &remote);
 	x->held = HELD_NONE;
 	switch (sf_share_rule(x->judge(a), x->retry_errors)) {
 	case SF_SHARE_RESULT: {
+		/* Nobody to read it: no packing (the common case of a lone
+		 * lookup).  One who joins in the next instants finds no
+		 * answer and calls alone: what it would have done without the
+		 * library. */
+		if (!followers) {
+			sf_xfinish(x->t, &x->tk, NULL, 0);
+			break;
+		}
 		unsigned char buf[SF_XRESULT_MAX];
 		size_t n = sf_addrinfo_pack(buf, sizeof(buf), a->rc, a->err,
 		                            a->list);
@@ -58,12 +66,12 @@ static void lead_finish(struct sf_dns_cross *x, const struct sf_dns_answer *a)
 
 /* Waits in slices (see SLICE_NS) until something final happens or the
  * caller's deadline passes. */
-static enum sf_xwait follow(struct sf_dns_cross *x)
+static enum sf_xwait follow(struct sf_dns_cross *x, uint64_t now, uint64_t end)
 {
-	uint64_t now = sf_now_ns();
-	uint64_t end = x->wait_ns ? now + x->wait_ns : UINT64_MAX;
 	for (;;) {
-		uint64_t until = end - now > SLICE_NS ? now + SLICE_NS : end;
+		uint64_t until = end > now && end - now > SLICE_NS
+		                         ? now + SLICE_NS
+		                         : end;
 		struct timespec ts = sf_ns_to_timespec(until);
 		enum sf_xwait r = sf_xwait(x->t, &x->tk, &ts);
 		if (r == SF_XWAIT_PROGRESS)
@@ -98,12 +106,28 @@ static bool take(struct sf_dns_cross *x, struct sf_dns_answer *a)
 	return true;
 }
 
+/* The caller's own limit holds across both waits: a caller that already
+ * waited in-process has only what is left of SFSHIM_WAIT_MS for the
+ * table. */
+static uint64_t deadline(const struct sf_dns_cross *x, uint64_t now)
+{
+	if (!x->wait_ns)
+		return UINT64_MAX;
+	return (x->start_ns ? x->start_ns : now) + x->wait_ns;
+}
+
 void sf_dns_cross_call(struct sf_dns_cross *x, const void *key, size_t keylen,
                        struct sf_dns_answer *a)
 {
 	unsigned char xkey[XKEY_MAX];
 	enum sf_xrole role = SF_XROLE_NONE;
 	x->held = HELD_NONE;
+	/* Past its limit already (it waited in-process, then expired): the
+	 * caller may not wait again, and does not join. */
+	if (x->start_ns && x->wait_ns && sf_now_ns() >= deadline(x, 0)) {
+		call_alone(x, a);
+		return;
+	}
 	if (keylen <= XKEY_MAX - sizeof(prefix)) {
 		memcpy(xkey, prefix, sizeof(prefix));
 		memcpy(xkey + sizeof(prefix), key, keylen);
@@ -118,7 +142,8 @@ void sf_dns_cross_call(struct sf_dns_cross *x, const void *key, size_t keylen,
 		sf_log(SF_LOG_DEBUG,
 		       "getaddrinfo %s: joined flight of another process",
 		       x->node);
-		switch (follow(x)) {
+		uint64_t now = sf_now_ns();
+		switch (follow(x, now, deadline(x, now))) {
 		case SF_XWAIT_DONE:
 			if (take(x, a)) {
 				x->answered = true;

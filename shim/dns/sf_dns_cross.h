@@ -36,7 +36,9 @@ struct sf_dns_answer {
 struct sf_dns_cross {
 	/* set by the caller */
 	sf_xtable *t;
-	uint64_t wait_ns; /* 0: as long as the leader runs */
+	uint64_t wait_ns;  /* 0: as long as the leader runs */
+	uint64_t start_ns; /* when the caller started waiting in-process (it
+	                    * followed there first), 0: not yet */
 	bool retry_errors;
 	const char *node; /* for the debug log */
 	void (*real)(void *arg, struct sf_dns_answer *a);

@@ -17,6 +17,7 @@
 #include "common/sf_scope.h"
 #include "common/sf_stats.h"
 #include "common/sf_trace.h"
+#include "core/sf_clock.h"
 #include "core/sf_flight.h"
 #include "dns/sf_addrinfo.h"
 #include "dns/sf_dns_cross.h"
@@ -140,6 +141,10 @@ static void gai_dtor(void *result)
 static void gai_on_follow(void *arg)
 {
 	struct gai_call *c = arg;
+	/* Its limit runs from now, whichever flight it ends up waiting for
+	 * (sf_dns_cross.c). */
+	if (c->x.t)
+		c->x.start_ns = sf_now_ns();
 	sf_log(SF_LOG_DEBUG, "getaddrinfo %s: joined flight", c->node);
 }
 

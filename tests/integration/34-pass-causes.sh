@@ -2,7 +2,8 @@
 # Why a call passed through is visible (issue 7, defect 12): at SFSHIM_LOG=info
 # the shim names the option or argument once per distinct cause, and the
 # stats summary lists the causes by name, never with a value (URL, host,
-# credentials).  The curl tool always sets CURLOPT_SHARE; python3's
+# credentials).  The curl tool with -b '' (the cookie engine on, which its
+# share handle's jar would serve) stands for the curl hook; python3's
 # getaddrinfo with a numeric host or AI_NUMERICHOST stands for the DNS hook.
 set -eu
 . tests/integration/common.bash
@@ -28,14 +29,14 @@ expect() {
 # Three transfers in one curl process, with credentials and a token in the
 # URLs: one cause line, three counted, no secret printed.
 base="http://user:s3cretpw@127.0.0.1:$SF_HTTP_PORT"
-LD_PRELOAD="$SHIM" SFSHIM_LOG=info SFSHIM_STATS=stderr /usr/bin/curl -s \
+LD_PRELOAD="$SHIM" SFSHIM_LOG=info SFSHIM_STATS=stderr /usr/bin/curl -s -b '' \
 	-o /dev/null "$base/text?token=t0psecret" \
 	-o /dev/null "$base/bytes/10?token=t0psecret" \
 	-o /dev/null "$base/text?token=t0psecret" 2>"$SF_TMP/curl.err"
-expect 1 "curl: CURLOPT_SHARE set: passing through" "$SF_TMP/curl.err" \
-	"curl tool: the CURLOPT_SHARE cause is logged once"
-expect 1 "curl: passthrough causes: CURLOPT_SHARE set=3" "$SF_TMP/curl.err" \
-	"curl tool: the stats list CURLOPT_SHARE for all three transfers"
+expect 1 "curl: CURLOPT_COOKIEFILE set: passing through" "$SF_TMP/curl.err" \
+	"curl tool: the CURLOPT_COOKIEFILE cause is logged once"
+expect 1 "curl: passthrough causes: CURLOPT_COOKIEFILE set=3" "$SF_TMP/curl.err" \
+	"curl tool: the stats list CURLOPT_COOKIEFILE for all three transfers"
 expect 0 "s3cretpw" <(grep -F "passing through" "$SF_TMP/curl.err"; grep -F "passthrough causes" "$SF_TMP/curl.err") \
 	"curl tool: no credential in the cause lines"
 expect 0 "t0psecret" <(grep -F "passing through" "$SF_TMP/curl.err"; grep -F "passthrough causes" "$SF_TMP/curl.err") \

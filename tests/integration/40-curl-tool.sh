@@ -4,8 +4,9 @@
 # set of invocations against tests/fixtures/sf_httpd.  The shim's stats file
 # proves that each run went through the shim's curl_easy_perform.
 #
-# (The curl tool always sets CURLOPT_SHARE, so the shim passes its transfers
-# through: this is a transparency test of the interposition itself.)
+# (The curl tool always sets CURLOPT_SHARE; its share holds only what the
+# shim judges harmless (shim/curl/sf_curl_share.h), so its transfers go
+# through the shim's leader path: this is a transparency test of that path.)
 set -eu
 . tests/integration/common.bash
 . tests/integration/http.bash

@@ -11,6 +11,8 @@
 #  herd      16 processes, one URL: one origin request, every output
 #            byte-identical to a lone run without the library;
 #  mixed     4 processes x 4 threads: one request, identical outputs;
+#  tool      12 curl tool processes, the leader killed mid-body: every
+#            other prints exactly what curl alone prints, 2 requests;
 #  kill      kill -9 of the leader process mid-body: every follower
 #            completes with exact bytes, exactly one extra request;
 #  changed   the same with a resource that changes between requests:
@@ -18,6 +20,10 @@
 #            success with spliced bytes;
 #  timeout   a follower's own TIMEOUT_MS across processes: it alone fails
 #            (CURLE_OPERATION_TIMEDOUT), the others complete;
+#  handover  the leader process's own TIMEOUT_MS: one follower process asks
+#            again for the others, exact bytes, 2 requests;
+#  expired   a follower past its SFSHIM_WAIT_MS mid-body fetches alone, its
+#            response compared with what its program has;
 #  files     no response file is left in the scope directory after any of
 #            the above; leftovers of processes killed with kill -9 are
 #            removed by the next process of the scope.
@@ -81,7 +87,9 @@ wait_all() {
 	RCS=()
 	for p in "${PIDS[@]}"; do
 		rc=0
-		wait "$p" || rc=$?
+		# (bash's "Killed" notice for the leader killed on purpose
+		# is not wanted)
+		{ wait "$p"; } 2>/dev/null || rc=$?
 		RCS+=("$rc")
 	done
 }
@@ -101,6 +109,15 @@ same() {
 			}
 		done
 	done
+}
+
+# No sanitizer report in any process of run NAME (their exit codes alone
+# would not tell a report from an expected failure).
+san_clean() {
+	local n
+	n=$(cat "$SF_TMP/$1".*.err 2>/dev/null |
+		grep -cE 'ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer' || true)
+	[ "$n" -eq 0 ] || { show_errs "$1"; fail "$1: sanitizer reports"; }
 }
 
 show_errs() {
@@ -136,6 +153,7 @@ herd() {
 	n=$(count_logs "$name" "joined flight across processes")
 	[ "$n" -eq $((procs - 1)) ] || fail "$name: $n joined across processes"
 	same "$name" "$procs" "$threads"
+	san_clean "$name"
 	n=$(files_left)
 	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
 	echo "ok: $name: $procs processes x $threads threads, 1 origin request, identical outputs, no files left"
@@ -145,6 +163,61 @@ reference
 herd herd 16 1
 herd mixed 4 4
 
+# ---- the curl tool, its leader killed mid-body ---------------------------
+# 12 curl processes (the curl tool's share handle holds nothing that changes
+# a GET: shim/curl/sf_curl_share.h); the leader is killed after every
+# process printed part of the body; each survivor prints exactly what curl
+# alone prints; 2 requests.
+tool() {
+	local name=tool procs=12 i
+	local path="/bytes/$SIZE?chunk=16384&gate=tool&hold=h-tool"
+	local curl_shim
+	curl_shim="$(sf_preload_host "$B/libsfshim.so")"
+	PIDS=()
+	for i in $(seq 1 "$procs"); do
+		env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug LD_PRELOAD="$curl_shim" \
+			/usr/bin/curl -s "$SF_HTTP$path" >"$SF_TMP/$name.$i.0" \
+			2>"$SF_TMP/$name.$i.err" &
+		PIDS+=($!)
+	done
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		fail "$name: no leader"
+	sf_wait_count $((procs - 1)) count_logs "$name" "joined flight across processes" ||
+		{ show_errs "$name"; fail "$name: processes did not join"; }
+	sf_wait_count 1 requests "$path" || fail "$name: no request"
+	local leader
+	leader=$(cat "$SF_TMP/$name".*.err | grep -F "leading flight across processes" |
+		sed -n 's/^sfshim\[\([0-9]*\)\].*/\1/p')
+	sf_open_gate "$name"
+	sf_wait_count "$procs" bodies_at_least "$name" 8192 ||
+		{ show_errs "$name"; fail "$name: not every curl printed the first piece"; }
+	kill -9 "$leader"
+	sf_wait_count 1 count_logs "$name" "took over across processes" ||
+		{ show_errs "$name"; fail "$name: nobody took over"; }
+	sf_wait_count 2 requests "$path" || fail "$name: no second request"
+	sf_open_gate "h-$name"
+	wait_all
+	/usr/bin/curl -s "$SF_HTTP/bytes/$SIZE?chunk=16384" >"$SF_TMP/$name.ref" ||
+		fail "$name: curl alone failed"
+	local rc n ok=0
+	for i in $(seq 1 "$procs"); do
+		rc=${RCS[$((i - 1))]}
+		[ "$rc" -eq 137 ] && continue
+		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: curl $i exited $rc"; }
+		cmp -s "$SF_TMP/$name.ref" "$SF_TMP/$name.$i.0" ||
+			fail "$name: curl $i: output differs from curl alone"
+		ok=$((ok + 1))
+	done
+	[ "$ok" -eq $((procs - 1)) ] || fail "$name: $ok curl processes completed"
+	n=$(requests "$path")
+	[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
+	san_clean "$name"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: $procs curl tools, the leader killed mid-body: $ok outputs identical to curl alone, 2 requests"
+}
+tool
+
 # ---- kill -9 of the leader process in the middle of the body ------------
 # kill NAME VER: the leader gets its headers and first 16 KiB piece, every
 # process has that piece, then the leader dies.  The follower that takes
@@ -152,7 +225,8 @@ herd mixed 4 4
 # process switched to its file).
 killed() {
 	local name=$1 ver=$2 procs=8
-	local path="/bytes/$SIZE?chunk=16384&gate=$name&hold=h-$name$ver"
+	local path="/bytes/$SIZE?chunk=16384&gate=$name&hold=h-$name"
+	[ -z "$ver" ] || path="$path&ver=$ver"
 	start "$name" "$procs" 1 "$SF_HTTP$path"
 	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
 		fail "$name: no leader"
@@ -170,7 +244,7 @@ killed() {
 	sf_wait_count 1 count_logs "$name" "took over across processes" ||
 		{ show_errs "$name"; fail "$name: nobody took over"; }
 	sf_wait_count 2 requests "$path" || fail "$name: no second request"
-	sf_open_gate "h-$name$ver"
+	sf_open_gate "h-$name"
 	wait_all
 	local i p rc n ok=0 bad=0
 	for i in $(seq 1 "$procs"); do
@@ -198,6 +272,7 @@ killed() {
 		fi
 		: "$p"
 	done
+	san_clean "$name"
 	n=$(requests "$path")
 	if [ -n "$ver" ]; then
 		# Followers take over in turn, each asking the origin once and
@@ -247,6 +322,7 @@ timeout_case() {
 		[ "$rc" -eq 0 ] || fail "$name: a process exited $rc"
 	done
 	same "$name" 3 1
+	san_clean "$name"
 	local n
 	n=$(requests "$path")
 	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
@@ -255,6 +331,84 @@ timeout_case() {
 	echo "ok: $name: a follower's own 300 ms limit failed it alone (28); the others exact, 1 request"
 }
 timeout_case
+
+# ---- the leader process fails on its own ---------------------------------
+# Its own TIMEOUT_MS (300 ms) passes while the origin holds the response:
+# that failure is not shared.  One follower process asks again on behalf of
+# the others (the origin holds that request too, until this script saw the
+# hand-over); every follower gets exact bytes; 2 requests.
+handover() {
+	local name=handover path="/bytes/$SIZE?chunk=16384&gate=handover"
+	PIDS=()
+	env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug LD_PRELOAD="$SHIM" \
+		"$FETCH" -T 300 -o "$SF_TMP/$name.lead" "$SF_HTTP$path" \
+		2>"$SF_TMP/$name.lead.err" &
+	local lead=$!
+	sf_wait_count 1 count_logs "$name" "leading flight across processes" ||
+		fail "$name: no leader"
+	start "$name" 4 1 "$SF_HTTP$path"
+	sf_wait_count 4 count_logs "$name" "joined flight across processes" ||
+		fail "$name: processes did not join"
+	local rc=0
+	wait "$lead" || rc=$?
+	[ "$rc" -eq 1 ] || fail "$name: the leader exited $rc"
+	grep -qx 'rc=28' "$SF_TMP/$name.lead.0.info" ||
+		fail "$name: leader: $(head -2 "$SF_TMP/$name.lead.0.info" | tr '\n' ' ')"
+	sf_wait_count 1 count_logs "$name" "took over across processes" ||
+		fail "$name: nobody took over"
+	sf_wait_count 2 requests "$path" || fail "$name: no second request"
+	sf_open_gate "$name"
+	wait_all
+	for rc in "${RCS[@]}"; do
+		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a follower exited $rc"; }
+	done
+	same "$name" 4 1
+	san_clean "$name"
+	local n
+	n=$(requests "$path")
+	[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
+	n=$(count_logs "$name" "took over across processes")
+	[ "$n" -eq 1 ] || fail "$name: $n took over, expected 1"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: the leader process's own timeout handed the flight to one follower process; 4 exact, 2 requests"
+}
+handover
+
+# ---- a follower's SFSHIM_WAIT_MS mid-body ---------------------------------
+# The leader holds after its first piece; one follower process (waiting at
+# most 300 ms without progress) fetches alone: its own response is compared
+# with the piece its program has, then goes on.  Everyone exact, 2 requests.
+expired() {
+	local name=expired path="/bytes/$SIZE?chunk=16384&gate=expired&hold=h-expired"
+	start "$name" 2 1 "$SF_HTTP$path"
+	sf_wait_count 1 count_logs "$name" "joined flight across processes" ||
+		fail "$name: no follower"
+	sf_open_gate "$name"
+	sf_wait_count 2 bodies_at_least "$name" 8192 || fail "$name: no first piece"
+	local p
+	env SFSHIM_SCOPE="s-$name" SFSHIM_LOG=debug SFSHIM_WAIT_MS=300 LD_PRELOAD="$SHIM" \
+		"$FETCH" -o "$SF_TMP/$name.3" "$SF_HTTP$path" 2>"$SF_TMP/$name.3.err" &
+	p=$!
+	PIDS+=("$p")
+	sf_wait_count 1 count_logs "$name" "for another process, fetching alone" ||
+		{ show_errs "$name"; fail "$name: the short waiter did not fetch alone"; }
+	sf_wait_count 2 requests "$path" || fail "$name: no second request"
+	sf_open_gate "h-$name"
+	wait_all
+	local rc n
+	for rc in "${RCS[@]}"; do
+		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
+	done
+	same "$name" 3 1
+	san_clean "$name"
+	n=$(requests "$path")
+	[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	echo "ok: $name: a follower past its SFSHIM_WAIT_MS fetched alone; exact bytes for all 3, 2 requests"
+}
+expired
 
 # ---- leftovers of killed processes ---------------------------------------
 # Leader and follower both killed mid-body: the file stays; the next

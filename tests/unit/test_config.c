@@ -663,6 +663,47 @@ START_TEST(test_stats_report)
 }
 END_TEST
 
+/* With a scope: one more line per API, after the API lines, with the
+ * cross-process counters; the JSON has them under "crossed" and names the
+ * scope.  (Runs in its own process: the process configuration is read
+ * once, here with SFSHIM_SCOPE set.) */
+START_TEST(test_stats_crossed)
+{
+	memset(&sf_stats, 0, sizeof(sf_stats));
+	ck_assert_int_eq(setenv("SFSHIM_SCOPE", "pool", 1), 0);
+	ck_assert_str_eq(sf_config()->scope, "pool");
+	sf_count_cross(SF_API_DNS, SF_XSTAT_LED, 1);
+	sf_count_cross(SF_API_DNS, SF_XSTAT_ANSWERED, 2);
+	sf_count_cross(SF_API_DNS, SF_XSTAT_SERVED, 15);
+	sf_count_cross(SF_API_DNS, SF_XSTAT_ALONE, 1);
+	sf_count_cross(SF_API_DNS, SF_XSTAT_ALONE, 0);
+	sf_count_cross(SF_API_CURL, SF_XSTAT_PROMOTED, 1);
+	read_log();
+	sf_stats_report(logp[1]);
+	read_log();
+	char want[256];
+	snprintf(want, sizeof(want),
+	         "sfshim[%d]: dns: crossed processes (scope pool): led=1 "
+	         "answered=2 served=15 promoted=0 alone=1\n",
+	         (int)getpid());
+	ck_assert_msg(strstr(logbuf, want), "no '%s' in:\n%s", want, logbuf);
+	snprintf(want, sizeof(want),
+	         "sfshim[%d]: curl: crossed processes (scope pool): led=0 "
+	         "answered=0 served=0 promoted=1 alone=0\n",
+	         (int)getpid());
+	ck_assert_msg(strstr(logbuf, want), "no '%s' in:\n%s", want, logbuf);
+	char json[16384];
+	ck_assert_uint_gt(sf_stats_json(json, sizeof(json)), 0);
+	ck_assert_ptr_nonnull(strstr(json, ",\"scope\":\"pool\","));
+	ck_assert_ptr_nonnull(
+	        strstr(json, "\"crossed\":{\"led\":1,\"answered\":2,"
+	                     "\"served\":15,\"promoted\":0,\"alone\":1}"));
+	ck_assert_ptr_nonnull(
+	        strstr(json, "\"crossed\":{\"led\":0,\"answered\":0,"
+	                     "\"served\":0,\"promoted\":1,\"alone\":0}"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -693,6 +734,7 @@ int main(void)
 	TCase *ts = tcase_create("stats");
 	tcase_add_checked_fixture(ts, setup, teardown);
 	tcase_add_test(ts, test_stats_report);
+	tcase_add_test(ts, test_stats_crossed);
 	suite_add_tcase(s, ts);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

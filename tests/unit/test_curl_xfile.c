@@ -34,14 +34,18 @@ static void teardown(void)
 	rmdir(dir);
 }
 
+static const struct sf_xowner me = { .pid = 1, .start = 7 };
+
 START_TEST(round_trip)
 {
-	struct sf_xfile_writer w;
-	ck_assert_int_eq(sf_xfile_create(&w, dfd, "f", 3), 0);
+	struct sf_xfile w;
+	sf_xfile_init(&w);
+	ck_assert_int_eq(sf_xfile_open(&w, dfd, "f", true), 1);
 	struct stat st;
 	ck_assert_int_eq(fstatat(dfd, "f", &st, AT_SYMLINK_NOFOLLOW), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0600);
-	ck_assert_uint_eq(w.len, SF_XFILE_HEAD);
+	uint64_t at = sf_xfile_begin(&w, 0, &me);
+	ck_assert_uint_eq(at, SF_XFILE_HEAD);
 
 	static const char status[] = "HTTP/1.1 200 OK\r\n";
 	char body[16384];
@@ -74,12 +78,12 @@ START_TEST(round_trip)
 	                                    "boom", true, snap),
 	                 0);
 	uint64_t total = w.len;
-	sf_xfile_close(&w);
 
-	struct sf_xfile_reader r;
-	sf_xfile_reader_init(&r);
-	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f"), 1);
-	ck_assert_uint_eq(r.epoch, 3);
+	struct sf_xfile r;
+	sf_xfile_init(&r);
+	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f", false), 1);
+	ck_assert(!sf_xfile_seek_epoch(&r, 1));
+	ck_assert(sf_xfile_seek_epoch(&r, 0));
 	unsigned char type;
 	const unsigned char *data;
 	size_t len;
@@ -131,49 +135,111 @@ START_TEST(round_trip)
 	ck_assert(!got->info->have[SF_INFO_LONG][3]);
 	sf_curl_reply_unref(got);
 	sf_curl_reply_unref(snap);
-	sf_xfile_reader_close(&r);
-	free(r.buf);
+
+	/* A leader that takes over appends a new epoch: readers start it
+	 * from where the header says, past the old one's bytes. */
+	struct sf_xowner next = { .pid = 2, .start = 9 };
+	uint64_t at2 = sf_xfile_begin(&r, 1, &next);
+	ck_assert_uint_eq(at2, (uint64_t)1 << SF_XFILE_EPOCH_SHIFT | total);
+	ck_assert_int_eq(sf_xfile_put(&r, 'H', "x\r\n", 3), 0);
+	ck_assert(sf_xfile_seek_epoch(&w, 1));
+	ck_assert_int_eq(sf_xfile_next(&w, r.len, &type, &data, &len), 1);
+	ck_assert_int_eq(type, 'H');
+	ck_assert_mem_eq(data, "x\r\n", 3);
+	sf_xfile_close(&r);
+	sf_xfile_close(&w);
+}
+END_TEST
+
+/* The name goes when the flight is over and every follower is counted,
+ * whoever comes last: the leader, or a follower. */
+START_TEST(name_life)
+{
+	struct sf_xfile l, a, b;
+	sf_xfile_init(&l);
+	sf_xfile_init(&a);
+	sf_xfile_init(&b);
+	ck_assert_int_eq(sf_xfile_open(&l, dfd, "f", true), 1);
+	ck_assert_int_eq(sf_xfile_open(&a, dfd, "f", false), 1);
+	ck_assert(!sf_xfile_count(&a));
+	ck_assert(!sf_xfile_count(&a)); /* once */
+	ck_assert(!sf_xfile_all_counted(&l, 2));
+	ck_assert(!sf_xfile_finish(&l, 2)); /* b not yet */
+	ck_assert_int_eq(sf_xfile_open(&b, dfd, "f", false), 1);
+	ck_assert(sf_xfile_count(&b)); /* b last: it removes the name */
+	sf_xfile_close(&b);
+	sf_xfile_close(&a);
+	sf_xfile_close(&l);
+	unlinkat(dfd, "f", 0);
+
+	/* The leader last.  (A hold counts once, across close and reopen:
+	 * these are new holds.) */
+	sf_xfile_init(&l);
+	sf_xfile_init(&a);
+	ck_assert_int_eq(sf_xfile_open(&l, dfd, "f", true), 1);
+	ck_assert_int_eq(sf_xfile_open(&a, dfd, "f", false), 1);
+	ck_assert(!sf_xfile_count(&a));
+	ck_assert(sf_xfile_all_counted(&l, 1));
+	ck_assert(sf_xfile_finish(&l, 1));
+	sf_xfile_close(&a);
+	sf_xfile_close(&l);
+
+	/* A file whose leader is gone is an orphan; one being set up is
+	 * not. */
+	ck_assert(!sf_xfile_orphaned(dfd, "f"));
+	struct sf_xowner gone = { .pid = 0x3fffffff, .start = 1 };
+	ck_assert_int_eq(sf_xfile_open(&l, dfd, "f", false), 1);
+	ck_assert_uint_ne(sf_xfile_begin(&l, 0, &gone), 0);
+	ck_assert(sf_xfile_orphaned(dfd, "f"));
+	struct sf_xowner self = sf_xowner_self();
+	sf_xfile_begin(&l, 1, &self);
+	ck_assert(!sf_xfile_orphaned(dfd, "f"));
+	sf_xfile_close(&l);
 }
 END_TEST
 
 START_TEST(refusals)
 {
-	struct sf_xfile_reader r;
-	sf_xfile_reader_init(&r);
+	struct sf_xfile r;
+	sf_xfile_init(&r);
 	/* Not there yet. */
-	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f"), 0);
+	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f", false), 0);
 	/* Its header not written yet. */
 	int fd = openat(dfd, "f", O_WRONLY | O_CREAT, 0600);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, "SFXC", 4), 4);
-	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f"), 0);
+	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f", false), 0);
 	/* Not one of ours. */
-	ck_assert_int_eq(write(fd, "xxxxxxxxxxxxxxxx", 16), 16);
+	char junk[64];
+	memset(junk, 'x', sizeof(junk));
+	ck_assert_int_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
 	ck_assert_int_eq(pwrite(fd, "NOPE", 4, 0), 4);
-	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f"), -1);
+	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f", false), -1);
+	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f", true), -1);
 	close(fd);
-	/* Exclusive, and never through a symlink. */
-	struct sf_xfile_writer w;
-	ck_assert_int_eq(sf_xfile_create(&w, dfd, "f", 0), -1);
-	ck_assert_int_eq(errno, EEXIST);
 	unlinkat(dfd, "f", 0);
+	/* Never through a symlink. */
 	ck_assert_int_eq(symlinkat("/tmp/sf_xfile_target", dfd, "link"), 0);
-	ck_assert_int_eq(sf_xfile_create(&w, dfd, "link", 0), -1);
+	ck_assert_int_eq(sf_xfile_open(&r, dfd, "link", true), -1);
 	ck_assert_int_eq(access("/tmp/sf_xfile_target", F_OK), -1);
-	ck_assert_int_eq(sf_xfile_open(&r, dfd, "link"), -1);
+	ck_assert_int_eq(sf_xfile_open(&r, dfd, "link", false), -1);
 
 	/* A record longer than any leader writes. */
-	ck_assert_int_eq(sf_xfile_create(&w, dfd, "f", 1), 0);
+	struct sf_xfile w;
+	sf_xfile_init(&w);
+	ck_assert_int_eq(sf_xfile_open(&w, dfd, "f", true), 1);
+	ck_assert_uint_ne(sf_xfile_begin(&w, 0, &me), 0);
 	unsigned char head[5] = { 'B', 0xff, 0xff, 0xff, 0x7f };
-	ck_assert_int_eq(write(w.fd, head, 5), 5);
+	ck_assert_int_eq(pwrite(w.fd, head, 5, (off_t)w.len), 5);
 	uint64_t total = w.len + 5;
 	sf_xfile_close(&w);
-	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f"), 1);
+	ck_assert_int_eq(sf_xfile_open(&r, dfd, "f", false), 1);
+	ck_assert(sf_xfile_seek_epoch(&r, 0));
 	unsigned char type;
 	const unsigned char *data;
 	size_t len;
 	ck_assert_int_eq(sf_xfile_next(&r, total, &type, &data, &len), -1);
-	sf_xfile_reader_close(&r);
+	sf_xfile_close(&r);
 
 	/* Malformed final records. */
 	struct sf_curl_reply *got = sf_curl_reply_new(4096);
@@ -185,7 +251,6 @@ START_TEST(refusals)
 	                 -1);
 	ck_assert_int_eq(sf_xfile_apply_final(got, 'Q', NULL, 0), -1);
 	sf_curl_reply_unref(got);
-	free(r.buf);
 }
 END_TEST
 
@@ -195,6 +260,7 @@ int main(void)
 	TCase *tc = tcase_create("xfile");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, round_trip);
+	tcase_add_test(tc, name_life);
 	tcase_add_test(tc, refusals);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

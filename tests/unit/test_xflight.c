@@ -13,6 +13,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +22,17 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#ifdef __SANITIZE_ADDRESS__
+/* The cancellation test unwinds a thread out of instrumented frames; with
+ * the fake stack ASan leaves no stale redzones behind (as in
+ * test_flight.c, google/sanitizers#1010). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "detect_stack_use_after_return=1";
+}
+#endif
 
 #define MAXP 64
 #define RES 64
@@ -69,6 +81,7 @@ static void setup(void)
 static void teardown(void)
 {
 	sf_xtable_hook_for_test(NULL);
+	sf_xtable_lock_bound_for_test(0);
 	sf_xtable_close(T);
 	munmap(mem, mem_len);
 	munmap(S, sizeof(*S));
@@ -331,6 +344,59 @@ START_TEST(test_zombie_leader_is_dead)
 }
 END_TEST
 
+/* A process whose main thread called pthread_exit shows as a zombie in
+ * /proc/PID/stat while its other threads run: it is alive. */
+static void *park(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void main_thread_exits(int idx)
+{
+	(void)idx;
+	pthread_t th;
+	if (pthread_create(&th, NULL, park, NULL))
+		atomic_fetch_add(&S->bad, 1);
+	S->owner = sf_xowner_self();
+	add_wake(&S->go);
+	pthread_exit(NULL);
+}
+
+static char proc_state(pid_t p)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)p);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return '?';
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *q = strrchr(buf, ')');
+	return q && q[1] ? q[2] : '?';
+}
+
+START_TEST(test_zombie_main_thread_alive)
+{
+	pid_t p = fork_child(main_thread_exits, 0);
+	ck_assert(wait_at_least(&S->go, 1));
+	/* A condition, not a sleep: the main thread's exit completes. */
+	uint64_t give_up = sf_now_ns() + GIVE_UP_NS;
+	while (proc_state(p) != 'Z' && sf_now_ns() < give_up)
+		sched_yield();
+	ck_assert_int_eq(proc_state(p), 'Z');
+	ck_assert_int_eq(S->owner.pid, p);
+	ck_assert(sf_xowner_alive(&S->owner));
+	kill(p, SIGKILL);
+	ck_assert_int_eq(reap_signal(p), SIGKILL);
+	ck_assert(!sf_xowner_alive(&S->owner));
+	ck_assert_uint_eq(atomic_load(&S->bad), 0);
+}
+END_TEST
+
 START_TEST(test_owner_identity)
 {
 	struct sf_xowner me = sf_xowner_self();
@@ -419,6 +485,29 @@ START_TEST(test_lock_holder_killed)
 }
 END_TEST
 
+/* A holder that is stopped, not dead, keeps the lock: callers give up
+ * after the bound and call per-process instead of hanging with it.  (The
+ * only test that lets real time pass on purpose: 50 ms.) */
+START_TEST(test_stopped_lock_holder_bounded)
+{
+	pid_t h = fork_child(hold_lock_and_hang, 0);
+	ck_assert(wait_at_least(&S->go, 1));
+	ck_assert_int_eq(kill(h, SIGSTOP), 0);
+	sf_xtable_lock_bound_for_test(50);
+	struct sf_xticket tk;
+	uint64_t t0 = sf_now_ns();
+	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_NONE);
+	ck_assert_uint_ge(sf_now_ns() - t0, 50u * 1000000u);
+	ck_assert_uint_eq(tk.slot, SF_XSLOTS);
+	sf_xtable_lock_bound_for_test(0);
+	/* Killed while stopped: its lock is recovered at once. */
+	ck_assert_int_eq(kill(h, SIGKILL), 0);
+	ck_assert_int_eq(reap_signal(h), SIGKILL);
+	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_LEADER);
+	sf_xfinish(T, &tk, "k", 1);
+}
+END_TEST
+
 /* ---- death halfway through a claim or a publication -------------------- */
 
 static void die_at(enum sf_xhook where)
@@ -437,9 +526,25 @@ static void die_claiming(int idx)
 
 START_TEST(test_killed_mid_claim)
 {
+	/* Every slot finished, slot `old` first: the claim takes it over. */
+	struct sf_xticket old, f, tk;
+	ck_assert_int_eq(sf_xjoin(T, "old", 3, &old), SF_XROLE_LEADER);
+	ck_assert_int_eq(sf_xjoin(T, "old", 3, &f), SF_XROLE_FOLLOWER);
+	sf_xfinish(T, &old, "old", 3);
+	for (unsigned i = 1; i < SF_XSLOTS; i++) {
+		char k[32];
+		int n = snprintf(k, sizeof(k), "done %u", i);
+		ck_assert_int_eq(sf_xjoin(T, k, (size_t)n, &tk),
+		                 SF_XROLE_LEADER);
+		sf_xfinish(T, &tk, NULL, 0);
+	}
 	pid_t p = fork_child(die_claiming, 0);
 	ck_assert_int_eq(reap_signal(p), SIGKILL);
-	struct sf_xticket tk;
+	/* The old flight is gone, and the half-made one never existed. */
+	struct timespec dl = in_ns(5ull * 1000000000u);
+	ck_assert_int_eq(sf_xwait(T, &f, &dl), SF_XWAIT_LOST);
+	ck_assert(!sf_xflight_current(T, old.slot, old.gen));
+	ck_assert(!sf_xflight_current(T, old.slot, old.gen + 1));
 	ck_assert_int_eq(sf_xjoin(T, dkey, strlen(dkey), &tk), SF_XROLE_LEADER);
 	sf_xfinish(T, &tk, "ok", 2);
 	/* Nothing leaked: every slot can lead a flight again. */
@@ -489,6 +594,138 @@ START_TEST(test_killed_mid_publish)
 		ck_assert_int_eq(S->len[i], (ssize_t)strlen(want));
 		ck_assert_mem_eq(S->res[i], want, strlen(want));
 	}
+}
+END_TEST
+
+/* ---- kill -9 at any instruction ------------------------------------------ */
+
+/* Workers (two threads each) hammer four keys (join, notify, finish with results of every
+ * size, abandon, follow) while the test kills one of them with SIGKILL at
+ * arbitrary moments, inside or outside the lock, and starts another.
+ * Whatever the moment: a follower never reads a result that is not a
+ * whole one of its own key, and afterwards every slot can be claimed. */
+#define HOT 4
+#define WORKERS 6
+
+static _Atomic uint32_t *ops; /* in S: operations done, all workers */
+
+static uint8_t pattern(unsigned key, size_t j, size_t len)
+{
+	return (uint8_t)(key * 31u + j * 7u + len * 13u);
+}
+
+static uint32_t rnd(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static void lead_hot(unsigned k, struct sf_xticket *tk, uint32_t *seed)
+{
+	static __thread unsigned char res[SF_XRESULT_MAX];
+	uint32_t r = rnd(seed);
+	if (r % 8 == 0) {
+		sf_xabandon(T, tk);
+		return;
+	}
+	size_t len = r % 4 == 1 ? SF_XRESULT_MAX : (r >> 8) % 600;
+	for (size_t j = 0; j < len; j++)
+		res[j] = pattern(k, j, len);
+	if (r % 3 == 0)
+		sf_xnotify(T, tk, r);
+	sf_xfinish(T, tk, res, len);
+}
+
+static void hot_loop(int idx)
+{
+	static __thread unsigned char got[SF_XRESULT_MAX];
+	uint32_t seed = (uint32_t)getpid() * 2654435761u + (uint32_t)idx;
+	char key[16];
+	for (;;) {
+		unsigned k = rnd(&seed) % HOT;
+		int n = snprintf(key, sizeof(key), "hot %u", k);
+		struct sf_xticket tk;
+		enum sf_xrole role = sf_xjoin(T, key, (size_t)n, &tk);
+		if (role == SF_XROLE_LEADER) {
+			lead_hot(k, &tk, &seed);
+		} else if (role == SF_XROLE_FOLLOWER) {
+			struct timespec dl = in_ns(2000000000u);
+			enum sf_xwait w;
+			while ((w = sf_xwait(T, &tk, &dl)) == SF_XWAIT_PROGRESS)
+				;
+			if (w == SF_XWAIT_PROMOTED) {
+				lead_hot(k, &tk, &seed);
+			} else {
+				ssize_t len = w == SF_XWAIT_DONE
+				                      ? sf_xresult(T, &tk, got,
+				                                   sizeof(got))
+				                      : -1;
+				for (ssize_t j = 0; j < len; j++)
+					if (got[j] != pattern(k, (size_t)j,
+					                      (size_t)len)) {
+						atomic_fetch_add(&S->bad, 1);
+						break;
+					}
+				sf_xleave(T, &tk);
+			}
+		}
+		atomic_fetch_add(ops, 1);
+	}
+}
+
+static void *hot_thread(void *arg)
+{
+	hot_loop((int)(intptr_t)arg);
+	return NULL;
+}
+
+/* Two threads per worker: the table's lock-free reads race with slot
+ * reuse inside a process too, where TSan can see them. */
+static void hot_worker(int idx)
+{
+	pthread_t th;
+	if (pthread_create(&th, NULL, hot_thread, (void *)(intptr_t)(idx + 64)))
+		atomic_fetch_add(&S->bad, 1);
+	hot_loop(idx);
+}
+
+START_TEST(test_kill9_anywhere)
+{
+	ops = &S->calls;
+	pid_t w[WORKERS];
+	uint32_t seed = 12345;
+	for (int i = 0; i < WORKERS; i++)
+		w[i] = fork_child(hot_worker, i);
+	for (int kill_no = 0; kill_no < 200; kill_no++) {
+		/* A condition, not a sleep: some more operations happened. */
+		uint32_t until = atomic_load(ops) + 20 + rnd(&seed) % 200;
+		uint64_t give_up = sf_now_ns() + GIVE_UP_NS;
+		while (atomic_load(ops) < until && sf_now_ns() < give_up)
+			sched_yield();
+		ck_assert_uint_ge(atomic_load(ops), until);
+		int v = (int)(rnd(&seed) % WORKERS);
+		kill(w[v], SIGKILL);
+		ck_assert_int_eq(reap_signal(w[v]), SIGKILL);
+		w[v] = fork_child(hot_worker, v);
+	}
+	for (int i = 0; i < WORKERS; i++) {
+		kill(w[i], SIGKILL);
+		reap_signal(w[i]);
+	}
+	ck_assert_uint_eq(atomic_load(&S->bad), 0);
+	/* Nothing corrupt, nothing stuck: every slot leads a new flight. */
+	struct sf_xticket all[SF_XSLOTS], extra;
+	char k[32];
+	for (unsigned i = 0; i < SF_XSLOTS; i++) {
+		int n = snprintf(k, sizeof(k), "after %u", i);
+		ck_assert_int_eq(sf_xjoin(T, k, (size_t)n, &all[i]),
+		                 SF_XROLE_LEADER);
+	}
+	ck_assert_int_eq(sf_xjoin(T, "one more", 8, &extra), SF_XROLE_NONE);
+	for (unsigned i = 0; i < SF_XSLOTS; i++)
+		sf_xfinish(T, &all[i], "x", 1);
 }
 END_TEST
 
@@ -575,6 +812,418 @@ START_TEST(test_reused_slot_lost)
 }
 END_TEST
 
+/* After a leader died halfway through publishing, the repair makes the
+ * flight leaderless: the next caller of the key leads at once, instead of
+ * following a dead leader until its liveness check. */
+static void lead_then_die_publishing_alone(int idx)
+{
+	struct sf_xticket tk;
+	S->role[idx] = (int)sf_xjoin(T, dkey, strlen(dkey), &tk);
+	sf_xtable_hook_for_test(die_at);
+	sf_xfinish(T, &tk, "partial?", 8);
+	atomic_fetch_add(&S->bad, 1); /* not reached */
+}
+
+START_TEST(test_dead_publisher_next_leads)
+{
+	pid_t p = fork_child(lead_then_die_publishing_alone, 0);
+	ck_assert_int_eq(reap_signal(p), SIGKILL);
+	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
+	struct sf_xticket tk;
+	ck_assert_int_eq(sf_xjoin(T, dkey, strlen(dkey), &tk), SF_XROLE_LEADER);
+	ck_assert_int_eq(tk.lead.pid, getpid());
+	sf_xfinish(T, &tk, "whole", 5);
+}
+END_TEST
+
+/* Dies right after its result's state word, before the table's
+ * bookkeeping: the result stands, and the repair files the slot as
+ * finished (the oldest, so the first to be reused once no slot is free). */
+static void die_published(enum sf_xhook where)
+{
+	if (where == SF_XHOOK_PUBLISHED)
+		raise(SIGKILL);
+}
+
+static void lead_then_die_published(int idx)
+{
+	struct sf_xticket tk;
+	S->role[idx] = (int)sf_xjoin(T, dkey, strlen(dkey), &tk);
+	S->outcome[idx] = (int)tk.slot;
+	add_wake(&S->go);
+	if (!wait_at_least(&S->joined, 1))
+		atomic_fetch_add(&S->bad, 1);
+	sf_xtable_hook_for_test(die_published);
+	sf_xfinish(T, &tk, "published", 9);
+	atomic_fetch_add(&S->bad, 1); /* not reached */
+}
+
+START_TEST(test_dead_after_publish)
+{
+	pid_t p = fork_child(lead_then_die_published, 0);
+	ck_assert(wait_at_least(&S->go, 1));
+	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
+	struct sf_xticket f;
+	ck_assert_int_eq(sf_xjoin(T, dkey, strlen(dkey), &f),
+	                 SF_XROLE_FOLLOWER);
+	add_wake(&S->joined);
+	ck_assert_int_eq(reap_signal(p), SIGKILL);
+	struct timespec dl = in_ns(5ull * 1000000000u);
+	ck_assert_int_eq(sf_xwait(T, &f, &dl), SF_XWAIT_DONE);
+	char got[RES];
+	ck_assert_int_eq(sf_xresult(T, &f, got, sizeof(got)), 9);
+	ck_assert_mem_eq(got, "published", 9);
+	sf_xleave(T, &f);
+	/* The free slots go first, then the oldest finished one. */
+	struct sf_xticket run[SF_XSLOTS - 1], next;
+	char k[32];
+	for (unsigned i = 0; i < SF_XSLOTS - 1; i++) {
+		int n = snprintf(k, sizeof(k), "other %u", i);
+		ck_assert_int_eq(sf_xjoin(T, k, (size_t)n, &run[i]),
+		                 SF_XROLE_LEADER);
+		ck_assert_int_ne((int)run[i].slot, S->outcome[0]);
+	}
+	for (unsigned i = 0; i < SF_XSLOTS - 1; i++)
+		sf_xfinish(T, &run[i], "r", 1);
+	ck_assert_int_eq(sf_xjoin(T, "next", 4, &next), SF_XROLE_LEADER);
+	ck_assert_int_eq((int)next.slot, S->outcome[0]);
+	/* Then the others, in the order they finished. */
+	for (unsigned i = 0; i < 3; i++) {
+		struct sf_xticket again;
+		int n = snprintf(k, sizeof(k), "again %u", i);
+		ck_assert_int_eq(sf_xjoin(T, k, (size_t)n, &again),
+		                 SF_XROLE_LEADER);
+		ck_assert_uint_eq(again.slot, run[i].slot);
+	}
+	sf_xfinish(T, &next, NULL, 0);
+}
+END_TEST
+
+/* ---- hand-over, progress, deadlines, counts ----------------------------- */
+
+static const char *akey = "a key whose leader gives up";
+
+static void follow_akey(int idx)
+{
+	struct sf_xticket tk;
+	struct timespec dl = in_ns(GIVE_UP_NS);
+	int32_t first = 0; /* the first leader other than the original */
+	S->role[idx] = (int)sf_xjoin(T, akey, strlen(akey), &tk);
+	int32_t original = tk.lead.pid;
+	add_wake(&S->joined);
+	enum sf_xwait w;
+	while ((w = sf_xwait(T, &tk, &dl)) == SF_XWAIT_PROGRESS)
+		if (!first && tk.lead.pid && tk.lead.pid != original) {
+			first = tk.lead.pid;
+			add_wake(&S->saw_new_lead);
+		}
+	S->outcome[idx] = (int)w;
+	if (w == SF_XWAIT_PROMOTED) {
+		S->promoted_pid = getpid();
+		atomic_fetch_add(&S->promoted, 1);
+		atomic_fetch_add(&S->calls, 1);
+		/* Holds the flight until the others have seen it lead. */
+		if (!wait_at_least(&S->saw_new_lead, 2))
+			atomic_fetch_add(&S->bad, 1);
+		sf_xfinish(T, &tk, "from the new leader", 19);
+		S->len[idx] = 19;
+		return;
+	}
+	S->len[idx] = sf_xresult(T, &tk, S->res[idx], RES);
+	S->role[idx + 8] = first;
+	sf_xleave(T, &tk);
+}
+
+START_TEST(test_abandon_hands_over)
+{
+	struct sf_xticket l;
+	ck_assert_int_eq(sf_xjoin(T, akey, strlen(akey), &l), SF_XROLE_LEADER);
+	pid_t kids[3];
+	for (int i = 0; i < 3; i++)
+		kids[i] = fork_child(follow_akey, i);
+	ck_assert(wait_at_least(&S->joined, 3));
+	sf_xabandon(T, &l);
+	ck_assert(!l.leader);
+	for (int i = 0; i < 3; i++)
+		reap_ok(kids[i]);
+	ck_assert_uint_eq(atomic_load(&S->bad), 0);
+	ck_assert_uint_eq(atomic_load(&S->promoted), 1);
+	ck_assert_uint_eq(atomic_load(&S->calls), 1);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(S->role[i], SF_XROLE_FOLLOWER);
+		ck_assert_int_eq(S->len[i], 19);
+		if (S->outcome[i] == SF_XWAIT_PROMOTED)
+			continue;
+		ck_assert_int_eq(S->outcome[i], SF_XWAIT_DONE);
+		ck_assert_mem_eq(S->res[i], "from the new leader", 19);
+		/* It saw the new leader (PROGRESS with tk->lead updated). */
+		ck_assert_int_eq(S->role[i + 8], S->promoted_pid);
+	}
+}
+END_TEST
+
+START_TEST(test_abandon_alone_frees)
+{
+	struct sf_xticket l, f;
+	ck_assert_int_eq(sf_xjoin(T, "solo", 4, &l), SF_XROLE_LEADER);
+	unsigned slot = l.slot, gen = l.gen;
+	ck_assert(sf_xflight_current(T, slot, gen));
+	sf_xabandon(T, &l);
+	ck_assert(!sf_xflight_current(T, slot, gen));
+	ck_assert_int_eq(sf_xjoin(T, "solo", 4, &l), SF_XROLE_LEADER);
+
+	/* A follower past its deadline that left: nobody to hand over to. */
+	ck_assert_int_eq(sf_xjoin(T, "solo", 4, &f), SF_XROLE_FOLLOWER);
+	struct timespec past = sf_ns_to_timespec(sf_now_ns() - 1);
+	ck_assert_int_eq(sf_xwait(T, &f, &past), SF_XWAIT_TIMEOUT);
+	sf_xleave(T, &f);
+	ck_assert_uint_eq(f.slot, SF_XSLOTS); /* the ticket is dropped */
+	sf_xabandon(T, &l);
+	ck_assert(!sf_xflight_current(T, l.slot, l.gen));
+
+	/* One that timed out but stays: it gets the flight. */
+	ck_assert_int_eq(sf_xjoin(T, "solo", 4, &l), SF_XROLE_LEADER);
+	ck_assert_int_eq(sf_xjoin(T, "solo", 4, &f), SF_XROLE_FOLLOWER);
+	ck_assert_int_eq(sf_xwait(T, &f, &past), SF_XWAIT_TIMEOUT);
+	sf_xabandon(T, &l);
+	ck_assert(sf_xflight_current(T, f.slot, f.gen));
+	struct timespec dl = in_ns(5ull * 1000000000u);
+	ck_assert_int_eq(sf_xwait(T, &f, &dl), SF_XWAIT_PROMOTED);
+	ck_assert(f.leader);
+	/* Promoted, it follows no more: alone, its abandon frees the slot. */
+	sf_xabandon(T, &f);
+	ck_assert(!sf_xflight_current(T, f.slot, f.gen));
+	ck_assert_int_eq(sf_xjoin(T, "solo", 4, &f), SF_XROLE_LEADER);
+	struct sf_xticket g;
+	ck_assert_int_eq(sf_xjoin(T, "solo", 4, &g), SF_XROLE_FOLLOWER);
+	sf_xfinish(T, &f, "ok", 2);
+	ck_assert_int_eq(sf_xwait(T, &g, &dl), SF_XWAIT_DONE);
+	char got[4];
+	ck_assert_int_eq(sf_xresult(T, &g, got, sizeof(got)), 2);
+	sf_xleave(T, &g);
+}
+END_TEST
+
+static void follow_progress(int idx)
+{
+	struct sf_xticket tk;
+	struct timespec dl = in_ns(GIVE_UP_NS);
+	S->role[idx] = (int)sf_xjoin(T, "p", 1, &tk);
+	add_wake(&S->joined);
+	S->outcome[idx] = (int)sf_xwait(T, &tk, &dl);
+	S->len[idx] = (ssize_t)sf_xprogress(T, &tk);
+	add_wake(&S->go);
+	enum sf_xwait w;
+	while ((w = sf_xwait(T, &tk, &dl)) == SF_XWAIT_PROGRESS)
+		; /* the second notify is an event too */
+	S->outcome[idx + 1] = (int)w;
+	S->len[idx + 1] = sf_xresult(T, &tk, S->res[idx + 1], RES);
+	sf_xleave(T, &tk);
+}
+
+START_TEST(test_progress_crosses)
+{
+	struct sf_xticket l;
+	ck_assert_int_eq(sf_xjoin(T, "p", 1, &l), SF_XROLE_LEADER);
+	pid_t kid = fork_child(follow_progress, 0);
+	ck_assert(wait_at_least(&S->joined, 1));
+	sf_xnotify(T, &l, 42);
+	ck_assert(wait_at_least(&S->go, 1));
+	sf_xnotify(T, &l, 7); /* progress never goes back */
+	ck_assert_uint_eq(sf_xprogress(T, &l), 42);
+	sf_xfinish(T, &l, "body", 4);
+	reap_ok(kid);
+	ck_assert_int_eq(S->role[0], SF_XROLE_FOLLOWER);
+	ck_assert_int_eq(S->outcome[0], SF_XWAIT_PROGRESS);
+	ck_assert_int_eq(S->len[0], 42);
+	ck_assert_int_eq(S->outcome[1], SF_XWAIT_DONE);
+	ck_assert_int_eq(S->len[1], 4);
+	ck_assert_mem_eq(S->res[1], "body", 4);
+}
+END_TEST
+
+static void follow_c(int idx)
+{
+	struct sf_xticket tk;
+	S->role[idx] = (int)sf_xjoin(T, "c", 1, &tk);
+	add_wake(&S->joined);
+	follow_to_end(idx, &tk, "unexpected", GIVE_UP_NS);
+}
+
+START_TEST(test_follower_counts)
+{
+	struct sf_xticket l, f1, f2;
+	unsigned remote = 99;
+	ck_assert_int_eq(sf_xjoin(T, "c", 1, &l), SF_XROLE_LEADER);
+	ck_assert_uint_eq(sf_xfollowers(T, &l, &remote), 0);
+	ck_assert_uint_eq(remote, 0);
+	ck_assert_int_eq(sf_xjoin(T, "c", 1, &f1), SF_XROLE_FOLLOWER);
+	ck_assert_int_eq(sf_xjoin(T, "c", 1, &f2), SF_XROLE_FOLLOWER);
+	pid_t kids[3];
+	for (int i = 0; i < 3; i++)
+		kids[i] = fork_child(follow_c, i);
+	ck_assert(wait_at_least(&S->joined, 3));
+	ck_assert_uint_eq(sf_xfollowers(T, &l, &remote), 5);
+	ck_assert_uint_eq(remote, 3);
+	sf_xfinish(T, &l, "cc", 2);
+	for (int i = 0; i < 3; i++)
+		reap_ok(kids[i]);
+	/* Still readable after the flight ended. */
+	ck_assert_uint_eq(sf_xfollowers(T, &l, &remote), 5);
+	ck_assert_uint_eq(remote, 3);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(S->outcome[i], SF_XWAIT_DONE);
+		ck_assert_int_eq(S->len[i], 2);
+	}
+	sf_xleave(T, &f1);
+	sf_xleave(T, &f2);
+	ck_assert_uint_eq(sf_xfollowers(T, NULL, &remote), 0);
+	ck_assert_uint_eq(remote, 0);
+}
+END_TEST
+
+/* ---- keys, tables --------------------------------------------------------- */
+
+START_TEST(test_keys)
+{
+	static char big[SF_XKEY_MAX + 1];
+	memset(big, 'k', sizeof(big));
+	struct sf_xticket a, b, c, d;
+	ck_assert_int_eq(sf_xjoin(T, big, SF_XKEY_MAX + 1, &a), SF_XROLE_NONE);
+	ck_assert_int_eq(sf_xwait(T, &a, NULL), SF_XWAIT_LOST);
+	ck_assert_int_eq(sf_xjoin(T, big, SF_XKEY_MAX, &a), SF_XROLE_LEADER);
+	/* The full key is compared: one differing byte at the end. */
+	big[SF_XKEY_MAX - 1] = 'K';
+	ck_assert_int_eq(sf_xjoin(T, big, SF_XKEY_MAX, &b), SF_XROLE_LEADER);
+	ck_assert_uint_ne(a.slot, b.slot);
+	big[SF_XKEY_MAX - 1] = 'k';
+	ck_assert_int_eq(sf_xjoin(T, big, SF_XKEY_MAX, &c), SF_XROLE_FOLLOWER);
+	ck_assert_uint_eq(c.slot, a.slot);
+	/* A prefix is another key; so is the empty key. */
+	ck_assert_int_eq(sf_xjoin(T, big, SF_XKEY_MAX - 1, &d),
+	                 SF_XROLE_LEADER);
+	sf_xfinish(T, &d, NULL, 0);
+	ck_assert_int_eq(sf_xjoin(T, NULL, 0, &d), SF_XROLE_LEADER);
+	sf_xfinish(T, &d, NULL, 0);
+	ck_assert_int_eq(sf_xjoin(NULL, "x", 1, &d), SF_XROLE_NONE);
+	ck_assert_int_eq(sf_xjoin(T, NULL, 1, &d), SF_XROLE_NONE);
+	sf_xfinish(T, &a, "A", 1);
+	sf_xfinish(T, &b, "B", 1);
+	/* A finished flight is not joined: the next caller starts anew. */
+	ck_assert_int_eq(sf_xjoin(T, big, SF_XKEY_MAX, &d), SF_XROLE_LEADER);
+	ck_assert(d.slot != a.slot || d.gen != a.gen);
+	sf_xfinish(T, &d, NULL, 0);
+	char got[2];
+	struct timespec dl = in_ns(5ull * 1000000000u);
+	ck_assert_int_eq(sf_xwait(T, &c, &dl), SF_XWAIT_DONE);
+	ck_assert_int_eq(sf_xresult(T, &c, got, sizeof(got)), 1);
+	ck_assert_int_eq(got[0], 'A');
+	sf_xleave(T, &c);
+}
+END_TEST
+
+START_TEST(test_open_checks)
+{
+	ck_assert_ptr_eq(sf_xtable_open(NULL, mem_len), NULL);
+	ck_assert_ptr_eq(sf_xtable_open(mem, mem_len - 1), NULL);
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_int_eq(sf_xtable_format(mem, mem_len - 1), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	void *zero = mmap(NULL, mem_len, PROT_READ | PROT_WRITE,
+	                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(zero, MAP_FAILED);
+	ck_assert_ptr_eq(sf_xtable_open(zero, mem_len), NULL);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(sf_xtable_format(zero, mem_len), 0);
+	ck_assert_ptr_eq(sf_xtable_open(zero, mem_len), zero);
+	munmap(zero, mem_len);
+}
+END_TEST
+
+/* ---- threads, fork, cancellation ------------------------------------------ */
+
+/* A thread of this process holds the table lock while the process forks:
+ * the lock lives in the shared mapping and that thread releases it there,
+ * so the child waits for it like any other process and carries on. */
+static void *hold_then_release(void *arg)
+{
+	(void)arg;
+	sf_xtable_lock_for_test(T);
+	add_wake(&S->go);
+	if (!wait_at_least(&S->joined, 1))
+		atomic_fetch_add(&S->bad, 1);
+	sf_xtable_unlock_for_test(T);
+	return NULL;
+}
+
+static void lead_after_fork(int idx)
+{
+	struct sf_xticket tk;
+	S->role[idx] = (int)sf_xjoin(T, "forked", 6, &tk);
+	S->owner = sf_xowner_self();
+	sf_xfinish(T, &tk, "child", 5);
+	S->outcome[idx] = (int)tk.slot;
+}
+
+START_TEST(test_fork_while_thread_holds_lock)
+{
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, hold_then_release, NULL), 0);
+	ck_assert(wait_at_least(&S->go, 1));
+	pid_t p = fork_child(lead_after_fork, 0);
+	add_wake(&S->joined); /* now the thread releases the lock */
+	pthread_join(th, NULL);
+	reap_ok(p);
+	ck_assert_uint_eq(atomic_load(&S->bad), 0);
+	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
+	ck_assert_int_eq(S->owner.pid, p); /* the child's own identity */
+	/* The child's flight finished: the next caller starts anew. */
+	struct sf_xticket tk;
+	ck_assert_int_eq(sf_xjoin(T, "forked", 6, &tk), SF_XROLE_LEADER);
+	sf_xfinish(T, &tk, NULL, 0);
+}
+END_TEST
+
+/* Nothing in the table is a cancellation point, though it reads /proc
+ * (open and read are): a pending cancellation stays pending. */
+static void *cancel_pending(void *arg)
+{
+	struct sf_xowner *other = arg;
+	struct sf_xticket f;
+	pthread_cancel(pthread_self()); /* deferred: pending from here */
+	S->outcome[0] = sf_xowner_alive(other) ? 1 : 0;
+	S->role[0] = (int)sf_xjoin(T, dkey, strlen(dkey), &f);
+	/* Long enough for liveness checks of the other process's leader. */
+	struct timespec dl = in_ns(3ull * SF_XLIVENESS_MS * 1000000u);
+	S->outcome[1] = (int)sf_xwait(T, &f, &dl);
+	sf_xleave(T, &f);
+	S->outcome[2] = 1; /* reached */
+	pthread_testcancel();
+	S->outcome[2] = 2; /* not reached */
+	return NULL;
+}
+
+START_TEST(test_not_a_cancellation_point)
+{
+	pid_t lead = fork_child(lead_and_hang, 1);
+	ck_assert(wait_at_least(&S->go, 1));
+	ck_assert_int_eq(S->role[1], SF_XROLE_LEADER);
+	struct sf_xowner other = S->owner;
+	pthread_t th;
+	void *ret;
+	ck_assert_int_eq(pthread_create(&th, NULL, cancel_pending, &other), 0);
+	ck_assert_int_eq(pthread_join(th, &ret), 0);
+	ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+	ck_assert_int_eq(S->outcome[0], 1);
+	ck_assert_int_eq(S->role[0], SF_XROLE_FOLLOWER);
+	ck_assert_int_eq(S->outcome[1], SF_XWAIT_TIMEOUT);
+	ck_assert_int_eq(S->outcome[2], 1);
+	kill(lead, SIGKILL);
+	reap_signal(lead);
+}
+END_TEST
+
 Suite *xflight_suite(void);
 Suite *xflight_suite(void)
 {
@@ -586,12 +1235,25 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_leader_killed_one_promoted);
 	tcase_add_test(tc, test_zombie_leader_is_dead);
 	tcase_add_test(tc, test_owner_identity);
+	tcase_add_test(tc, test_zombie_main_thread_alive);
 	tcase_add_test(tc, test_identity_after_fork);
 	tcase_add_test(tc, test_lock_holder_killed);
+	tcase_add_test(tc, test_stopped_lock_holder_bounded);
 	tcase_add_test(tc, test_killed_mid_claim);
 	tcase_add_test(tc, test_killed_mid_publish);
+	tcase_add_test(tc, test_kill9_anywhere);
 	tcase_add_test(tc, test_result_bounds);
 	tcase_add_test(tc, test_reused_slot_lost);
+	tcase_add_test(tc, test_dead_publisher_next_leads);
+	tcase_add_test(tc, test_dead_after_publish);
+	tcase_add_test(tc, test_abandon_hands_over);
+	tcase_add_test(tc, test_abandon_alone_frees);
+	tcase_add_test(tc, test_progress_crosses);
+	tcase_add_test(tc, test_follower_counts);
+	tcase_add_test(tc, test_keys);
+	tcase_add_test(tc, test_open_checks);
+	tcase_add_test(tc, test_fork_while_thread_holds_lock);
+	tcase_add_test(tc, test_not_a_cancellation_point);
 	suite_add_tcase(s, tc);
 	return s;
 }
