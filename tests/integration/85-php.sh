@@ -6,7 +6,9 @@
 #
 #  reach  one `php -r` doing curl_exec: the curl hook counts the call (one
 #         leader) and libcurl's own getaddrinfo reaches the DNS hook; the
-#         output is byte-identical to a run without the library.
+#         output is byte-identical to a run without the library.  With a
+#         curl_share_init handle (DNS) the same, when the library
+#         interposes the share interface.
 #  cli    16 concurrent `php -r` processes, one URL, one scope
 #         (SFSHIM_SCOPE): one origin request, every output identical to a
 #         run without the library.
@@ -109,6 +111,31 @@ grep -q "dns: calls=1 leaders=1 " "$SF_TMP/reach.err" ||
 grep -q "dl: .*/curl.so: .* routed through the shim" "$SF_TMP/reach.err" ||
 	fail "reach: no routing line for curl.so"
 echo "--- reach: ok (curl_exec seen by the hook; output identical)"
+
+# PHP's curl_share_init (a share handle holding the DNS cache) reaches the
+# share hook too, when the library interposes it: the easy handle then
+# coalesces instead of passing through.
+if nm -D --defined-only "$SHIM" | grep -qw curl_share_init; then
+	cat >"$SF_TMP/share.php" <<'PHPEOF'
+<?php
+$sh = curl_share_init();
+curl_share_setopt($sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+$c = curl_init($argv[1]);
+curl_setopt($c, CURLOPT_SHARE, $sh);
+curl_setopt($c, CURLOPT_RETURNTRANSFER, true);
+$body = curl_exec($c);
+echo "status: ", curl_getinfo($c, CURLINFO_RESPONSE_CODE), "\n";
+echo "length: ", strlen($body), "\n\n", $body;
+PHPEOF
+	"$PHP" "$SF_TMP/share.php" "$URL_BASE$path" >"$SF_TMP/share.plain"
+	SFSHIM_LOG=debug SFSHIM_STATS=stderr LD_PRELOAD="$SHIM" \
+		"$PHP" "$SF_TMP/share.php" "$URL_BASE$path" >"$SF_TMP/share.shim" 2>"$SF_TMP/share.err" ||
+		{ cat "$SF_TMP/share.err"; fail "share: php with the library failed"; }
+	cmp "$SF_TMP/share.plain" "$SF_TMP/share.shim" || fail "share: output differs"
+	grep -q "curl: calls=1 leaders=1 .* passthrough=0 " "$SF_TMP/share.err" ||
+		{ grep -E 'dl: |curl: ' "$SF_TMP/share.err"; fail "share: the easy handle with PHP's share handle did not coalesce"; }
+	echo "--- reach: ok with curl_share_init (DNS): coalesced, output identical"
+fi
 
 if ! grep -aq SFSHIM_SCOPE "$SHIM"; then
 	echo "85-php: SKIP cli and fpm: this library has no scope support (SFSHIM_SCOPE): the cross-process work of issue 8 is not merged"
