@@ -18,8 +18,8 @@
 #    is resolved through /etc/hosts: with the shim the origin sees one
 #    request, N-1 threads join, and libcurl's own getaddrinfo reaches the
 #    DNS hook (stats: dns calls=1); without it, N requests.  A binding
-#    loaded with dlmopen(LM_ID_NEWLM) is left alone: N requests, no call
-#    seen, nothing routed.
+#    loaded with dlmopen(LM_ID_NEWLM) is left alone: its request is made,
+#    no call seen, nothing routed.
 set -eu
 . tests/integration/common.bash
 . tests/integration/http.bash
@@ -112,12 +112,17 @@ run() {
 	local name=$1 preload=$2 requests=$3 joins=$4 binding=$5 mode=${6:-}
 	local path="/bytes/$SIZE?gate=$name" out="$SF_TMP/$name.out" err="$SF_TMP/$name.err"
 	local envs=(SFSHIM_LOG=debug SFSHIM_STATS=stderr) how="without the shim"
+	# A second namespace has its own libc, whose pthread_create glibc does
+	# not support (threads started there hang now and then, with or
+	# without the library): one transfer on the calling thread.
+	local n=$N
+	[ "$mode" = newns ] && n=1
 	if [ -n "$preload" ]; then
 		envs+=(LD_PRELOAD="$preload")
 		how="with the shim"
 	fi
 	env "${envs[@]}" timeout -s KILL 300 "$T/sf_deepbind_client" fetch \
-		"$URL_BASE$path" "$N" "$T/$binding" ${mode:+"$mode"} >"$out" 2>"$err" &
+		"$URL_BASE$path" "$n" "$T/$binding" ${mode:+"$mode"} >"$out" 2>"$err" &
 	local pid=$! rc=0
 	sf_wait_count "$requests" sf_grep_count "GET $path" "$SF_TMP/origin.log" ||
 		{ cat "$out" "$err"; fail "$name: requests did not arrive"; }
@@ -133,7 +138,7 @@ run() {
 	echo "    origin saw $got request(s), $j follower(s) joined"
 	grep -E 'dl: |(dns|curl): calls' "$err" | sed 's/^/    /' || true
 	[ "$rc" -eq 0 ] || { cat "$err"; fail "$name: client exited $rc"; }
-	grep -qx "threads=$N ok=$N codes=200 bodies=1 size=$SIZE" "$out" ||
+	grep -qx "threads=$n ok=$n codes=200 bodies=1 size=$SIZE" "$out" ||
 		fail "$name: unexpected result line"
 	[ "$got" -eq "$requests" ] || fail "$name: origin saw $got requests, expected $requests"
 	[ "$j" -eq "$joins" ] || fail "$name: $j followers joined, expected $joins"
@@ -157,5 +162,5 @@ run deep-lazy "$SHIM" 1 $((N - 1)) libsf_binding_openssl.so lazy
 run deep-plain "" "$N" 0 libsf_binding_openssl.so
 # dlmopen is not interposed: a namespace of its own has its own libcurl,
 # which the shim's wrappers must never be handed.  Untouched, as without it.
-run deep-newns "$SHIM" "$N" 0 libsf_binding_openssl.so newns
+run deep-newns "$SHIM" 1 0 libsf_binding_openssl.so newns
 echo "84-dl-deepbind: ok (callers kept; RTLD_DEEPBIND bindings reach the shim: 1 request with it, $N without)"
