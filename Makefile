@@ -63,9 +63,10 @@ TEST_CFLAGS := $(BASE_CFLAGS) -Ishim $(CHECK_CFLAGS)
 
 # The layers, as folders: core/ (singleflight, knows nothing of DNS or curl),
 # common/ (configuration, log, stats, real symbols: what both hooks use),
-# dns/ and curl/ (the hooks).  Arrows point from hooks to core, never back:
+# dns/, curl/ and dl/ (the hooks; dl/ reaches the other two's wrappers
+# through the dynamic linker only, never by including them).  Arrows point from hooks to core, never back:
 # `make check-layers` enforces it.
-SHIM_DIRS := core common dns curl
+SHIM_DIRS := core common dns curl dl
 SHIM_SRC := $(sort $(foreach d,$(SHIM_DIRS),$(wildcard shim/$(d)/*.c)))
 SHIM_OBJ := $(SHIM_SRC:shim/%.c=$(B)/shim/%.o)
 SHIM_HDR := $(foreach d,$(SHIM_DIRS),$(wildcard shim/$(d)/*.h))
@@ -84,10 +85,13 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_
 # test_curl_method drives the real libcurl against the HTTP fixture, so an
 # integration script runs it (31-curl-method.sh).  test_handover is the
 # hand-over harness over the response owner (sf_curl_response.c).
+# test_got drives the GOT patcher on the binding fixture and libcurl (the
+# exported dlopen entry is left out, as the exported wrappers are).
 CURL_UNIT_TESTS := $(B)/tests/test_curl_method $(B)/tests/test_curl_handle \
-  $(B)/tests/test_handover $(B)/tests/test_curl_xfile
+  $(B)/tests/test_handover $(B)/tests/test_got $(B)/tests/test_curl_xfile
 UNIT_TESTS := $(filter-out $(B)/tests/test_curl_method,$(UNIT_TESTS))
-CURL_UNIT_OBJ := $(filter-out $(B)/shim/curl/sf_curl_api.o $(B)/shim/curl/sf_curl_share_api.o $(B)/shim/dns/sf_hook_getaddrinfo.o,$(SHIM_OBJ))
+CURL_UNIT_OBJ := $(filter-out $(B)/shim/curl/sf_curl_api.o $(B)/shim/curl/sf_curl_share_api.o \
+  $(B)/shim/dns/sf_hook_getaddrinfo.o $(B)/shim/dl/sf_dl_entry.o,$(SHIM_OBJ))
 PRELOAD_TESTS := $(patsubst tests/preload/%.c,$(B)/tests/%,$(wildcard tests/preload/test_*.c))
 FIXTURES := $(patsubst tests/fixtures/%.c,$(B)/tests/%,$(filter-out tests/fixtures/lib%,$(wildcard tests/fixtures/*.c)))
 FIXTURE_LIBS := $(patsubst tests/fixtures/lib%.c,$(B)/tests/lib%.so,$(wildcard tests/fixtures/lib*.c))
@@ -118,6 +122,10 @@ $(B)/tests/test_%: tests/unit/test_%.c $(CORE_OBJ) $(wildcard tests/unit/*.h)
 $(CURL_UNIT_TESTS): $(B)/tests/test_%: tests/unit/test_%.c $(CURL_UNIT_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(CURL_UNIT_OBJ) $(CHECK_LIBS) $(CURL_LIBS) -ldl
+
+# test_got loads the binding fixture and the plugin: make check-unit runs
+# before tests-build, so they are built with it.
+$(B)/tests/test_got: | $(B)/tests/libsf_binding_openssl.so $(B)/tests/rpath/libsf_rpath_plugin.so
 
 $(B)/tests/test_%: tests/preload/test_%.c $(wildcard tests/preload/*.h)
 	@mkdir -p $(@D)
@@ -152,6 +160,26 @@ $(B)/tests/libsf_binding_gnutls.so: tests/fixtures/libsf_binding.c tests/fixture
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $< $(CURL_GNUTLS_SO)
 
+# The RTLD_DEEPBIND fixtures (84-dl-deepbind.sh): a client that, like
+# PHP, is not linked with libcurl; a loader library that finds its plugin
+# by bare name through its own RUNPATH ($ORIGIN/rpath), and that plugin.
+FIXTURES := $(filter-out $(B)/tests/sf_deepbind_client,$(FIXTURES))
+FIXTURE_LIBS := $(filter-out $(B)/tests/libsf_rpath_plugin.so,$(FIXTURE_LIBS)) \
+  $(B)/tests/sf_deepbind_client $(B)/tests/rpath/libsf_rpath_plugin.so
+
+$(B)/tests/sf_deepbind_client: tests/fixtures/sf_deepbind_client.c tests/fixtures/sf_binding.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -o $@ $< -ldl
+
+$(B)/tests/libsf_rpath_loader.so: tests/fixtures/libsf_rpath_loader.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $< -ldl \
+	  -Wl,--enable-new-dtags -Wl,-rpath,'$$ORIGIN/rpath'
+
+$(B)/tests/rpath/libsf_rpath_plugin.so: tests/fixtures/libsf_rpath_plugin.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $<
+
 # The option table on its own, for the header comparison.
 OPT_TABLE_OBJ := $(B)/shim/curl/sf_curl_opts.o $(B)/shim/curl/sf_curl_opts_table.o
 $(B)/tests/sf_curl_optdump: tests/fixtures/sf_curl_optdump.c $(OPT_TABLE_OBJ)
@@ -172,10 +200,12 @@ tests-build: $(LIB) $(XLAYOUT2_LIB) $(UNIT_TESTS) $(CURL_UNIT_TESTS) $(PRELOAD_T
 
 check: check-layers check-unit check-integration
 
-# The core includes only the core; common/ includes no hook.
+# The core includes only the core; common/ includes no hook; dl/ no other
+# hook.
 check-layers:
-	@bad=$$(grep -HnE '#include "(common|dns|curl)/' shim/core/*.[ch]; \
-	  grep -HnE '#include "(dns|curl)/' shim/common/*.[ch]); \
+	@bad=$$(grep -HnE '#include "(common|dns|curl|dl)/' shim/core/*.[ch]; \
+	  grep -HnE '#include "(dns|curl|dl)/' shim/common/*.[ch]; \
+	  grep -HnE '#include "(dns|curl)/' shim/dl/*.[ch]); \
 	if [ -n "$$bad" ]; then echo "check-layers: include against the layering:"; \
 	  echo "$$bad"; exit 1; fi; echo "check-layers: ok"
 

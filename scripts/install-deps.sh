@@ -25,6 +25,9 @@ packages=(
 	fakeroot            # make deb as a user: dpkg-buildpackage -rfakeroot
 	lintian             # make deb-test: no errors in the package
 	"php8.2-cli|php-cli" # a real PHP, which empties environ before it exits
+	"php8.2-curl|php-curl" # PHP's curl.so, loaded with RTLD_DEEPBIND (85-php.sh)
+	"php8.2-fpm|php-fpm" # a prefork pool of PHP workers (85-php.sh)
+	libfcgi-bin         # cgi-fcgi: a FastCGI client to drive php-fpm
 	chromium            # make check-report: the HTML report in a real browser
 	fonts-dejavu-core   # ...and a font for it to draw text with
 	locales             # locale sources: a test builds de_DE (decimal comma)
