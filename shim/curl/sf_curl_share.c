@@ -68,11 +68,18 @@ bool sf_curl_share_creating(void)
 	return creating != 0;
 }
 
-static void unref(struct sf_curl_share *s)
+/* Drops n references at once (one atomic step, so the record is freed
+ * exactly once, by whoever drops the last). */
+static void unref_n(struct sf_curl_share *s, unsigned n)
 {
 	if (s &&
-	    atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+	    atomic_fetch_sub_explicit(&s->refs, n, memory_order_acq_rel) == n)
 		free(s);
+}
+
+static void unref(struct sf_curl_share *s)
+{
+	unref_n(s, 1);
 }
 
 /* The live record of sh with a reference taken, or NULL. */
@@ -190,9 +197,8 @@ void sf_curl_share_cleanup_done(struct sf_curl_share *s, CURLSHcode rc)
 		owned = unlink_share(s);
 		pthread_mutex_unlock(&table_lock);
 	}
-	if (owned)
-		unref(s);
-	unref(s);
+	/* The caller's reference, and the table's if it was listed. */
+	unref_n(s, owned ? 2 : 1);
 }
 
 /* ---- easy handles ------------------------------------------------------ */

@@ -55,6 +55,7 @@ requests() { sf_grep_count "GET /bytes/300000?" "$ORIGIN"; }
 
 # Each process's stdout, stderr and exit status in its own file; only curl
 # runs with the library (xargs and sh are not what is tested).
+# shellcheck disable=SC2016 # $1..$4 are the inner sh's arguments
 SFSHIM_SCOPE=curl-tool SFSHIM_LOG=debug \
 	xargs -P"$PROCS" -I{} sh -c 'LD_PRELOAD="$4" /usr/bin/curl -s "$1" >"$2/out.$3" 2>"$2/err.$3"; echo $? >"$2/rc.$3"' \
 	sh "$URL" "$OUT" {} "$SHIM" < <(seq "$PROCS") &

@@ -82,10 +82,13 @@ PHPEOF
 
 requests() { sf_grep_count "GET $1" "$ORIGIN"; }
 # count_logs PAT FILE...: lines holding PAT in the FILEs
+# FILE may be a glob in single quotes: it is expanded at each call, so
+# files that appear while sf_wait_count polls are counted too.
 count_logs() {
 	local pat=$1
 	shift
-	cat "$@" 2>/dev/null | grep -cF -- "$pat" || true
+	# shellcheck disable=SC2068 # the globs are meant to expand here
+	cat $@ 2>/dev/null | grep -cF -- "$pat" || true
 }
 
 # ---- reach -----------------------------------------------------------------
@@ -166,9 +169,9 @@ for i in $(seq 1 $N_CLI); do
 		>"$SF_TMP/cli.$i.out" 2>"$SF_TMP/cli.$i.err" &
 	pids+=($!)
 done
-sf_wait_count 1 count_logs "leading flight across processes" "$SF_TMP"/cli.*.err ||
+sf_wait_count 1 count_logs "leading flight across processes" "$SF_TMP/cli.*.err" ||
 	fail "cli: no leader"
-sf_wait_count $((N_CLI - 1)) count_logs "joined flight across processes" "$SF_TMP"/cli.*.err ||
+sf_wait_count $((N_CLI - 1)) count_logs "joined flight across processes" "$SF_TMP/cli.*.err" ||
 	{ tail -n 3 "$SF_TMP"/cli.*.err; fail "cli: followers did not join"; }
 sf_wait_count 1 requests "$path" || fail "cli: the leader's request did not arrive"
 sf_open_gate cli
