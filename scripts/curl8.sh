@@ -99,10 +99,11 @@ check() {
 	esac
 	echo "curl8: running the curl tests against libcurl $got ($LIBDIR)"
 	# The curl hook's tests; 32-curl-optlist.sh also reads 8.14's curl.h
-	# and 38-curl8-newopt.sh builds a program with it.
+	# and 38-curl8-newopt.sh builds a program with it; 81 is libcurl across
+	# processes.
 	LD_LIBRARY_PATH="$LIBDIR" B="$B" tests/run-integration.sh \
 		tests/integration/3[0-9]-*.sh tests/integration/4[0-9]-*.sh \
-		tests/integration/5[0-9]-*.sh
+		tests/integration/5[0-9]-*.sh tests/integration/81-scope-curl.sh
 }
 
 case ${1:-check} in
