@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# demo.sh - two herds of an unmodified program, without and with sfshim:
-#   dns:  N python3 threads resolve one name at once, against a slow local
-#         DNS server that counts the queries it receives (sf_dnsd);
-#   http: N python3-pycurl threads GET one URL at once from a slow local
-#         origin that counts the requests it receives (sf_httpd).
+# demo.sh - three herds of unmodified programs, without and with sfshim:
+#   dns:   N python3 threads resolve one name at once, against a slow local
+#          DNS server that counts the queries it receives (sf_dnsd);
+#   http:  N python3-pycurl threads GET one URL at once from a slow local
+#          origin that counts the requests it receives (sf_httpd);
+#   procs: PROCS curl tool processes (xargs -P) GET that URL at once, in
+#          one scope (SFSHIM_SCOPE: coalescing across processes).
 # Prints a before/after table: what reached the server, wall time, and that
 # every thread got the same answer or body.
 #
@@ -12,7 +14,7 @@
 # It gets one by itself: as root directly, else through an unprivileged
 # user namespace, else through sudo (only then).
 #
-#   scripts/demo.sh          (or make demo; THREADS=N to change the herd)
+#   scripts/demo.sh          (or make demo; THREADS=N, PROCS=N to change the herds)
 set -euo pipefail
 
 self=$(readlink -f -- "${BASH_SOURCE[0]}")
@@ -21,6 +23,7 @@ repo=$(dirname -- "$here")
 B=${B:-build}
 PY=/usr/bin/python3 # the system python, not a pyenv or venv wrapper
 THREADS=${THREADS:-50}
+PROCS=${PROCS:-16}
 NAME=api.example.test
 DNS_DELAY_MS=200
 HTTP_DELAY_MS=300
@@ -31,6 +34,9 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
 if [[ ! $THREADS =~ ^[0-9]{1,3}$ ]] || ((THREADS < 2 || THREADS > 500)); then
 	die "THREADS='$THREADS': a number from 2 to 500"
+fi
+if [[ ! $PROCS =~ ^[0-9]{1,3}$ ]] || ((PROCS < 2 || PROCS > 100)); then
+	die "PROCS='$PROCS': a number from 2 to 100"
 fi
 
 in_private_ns()
@@ -185,6 +191,31 @@ print("ms=%d ok=%d distinct=%d answer=%s" %
        "%d bytes, sha256 %s..." % (len(ok[0]), min(digests)[:16]) if ok else "-"))
 EOF
 
+# The process herd: PROCS curl tool processes at once (xargs -P), each
+# with the library preloaded when $1 names it (all in scope "demo"; only
+# curl gets it, so both runs start the same programs), writing the sha256
+# of the body it got; failed fetches write nothing.
+cat >"$tmp/procs.sh" <<'EOF'
+#!/bin/bash
+set -eu
+lib=$1 url=$2 n=$3 out=$4
+export lib url out
+t0=$(date +%s%N)
+# shellcheck disable=SC2016 # expanded by the inner bash
+seq "$n" | xargs -P"$n" -I{} bash -c '
+	body=$out.body.{}
+	${lib:+env SFSHIM_SCOPE=demo LD_PRELOAD="$lib"} /usr/bin/curl -sf -o "$body" "$url" &&
+		sha256sum <"$body" | cut -c1-64 >"$out.sum.{}"
+	rm -f "$body"'
+ms=$((($(date +%s%N) - t0) / 1000000))
+sums=$(cat "$out".sum.* 2>/dev/null || true)
+rm -f "$out".sum.*
+ok=$(grep -c . <<<"$sums" || true)
+distinct=$(sort -u <<<"$sums" | grep -c . || true)
+printf 'ms=%d ok=%d distinct=%d answer=sha256 %s...\n' "$ms" "$ok" "$distinct" \
+	"$(head -n1 <<<"$sums" | cut -c1-16)"
+EOF
+
 # run HERD with|without: one herd; keeps its line in result[] and what the
 # server logged meanwhile in seen[].
 declare -A result seen
@@ -193,14 +224,21 @@ run()
 	local herd=$1 how=$2 before after
 	local args=("$NAME")
 	[[ $herd == http ]] && args=("$url")
-	before=$(wc -l <"$tmp/$herd.log")
-	if [[ $how == with ]]; then
+	local log=$tmp/$herd.log
+	[[ $herd == procs ]] && log=$tmp/http.log
+	before=$(wc -l <"$log")
+	if [[ $herd == procs ]]; then
+		local preload=
+		[[ $how == with ]] && preload=$lib
+		result[$herd.$how]=$(bash "$tmp/procs.sh" \
+			"$preload" "$url" "$PROCS" "$tmp/procs.$how")
+	elif [[ $how == with ]]; then
 		result[$herd.$how]=$(SFSHIM_LIB=$lib "$repo/scripts/sfshim" \
 			--stats="$tmp/stats.$herd" -- "$PY" "$tmp/$herd.py" "${args[@]}" "$THREADS")
 	else
 		result[$herd.$how]=$("$PY" "$tmp/$herd.py" "${args[@]}" "$THREADS")
 	fi
-	after=$(wc -l <"$tmp/$herd.log")
+	after=$(wc -l <"$log")
 	seen[$herd.$how]=$((after - before))
 }
 
@@ -211,8 +249,10 @@ run dns without
 run dns with
 run http without
 run http with
+run procs without
+run procs with
 
-say "$THREADS threads at once, without and with sfshim $(make -s --no-print-directory -C "$repo" version):"
+say "Herds of $THREADS threads and $PROCS processes at once, without and with sfshim $(make -s --no-print-directory -C "$repo" version):"
 say
 row "" "without sfshim" "with sfshim"
 say "dns: python3, getaddrinfo($NAME), server delay ${DNS_DELAY_MS} ms"
@@ -225,9 +265,15 @@ row "  requests at the origin" "${seen[http.without]}" "${seen[http.with]}"
 row "  wall time" "$(field http.without ms) ms" "$(field http.with ms) ms"
 row "  threads answered" "$(field http.without ok)" "$(field http.with ok)"
 row "  distinct bodies" "$(field http.without distinct)" "$(field http.with distinct)"
+say "procs: $PROCS curl tool processes (xargs -P$PROCS), the same URL, scope 'demo'"
+row "  requests at the origin" "${seen[procs.without]}" "${seen[procs.with]}"
+row "  wall time" "$(field procs.without ms) ms" "$(field procs.with ms) ms"
+row "  processes answered" "$(field procs.without ok)" "$(field procs.with ok)"
+row "  distinct bodies" "$(field procs.without distinct)" "$(field procs.with distinct)"
 say
 say "answer: ${result[dns.with]#*answer=}"
 say "body:   ${result[http.with]#*answer=}"
+say "procs:  ${result[procs.with]#*answer=}"
 say
 say "the library's summary with sfshim (scripts/sfshim --stats):"
 grep -h -e ' dns: ' "$tmp/stats.dns" || true
