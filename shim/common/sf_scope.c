@@ -265,7 +265,12 @@ struct sf_xtable *sf_scope_table(void)
 	 * mapping anyway, whatever this returned.  README: a master that drops
 	 * privileges in its workers attaches only if it resolves before the
 	 * fork, and then its workers share with it by design. */
+	/* The first call opens, creates, logs: the host's errno (a hook's
+	 * caller may read it after getaddrinfo or curl_easy_perform) must
+	 * not show any of it. */
+	int e = errno;
 	pthread_once(&table_once, attach);
+	errno = e;
 	return scope.table;
 }
 
@@ -316,7 +321,9 @@ out:
 
 int sf_scope_dirfd(void)
 {
+	int e = errno; /* as in sf_scope_table() */
 	pthread_once(&dir_once, open_dir);
+	errno = e;
 	return dir_fd;
 }
 
@@ -357,6 +364,7 @@ void sf_scope_sweep(void)
 	int fd = dir_fd;
 	if (!t || fd < 0)
 		return;
+	int saved = errno; /* as in sf_scope_table() */
 	int oldstate;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
 	int dup_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -373,4 +381,5 @@ void sf_scope_sweep(void)
 	if (d)
 		closedir(d);
 	pthread_setcancelstate(oldstate, NULL);
+	errno = saved;
 }

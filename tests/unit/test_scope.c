@@ -93,6 +93,27 @@ START_TEST(test_file_name)
 }
 END_TEST
 
+/* The first calls open, create and map (an ENOENT on the way): the
+ * caller's errno comes back as it was. */
+START_TEST(test_errno_kept)
+{
+	use_scope("errno");
+	errno = EDOM;
+	sf_xtable *t = sf_scope_table();
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(errno, EDOM);
+	errno = ERANGE;
+	ck_assert_int_ge(sf_scope_dirfd(), 0);
+	ck_assert_int_eq(errno, ERANGE);
+	errno = EDOM;
+	sf_scope_sweep();
+	ck_assert_int_eq(errno, EDOM);
+	char path[PATH_MAX];
+	table_path(path, sizeof(path));
+	cleanup(path);
+}
+END_TEST
+
 /* No scope: no table, no directory, the sweep does nothing. */
 START_TEST(test_no_scope)
 {
@@ -202,6 +223,7 @@ int main(void)
 	TCase *tc = tcase_create("dir");
 	tcase_add_test(tc, test_file_name);
 	tcase_add_test(tc, test_no_scope);
+	tcase_add_test(tc, test_errno_kept);
 	tcase_add_test(tc, test_sweep);
 	tcase_add_test(tc, test_first_open_sweeps);
 	tcase_add_loop_test(tc, test_dir_refused, 0, 2);
