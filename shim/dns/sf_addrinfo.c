@@ -9,6 +9,7 @@
 #include "dns/sf_addrinfo.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -133,6 +134,19 @@ static bool get(struct reader *r, void *v, size_t n)
 	return true;
 }
 
+/* The least address length a node of family may carry. */
+static size_t min_addrlen(int family)
+{
+	switch (family) {
+	case AF_INET:
+		return sizeof(struct sockaddr_in);
+	case AF_INET6:
+		return sizeof(struct sockaddr_in6);
+	default:
+		return sizeof(sa_family_t);
+	}
+}
+
 int sf_addrinfo_unpack(const void *buf, size_t len, int *rc, int *err,
                        struct addrinfo **list)
 {
@@ -150,6 +164,12 @@ int sf_addrinfo_unpack(const void *buf, size_t len, int *rc, int *err,
 		    f[4] > sizeof(struct sockaddr_storage) || f[5] > 1)
 			goto bad;
 		size_t addrlen = f[5] ? f[4] : 0;
+		/* The bytes come from another process (maybe a buggy one):
+		 * an address shorter than its family's sockaddr would have
+		 * the host read past the block (sin_addr of a 0-byte
+		 * AF_INET address).  glibc never makes one. */
+		if (f[5] && addrlen < min_addrlen((int)f[1]))
+			goto bad;
 		struct addrinfo *n = malloc(sizeof(*n) + addrlen);
 		if (!n) {
 			fail = ENOMEM;

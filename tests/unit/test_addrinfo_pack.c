@@ -230,6 +230,27 @@ START_TEST(test_corrupt)
 		ck_assert_msg(sf_addrinfo_unpack(copy, n, &rc, &err, &cp) == -1,
 		              "corruption %zu accepted", i);
 	}
+	/* An address shorter than its family's sockaddr (here 2 bytes of
+	 * an AF_INET one, then AF_INET6 with a sockaddr_in): the host would
+	 * read sin_addr past the block. */
+	static const struct {
+		uint32_t family, addrlen;
+	} shortaddr[] = { { AF_INET, 2 },
+		          { AF_INET6, sizeof(struct sockaddr_in) },
+		          { AF_UNIX, 1 } };
+	for (size_t i = 0; i < sizeof(shortaddr) / sizeof(*shortaddr); i++) {
+		struct addrinfo s = a;
+		s.ai_family = (int)shortaddr[i].family;
+		s.ai_addrlen = shortaddr[i].addrlen;
+		size_t m = sf_addrinfo_pack(copy, sizeof(copy), 0, 0, &s);
+		ck_assert_uint_gt(m, 0);
+		int rc, err;
+		struct addrinfo *cp;
+		errno = 0;
+		ck_assert_msg(sf_addrinfo_unpack(copy, m, &rc, &err, &cp) == -1,
+		              "short address %zu accepted", i);
+		ck_assert_int_eq(errno, EINVAL);
+	}
 	memcpy(copy, buf, n);
 	copy[n - 2] = '\0';
 	int rc, err;
