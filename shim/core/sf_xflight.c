@@ -409,18 +409,31 @@ static int xlock_slow(struct sf_xtable *t)
 	}
 }
 
+/* The table whose lock this thread holds, if any: a thread that a signal
+ * handler's siglongjmp took out of the table's code while it held the lock
+ * (the alarm() resolver timeout) never comes back to unlock it, and being
+ * alive, leaves no owner-died to recover from.  sf_xtable_left() looks
+ * here on that way out.  One TLS store per lock and unlock. */
+static __thread struct sf_xtable *lock_held
+        __attribute__((tls_model("initial-exec")));
+
 static bool xlock(struct sf_xtable *t)
 {
 	int r = pthread_mutex_trylock(&t->lock);
-	if (__builtin_expect(r == 0, 1))
+	if (__builtin_expect(r == 0, 1)) {
+		lock_held = t;
 		return true;
+	}
 	if (r == EBUSY)
 		r = xlock_slow(t);
-	if (r == 0)
+	if (r == 0) {
+		lock_held = t;
 		return true;
+	}
 	if (r == EOWNERDEAD) {
 		repair(t);
 		pthread_mutex_consistent(&t->lock);
+		lock_held = t;
 		return true;
 	}
 	return false; /* ETIMEDOUT; ENOTRECOVERABLE is never made here */
@@ -428,7 +441,19 @@ static bool xlock(struct sf_xtable *t)
 
 static void xunlock(struct sf_xtable *t)
 {
+	lock_held = NULL;
 	pthread_mutex_unlock(&t->lock);
+}
+
+void sf_xtable_left(sf_xtable *t)
+{
+	if (!t || lock_held != t)
+		return;
+	/* The code that held it is gone for good, halfway through whatever
+	 * it did: exactly the state a holder killed there leaves, which
+	 * repair() undoes (journal, then bitmaps and hints). */
+	repair(t);
+	xunlock(t);
 }
 
 /* Writes n bytes as words; the test hook runs halfway.  Release stores,

@@ -173,6 +173,13 @@ unsigned sf_xfollowers(sf_xtable *t, const struct sf_xticket *tk,
  * a sweeper tell leftovers of killed processes from files in use. */
 bool sf_xflight_current(sf_xtable *t, unsigned slot, unsigned gen);
 
+/* The calling thread left the table's code without returning (a signal
+ * handler's siglongjmp out of it: the hooks call this on that way out):
+ * if it still holds t's lock, the table is repaired as after a holder's
+ * death and the lock released.  Otherwise nothing.  For the jump path
+ * only: never while the thread's own table code may still run. */
+void sf_xtable_left(sf_xtable *t);
+
 /* ---- tests only ------------------------------------------------------ */
 
 /* Takes and drops the table lock, so a test can die holding it. */

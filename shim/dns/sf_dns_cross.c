@@ -167,6 +167,10 @@ void sf_dns_cross_left(struct sf_dns_cross *x)
 {
 	int held = x->held;
 	x->held = HELD_NONE;
+	/* A jump out of the table's code itself (sf_xjoin, a finish): the
+	 * lock it held is released first, else every process of the scope
+	 * would wait the lock's bound on every call from now on. */
+	sf_xtable_left(x->t);
 	if (held == HELD_LEADER)
 		sf_xabandon(x->t, &x->tk);
 	else if (held == HELD_FOLLOWER)

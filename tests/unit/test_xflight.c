@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -619,6 +620,47 @@ START_TEST(test_relock_refused)
 	sf_xtable_lock_for_test(T);
 	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_NONE);
 	sf_xtable_unlock_for_test(T);
+	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_LEADER);
+	sf_xfinish(T, &tk, NULL, 0);
+}
+END_TEST
+
+/* A signal handler's siglongjmp out of the table's code while the thread
+ * holds the lock (alarm() as a resolver timeout; here the claim hook
+ * jumps): sf_xtable_left(), which the hooks run on that way out, undoes
+ * the half claim and releases the lock.  Before it, the live thread kept
+ * the lock for good: every other process waited the bound and got NONE,
+ * and the thread itself was refused. */
+static sigjmp_buf jump_env;
+
+static void jump_out(enum sf_xhook where)
+{
+	(void)where;
+	siglongjmp(jump_env, 1);
+}
+
+static void join_dkey(int idx)
+{
+	struct sf_xticket tk;
+	S->role[idx] = (int)sf_xjoin(T, dkey, strlen(dkey), &tk);
+	sf_xfinish(T, &tk, NULL, 0);
+}
+
+START_TEST(test_jumped_out_holding_lock)
+{
+	static struct sf_xticket tk;
+	sf_xtable_lock_bound_for_test(200);
+	if (sigsetjmp(jump_env, 1) == 0) {
+		sf_xtable_hook_for_test(jump_out);
+		sf_xjoin(T, dkey, strlen(dkey), &tk);
+		ck_abort_msg("the hook did not jump");
+	}
+	sf_xtable_hook_for_test(NULL);
+	sf_xtable_left(T);
+	sf_xtable_left(T); /* not held any more: nothing */
+	pid_t p = fork_child(join_dkey, 0);
+	reap_ok(p);
+	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
 	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_LEADER);
 	sf_xfinish(T, &tk, NULL, 0);
 }
@@ -1419,6 +1461,7 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_lock_holder_killed);
 	tcase_add_test(tc, test_stopped_lock_holder_bounded);
 	tcase_add_test(tc, test_relock_refused);
+	tcase_add_test(tc, test_jumped_out_holding_lock);
 	tcase_add_test(tc, test_killed_mid_claim);
 	tcase_add_test(tc, test_killed_mid_publish);
 	tcase_add_test(tc, test_kill9_anywhere);
