@@ -29,6 +29,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +52,26 @@ static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static int dir_fd = -1;
 static pthread_once_t dir_once = PTHREAD_ONCE_INIT;
+
+/* Set once the pthread_once above is over: the fast path, no system
+ * call. */
+static _Atomic bool table_done, dir_done;
+
+/* pthread_once(once, fn) with every signal blocked (the caller restores
+ * *old).  A signal handler that siglongjmps out of getaddrinfo (alarm() as
+ * a resolver timeout) must never jump out of fn: the once would stay "in
+ * progress" for good and the next call, in any thread, would wait on it
+ * forever.  Blocked signals arrive when the caller restores the mask,
+ * after the once is over.  Only the first calls pay the two system
+ * calls. */
+static void once_unjumpable(pthread_once_t *once, void (*fn)(void),
+                            sigset_t *old)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+	pthread_once(once, fn);
+}
 
 /* XDG_RUNTIME_DIR as the environment held it when the library was loaded:
  * php-fpm clears its workers' environment (clear_env) before they run, and
@@ -268,8 +291,13 @@ struct sf_xtable *sf_scope_table(void)
 	/* The first call opens, creates, logs: the host's errno (a hook's
 	 * caller may read it after getaddrinfo or curl_easy_perform) must
 	 * not show any of it. */
+	if (atomic_load_explicit(&table_done, memory_order_acquire))
+		return scope.table;
 	int e = errno;
-	pthread_once(&table_once, attach);
+	sigset_t old;
+	once_unjumpable(&table_once, attach, &old);
+	atomic_store_explicit(&table_done, true, memory_order_release);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	errno = e;
 	return scope.table;
 }
@@ -321,8 +349,13 @@ out:
 
 int sf_scope_dirfd(void)
 {
+	if (atomic_load_explicit(&dir_done, memory_order_acquire))
+		return dir_fd;
 	int e = errno; /* as in sf_scope_table() */
-	pthread_once(&dir_once, open_dir);
+	sigset_t old;
+	once_unjumpable(&dir_once, open_dir, &old);
+	atomic_store_explicit(&dir_done, true, memory_order_release);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	errno = e;
 	return dir_fd;
 }

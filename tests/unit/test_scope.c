@@ -15,10 +15,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static void use_scope(const char *what)
@@ -108,6 +111,44 @@ START_TEST(test_errno_kept)
 	errno = EDOM;
 	sf_scope_sweep();
 	ck_assert_int_eq(errno, EDOM);
+	char path[PATH_MAX];
+	table_path(path, sizeof(path));
+	cleanup(path);
+}
+END_TEST
+
+/* A signal handler that siglongjmps (alarm() as a resolver timeout)
+ * while the first calls attach and open the directory: before, a jump out
+ * of the pthread_once left it "in progress" and the next call waited
+ * forever (check's timeout fails the test). */
+static sigjmp_buf jump_env;
+
+static void jump_out(int sig)
+{
+	(void)sig;
+	siglongjmp(jump_env, 1);
+}
+
+START_TEST(test_jump_during_attach)
+{
+	use_scope("jump");
+	struct sigaction sa = { .sa_handler = jump_out };
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+	struct itimerval it = { { 0, 20 }, { 0, 20 } };
+	ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+	static sf_xtable *volatile t;
+	static volatile int fd = -1;
+	sigsetjmp(jump_env, 1);
+	if (!t)
+		t = sf_scope_table();
+	if (fd < 0)
+		fd = sf_scope_dirfd();
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	setitimer(ITIMER_REAL, &off, NULL);
+	signal(SIGALRM, SIG_IGN);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_ge(fd, 0);
 	char path[PATH_MAX];
 	table_path(path, sizeof(path));
 	cleanup(path);
@@ -224,6 +265,7 @@ int main(void)
 	tcase_add_test(tc, test_file_name);
 	tcase_add_test(tc, test_no_scope);
 	tcase_add_test(tc, test_errno_kept);
+	tcase_add_test(tc, test_jump_during_attach);
 	tcase_add_test(tc, test_sweep);
 	tcase_add_test(tc, test_first_open_sweeps);
 	tcase_add_loop_test(tc, test_dir_refused, 0, 2);
