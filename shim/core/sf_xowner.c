@@ -40,6 +40,13 @@ static bool read_proc(int32_t pid, const char *name, char *buf, size_t size)
 {
 	char path[48];
 	int old;
+	/* Signals too: a handler's siglongjmp out of here (alarm() as a
+	 * resolver timeout, while a follower checks its leader every few
+	 * ms) would leave the descriptor open and the thread uncancellable
+	 * for good.  Two system calls next to the three of the read. */
+	sigset_t all, oldmask;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &oldmask);
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -53,6 +60,9 @@ static bool read_proc(int32_t pid, const char *name, char *buf, size_t size)
 		errno = e;
 	}
 	pthread_setcancelstate(old, NULL);
+	int e = errno;
+	pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+	errno = e;
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';

@@ -11,6 +11,7 @@
 #include "core/sf_xflight.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -663,6 +664,67 @@ START_TEST(test_jumped_out_holding_lock)
 	ck_assert_int_eq(S->role[0], SF_XROLE_LEADER);
 	ck_assert_int_eq(sf_xjoin(T, "k", 1, &tk), SF_XROLE_LEADER);
 	sf_xfinish(T, &tk, NULL, 0);
+}
+END_TEST
+
+/* The same jump while a follower checks its leader's life (reading
+ * /proc): before, a jump out of the read left its descriptor open and the
+ * thread's cancellation disabled for good. */
+static void jump_sig(int sig)
+{
+	(void)sig;
+	siglongjmp(jump_env, 1);
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+START_TEST(test_jumped_out_of_liveness)
+{
+	static struct sf_xowner parent;
+	static volatile int i;
+	parent.pid = (int32_t)getppid();
+	char st[1024];
+	snprintf(st, sizeof(st), "/proc/%d/stat", (int)parent.pid);
+	FILE *f = fopen(st, "r");
+	ck_assert_ptr_nonnull(f);
+	unsigned long long start = 0;
+	ck_assert_int_eq(fscanf(f,
+	                        "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u "
+	                        "%*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+	                        "%*d %*d %llu",
+	                        &start),
+	                 1);
+	fclose(f);
+	parent.start = start;
+	int fds = count_fds();
+	struct sigaction sa = { .sa_handler = jump_sig };
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+	struct itimerval it = { { 0, 50 }, { 0, 50 } };
+	ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+	i = 0;
+	sigsetjmp(jump_env, 1);
+	while (i < 5000) {
+		i++; /* first: a jump may come at every call's end */
+		sf_xowner_alive(&parent);
+	}
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	setitimer(ITIMER_REAL, &off, NULL);
+	signal(SIGALRM, SIG_IGN);
+	int old;
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+	ck_assert_int_eq(old, PTHREAD_CANCEL_ENABLE);
+	ck_assert_int_eq(count_fds(), fds);
+	ck_assert(sf_xowner_alive(&parent));
 }
 END_TEST
 
@@ -1462,6 +1524,7 @@ Suite *xflight_suite(void)
 	tcase_add_test(tc, test_stopped_lock_holder_bounded);
 	tcase_add_test(tc, test_relock_refused);
 	tcase_add_test(tc, test_jumped_out_holding_lock);
+	tcase_add_test(tc, test_jumped_out_of_liveness);
 	tcase_add_test(tc, test_killed_mid_claim);
 	tcase_add_test(tc, test_killed_mid_publish);
 	tcase_add_test(tc, test_kill9_anywhere);
