@@ -206,6 +206,11 @@ void sf_curl_xlead_abandon(struct sf_curl_xlead *x)
 	if (x->ended)
 		return;
 	int cs = sf_curl_no_cancel();
+	/* Reached on the jump path too (a signal handler's siglongjmp out of
+	 * the transfer, maybe out of sf_xnotify with the table locked): the
+	 * lock is released first, else every process of the scope would wait
+	 * the lock's bound on every call from now on.  Nothing otherwise. */
+	sf_xtable_left(x->t);
 	/* One of its followers takes over and appends to the file; should
 	 * none (all left), the last of them to be counted removes it. */
 	unsigned n = sf_xfollowers(x->t, &x->tk, NULL);

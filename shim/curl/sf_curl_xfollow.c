@@ -282,6 +282,9 @@ static void xfollow_left(void *arg)
 {
 	struct xfollow *w = arg;
 	struct sf_curl_xfer *p = w->p;
+	/* A jump out of the table's code (sf_xwait taking over, a notify
+	 * once leading) releases the lock first (sf_curl_xlead_abandon). */
+	sf_xtable_left(w->t);
 	sf_curl_live_end(p);
 	if (w->xheld && w->xleading) {
 		/* Counted as a follower, and holds no file of its own yet. */
