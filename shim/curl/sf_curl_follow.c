@@ -113,8 +113,8 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 
 /* libcurl's LOW_SPEED_LIMIT/LOW_SPEED_TIME, measured on what this
  * follower's program receives, once a second. */
-bool sf_curl_too_slow(struct sf_curl_xfer *p, struct sf_curl_speed *s,
-                      uint64_t now)
+static bool too_slow(struct sf_curl_xfer *p, struct sf_curl_speed *s,
+                     uint64_t now)
 {
 	const struct sf_curl_limits *lim = &p->d.lim;
 	if (lim->low_speed_limit <= 0 || lim->low_speed_time <= 0 ||
@@ -137,7 +137,7 @@ bool sf_curl_too_slow(struct sf_curl_xfer *p, struct sf_curl_speed *s,
 
 /* libcurl's error.  Not inlined: the message buffer stays off the stack
  * of the follower's loop, which every program callback runs beneath. */
-__attribute__((noinline)) CURLcode sf_curl_slow_error(struct sf_curl_xfer *p)
+__attribute__((noinline)) static CURLcode slow_error(struct sf_curl_xfer *p)
 {
 	char msg[CURL_ERROR_SIZE];
 	snprintf(msg, sizeof(msg),
@@ -147,54 +147,126 @@ __attribute__((noinline)) CURLcode sf_curl_slow_error(struct sf_curl_xfer *p)
 	return fail(p, CURLE_OPERATION_TIMEDOUT, msg);
 }
 
+void sf_curl_pace_start(struct sf_curl_pace *c, struct sf_curl_xfer *p,
+                        uint64_t last)
+{
+	const struct sf_delivery *d = &p->d;
+	*c = (struct sf_curl_pace){
+		.wait = p->cfg->wait_ns,
+		.last = last,
+		.own = d->lim.timeout_ms > 0
+		               ? p->start_ns +
+		                         (uint64_t)d->lim.timeout_ms * 1000000u
+		               : 0,
+		.progress = !d->noprogress,
+		.slow_check = d->lim.low_speed_limit > 0 &&
+		              d->lim.low_speed_time > 0,
+		.speed = { .at = p->start_ns, .next = p->start_ns + SECOND },
+	};
+}
+
+enum sf_curl_step sf_curl_pace_check(struct sf_curl_pace *c,
+                                     struct sf_curl_xfer *p, uint64_t now,
+                                     uint64_t slice, uint64_t *until,
+                                     CURLcode *code)
+{
+	struct sf_delivery *d = &p->d;
+	if (c->progress && (!c->tick || now >= c->tick)) {
+		c->tick = now + SECOND; /* libcurl calls it at least 1/s */
+		curl_off_t total = d->content_length > 0 ? d->content_length
+		                                         : 0;
+		if (sf_deliver_progress(d, total, (curl_off_t)d->body_done)) {
+			*code = fail(p, CURLE_ABORTED_BY_CALLBACK,
+			             "Callback aborted");
+			return SF_STEP_OWN;
+		}
+	}
+	if (c->own && now >= c->own) {
+		*code = sf_delivery_timed_out(
+		        d, (long)((now - p->start_ns) / 1000000u));
+		return SF_STEP_OWN;
+	}
+	if (c->slow_check && too_slow(p, &c->speed, now)) {
+		*code = slow_error(p);
+		return SF_STEP_OWN;
+	}
+	/* Only a wait that found nothing new counts: time spent in the
+	 * program's own callbacks is not the leader's stall. */
+	if (c->wait && c->idle && now >= c->last + c->wait)
+		return SF_STEP_EXPIRED;
+	uint64_t t = earliest(c->own, c->wait ? c->last + c->wait : 0);
+	t = earliest(t, c->progress ? c->tick : 0);
+	t = earliest(t, c->slow_check ? c->speed.next : 0);
+	*until = earliest(t, slice ? now + slice : 0);
+	return SF_STEP_ON;
+}
+
+void sf_curl_pace_woke(struct sf_curl_pace *c, bool idle)
+{
+	c->idle = idle;
+	if (!idle)
+		c->last = sf_now_ns(); /* the leader moved on */
+}
+
+void sf_curl_pace_fed(struct sf_curl_pace *c, bool moved)
+{
+	if (moved && c->progress)
+		c->tick = 0; /* libcurl reports progress on data too */
+}
+
+enum sf_curl_step sf_curl_follow_fed(struct sf_curl_xfer *p,
+                                     enum sf_curl_fed fed, CURLcode *code)
+{
+	switch (fed) {
+	case SF_REFUSED:
+		*code = fail(p, CURLE_WRITE_ERROR, p->d.failure);
+		return SF_STEP_OWN;
+	case SF_UNREADABLE:
+		return SF_STEP_SHORT;
+	case SF_DIVERGED:
+		*code = fail(p, CURLE_RECV_ERROR, SF_CURL_CHANGED_MSG);
+		return SF_STEP_OWN;
+	case SF_FED:
+		break;
+	}
+	return SF_STEP_ON;
+}
+
+enum sf_curl_step sf_curl_follow_end(struct sf_curl_xfer *p,
+                                     const struct sf_curl_reply *r,
+                                     CURLcode *code)
+{
+	if (r->retry)
+		return SF_STEP_RETRY;
+	if (!sf_curl_cursor_covered(&p->cur)) {
+		*code = fail(p, CURLE_RECV_ERROR, SF_CURL_CHANGED_MSG);
+		return SF_STEP_OWN;
+	}
+	*code = r->code;
+	if (r->code != CURLE_OK)
+		sf_delivery_error(&p->d, r->errmsg);
+	return SF_STEP_DONE;
+}
+
 /* The follower's loop.  Returns FOLLOWED with *code set, or what the
  * caller must do next. */
 static enum outcome follow_loop(struct follow *w, CURLcode *code)
 {
 	struct sf_curl_xfer *p = w->p;
-	struct sf_delivery *d = &p->d;
 	uint32_t cursor = 0;
-	uint64_t wait = p->cfg->wait_ns, last = p->start_ns;
-	uint64_t own =
-	        d->lim.timeout_ms > 0
-	                ? p->start_ns + (uint64_t)d->lim.timeout_ms * 1000000u
-	                : 0;
-	bool progress = !d->noprogress;
-	bool slow_check = d->lim.low_speed_limit > 0 &&
-	                  d->lim.low_speed_time > 0;
-	struct sf_curl_speed speed = { .at = p->start_ns,
-		                       .next = p->start_ns + SECOND };
-	uint64_t tick = 0;
-	bool idle = false;
+	struct sf_curl_pace pace;
+	sf_curl_pace_start(&pace, p, p->start_ns);
 	for (;;) {
-		uint64_t now = sf_now_ns();
-		if (progress && (!tick || now >= tick)) {
-			tick = now + SECOND; /* libcurl calls it at least 1/s */
-			curl_off_t total =
-			        d->content_length > 0 ? d->content_length : 0;
-			if (sf_deliver_progress(d, total,
-			                        (curl_off_t)d->body_done)) {
-				*code = fail(p, CURLE_ABORTED_BY_CALLBACK,
-				             "Callback aborted");
-				return FOLLOWED;
-			}
-		}
-		if (own && now >= own) {
-			*code = sf_delivery_timed_out(
-			        d, (long)((now - p->start_ns) / 1000000u));
-			return FOLLOWED;
-		}
-		if (slow_check && sf_curl_too_slow(p, &speed, now)) {
-			*code = sf_curl_slow_error(p);
-			return FOLLOWED;
-		}
-		/* Only a wait that found nothing new counts: time spent in
-		 * the program's own callbacks is not the leader's stall. */
-		if (wait && idle && now >= last + wait)
+		uint64_t until = 0;
+		switch (sf_curl_pace_check(&pace, p, sf_now_ns(), 0, &until,
+		                           code)) {
+		case SF_STEP_ON:
+			break;
+		case SF_STEP_EXPIRED:
 			return ALONE_EXPIRED;
-		uint64_t until = earliest(own, wait ? last + wait : 0);
-		until = earliest(until, progress ? tick : 0);
-		until = earliest(until, slow_check ? speed.next : 0);
+		default:
+			return FOLLOWED;
+		}
 		struct timespec ts = sf_ns_to_timespec(until),
 		                *dl = until ? &ts : NULL;
 
@@ -203,46 +275,41 @@ static enum outcome follow_loop(struct follow *w, CURLcode *code)
 			w->leading = true; /* before any cancellation point */
 			return PROMOTED;
 		}
-		idle = ev == SF_WAIT_TIMEOUT;
-		if (!idle)
-			last = sf_now_ns(); /* the leader moved on */
+		sf_curl_pace_woke(&pace, ev == SF_WAIT_TIMEOUT);
 		sf_curl_reader_take(&w->rd, &p->cur,
 		                    sf_curl_response_newest(w->f));
 		size_t had = p->cur.hdrs + p->cur.body;
-		switch (sf_curl_reader_drain(&w->rd, &p->cur,
-		                             sf_curl_follow_give, p)) {
-		case SF_REFUSED:
-			*code = fail(p, CURLE_WRITE_ERROR, d->failure);
-			return FOLLOWED;
-		case SF_UNREADABLE:
-			return ALONE_SHORT;
-		case SF_DIVERGED:
-			*code = fail(p, CURLE_RECV_ERROR, SF_CURL_CHANGED_MSG);
-			return FOLLOWED;
-		case SF_FED:
+		switch (sf_curl_follow_fed(
+		        p,
+		        sf_curl_reader_drain(&w->rd, &p->cur,
+		                             sf_curl_follow_give, p),
+		        code)) {
+		case SF_STEP_ON:
 			break;
+		case SF_STEP_SHORT:
+			return ALONE_SHORT;
+		default:
+			return FOLLOWED;
 		}
-		if (p->cur.hdrs + p->cur.body != had && progress)
-			tick = 0; /* libcurl reports progress on data too */
+		sf_curl_pace_fed(&pace, p->cur.hdrs + p->cur.body != had);
 		if (ev != SF_WAIT_DONE)
 			continue;
 
 		struct sf_curl_reply *final = sf_flight_result(w->f);
 		if (!final)
 			return ALONE_SHORT; /* the leader could not share it */
-		if (final->retry)
+		switch (sf_curl_follow_end(p, final, code)) {
+		case SF_STEP_RETRY:
 			return ALONE_RETRY;
-		if (!sf_curl_cursor_covered(&p->cur)) {
-			*code = fail(p, CURLE_RECV_ERROR, SF_CURL_CHANGED_MSG);
+		case SF_STEP_DONE:
+			sf_curl_live_end(p);
+			sf_curl_reply_ref(final);
+			p->h->reply =
+			        final; /* getinfo and headers answer from it */
+			return FOLLOWED;
+		default:
 			return FOLLOWED;
 		}
-		*code = final->code;
-		if (final->code != CURLE_OK)
-			sf_delivery_error(d, final->errmsg);
-		sf_curl_live_end(p);
-		sf_curl_reply_ref(final);
-		p->h->reply = final; /* getinfo and headers answer from it */
-		return FOLLOWED;
 	}
 }
 

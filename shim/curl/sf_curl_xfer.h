@@ -68,13 +68,51 @@ bool sf_curl_live(const struct sf_curl_xfer *p);
 void sf_curl_live_end(struct sf_curl_xfer *p);
 bool sf_curl_follow_give(void *ctx, enum sf_curl_rec type, const char *data,
                          size_t n);
+
+/* What a follower's wait comes to, step by step: carry on; *code set, the
+ * program's own outcome; fetch alone (the response unreadable, or waited
+ * past SFSHIM_WAIT_MS); the leader asks for a retry; done, *code set. */
+enum sf_curl_step {
+	SF_STEP_ON,
+	SF_STEP_OWN,
+	SF_STEP_SHORT,
+	SF_STEP_EXPIRED,
+	SF_STEP_RETRY,
+	SF_STEP_DONE
+};
+
+/* The program's limits both followers keep while they wait: its progress
+ * callback, CURLOPT_TIMEOUT_MS, LOW_SPEED_LIMIT/TIME, and SFSHIM_WAIT_MS
+ * (counted from last, when the leader last moved on). */
 struct sf_curl_speed {
 	uint64_t at, next, slow_since;
 	size_t bytes;
 };
-bool sf_curl_too_slow(struct sf_curl_xfer *p, struct sf_curl_speed *s,
-                      uint64_t now);
-CURLcode sf_curl_slow_error(struct sf_curl_xfer *p);
+struct sf_curl_pace {
+	uint64_t wait, last, own, tick;
+	bool progress, slow_check, idle;
+	struct sf_curl_speed speed;
+};
+void sf_curl_pace_start(struct sf_curl_pace *c, struct sf_curl_xfer *p,
+                        uint64_t last);
+/* Before each wait, at now: SF_STEP_ON with *until (0: no limit; slice, if
+ * not 0, caps the wait at now + slice), SF_STEP_OWN or SF_STEP_EXPIRED. */
+enum sf_curl_step sf_curl_pace_check(struct sf_curl_pace *c,
+                                     struct sf_curl_xfer *p, uint64_t now,
+                                     uint64_t slice, uint64_t *until,
+                                     CURLcode *code);
+/* After each wait: idle, it found nothing new. */
+void sf_curl_pace_woke(struct sf_curl_pace *c, bool idle);
+/* After each drain: moved, the program got something (progress is due). */
+void sf_curl_pace_fed(struct sf_curl_pace *c, bool moved);
+/* What a drain's result means: SF_STEP_ON, SF_STEP_OWN or SF_STEP_SHORT. */
+enum sf_curl_step sf_curl_follow_fed(struct sf_curl_xfer *p,
+                                     enum sf_curl_fed fed, CURLcode *code);
+/* The leader's final reply r, all of it read: SF_STEP_RETRY, SF_STEP_OWN
+ * (what the program got differs) or SF_STEP_DONE with r's code. */
+enum sf_curl_step sf_curl_follow_end(struct sf_curl_xfer *p,
+                                     const struct sf_curl_reply *r,
+                                     CURLcode *code);
 
 /* A perform outside any flight. */
 CURLcode sf_curl_alone(struct sf_curl_xfer *p);

@@ -96,18 +96,6 @@ static enum sf_curl_fed drain(struct xfollow *w, uint64_t avail)
 	return k < 0 ? SF_UNREADABLE : SF_FED;
 }
 
-static CURLcode fail(struct sf_curl_xfer *p, CURLcode code, const char *msg)
-{
-	sf_delivery_error(&p->d, msg);
-	return code;
-}
-
-static uint64_t earliest(uint64_t a, uint64_t b)
-{
-	return !a ? b : !b ? a : a < b ? a : b;
-}
-
-#define SECOND 1000000000u
 #define CANCEL_SLICE_NS 100000000u /* 100 ms */
 
 /* Where the flight's response is now: the published count, or, once
@@ -145,55 +133,27 @@ static int open_file(struct xfollow *w, int dfd)
 static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 {
 	struct sf_curl_xfer *p = w->p;
-	struct sf_delivery *d = &p->d;
 	/* Its wait without progress starts here (a follower promoted in its
 	 * own process waited with progress so far). */
-	uint64_t wait = p->cfg->wait_ns, last = sf_now_ns();
-	uint64_t own =
-	        d->lim.timeout_ms > 0
-	                ? p->start_ns + (uint64_t)d->lim.timeout_ms * 1000000u
-	                : 0;
-	bool progress = !d->noprogress;
-	bool slow_check = d->lim.low_speed_limit > 0 &&
-	                  d->lim.low_speed_time > 0;
-	struct sf_curl_speed speed = { .at = p->start_ns,
-		                       .next = p->start_ns + SECOND };
-	uint64_t tick = 0;
-	bool idle = false;
+	struct sf_curl_pace pace;
+	sf_curl_pace_start(&pace, p, sf_now_ns());
 	int dfd = sf_scope_dirfd();
 	if (dfd < 0 || !w->name[0])
 		return X_SHORT;
 	open_file(w, dfd); /* as soon as it exists */
 	for (;;) {
-		uint64_t now = sf_now_ns();
-		if (progress && (!tick || now >= tick)) {
-			tick = now + SECOND;
-			curl_off_t total =
-			        d->content_length > 0 ? d->content_length : 0;
-			if (sf_deliver_progress(d, total,
-			                        (curl_off_t)d->body_done)) {
-				*code = fail(p, CURLE_ABORTED_BY_CALLBACK,
-				             "Callback aborted");
-				return X_OWN;
-			}
-		}
-		if (own && now >= own) {
-			*code = sf_delivery_timed_out(
-			        d, (long)((now - p->start_ns) / 1000000u));
-			return X_OWN;
-		}
-		if (slow_check && sf_curl_too_slow(p, &speed, now)) {
-			*code = sf_curl_slow_error(p);
-			return X_OWN;
-		}
-		if (wait && idle && now >= last + wait)
-			return X_EXPIRED;
-		uint64_t until = earliest(own, wait ? last + wait : 0);
-		until = earliest(until, progress ? tick : 0);
-		until = earliest(until, slow_check ? speed.next : 0);
+		uint64_t until = 0;
 		/* sf_xwait() is no cancellation point: a cancelled thread
 		 * notices within a slice. */
-		until = earliest(until, now + CANCEL_SLICE_NS);
+		switch (sf_curl_pace_check(&pace, p, sf_now_ns(),
+		                           CANCEL_SLICE_NS, &until, code)) {
+		case SF_STEP_ON:
+			break;
+		case SF_STEP_EXPIRED:
+			return X_EXPIRED;
+		default:
+			return X_OWN;
+		}
 		struct timespec ts = sf_ns_to_timespec(until);
 
 		enum sf_xwait ev = sf_xwait(w->t, &w->tk, &ts);
@@ -205,10 +165,9 @@ static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 			return X_SHORT;
 		/* As an in-process follower's wait, a cancellation point. */
 		pthread_testcancel();
-		idle = ev == SF_XWAIT_TIMEOUT;
-		if (idle)
+		sf_curl_pace_woke(&pace, ev == SF_XWAIT_TIMEOUT);
+		if (ev == SF_XWAIT_TIMEOUT)
 			continue;
-		last = sf_now_ns();
 		uint64_t epoch, avail;
 		if (!where(w, ev, &epoch, &avail))
 			return X_SHORT;
@@ -231,34 +190,27 @@ static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 			continue;
 		}
 		size_t had = p->cur.hdrs + p->cur.body;
-		switch (drain(w, avail)) {
-		case SF_REFUSED:
-			*code = fail(p, CURLE_WRITE_ERROR, d->failure);
-			return X_OWN;
-		case SF_UNREADABLE:
-			return X_SHORT;
-		case SF_DIVERGED:
-			*code = fail(p, CURLE_RECV_ERROR, SF_CURL_CHANGED_MSG);
-			return X_OWN;
-		case SF_FED:
+		switch (sf_curl_follow_fed(p, drain(w, avail), code)) {
+		case SF_STEP_ON:
 			break;
+		case SF_STEP_SHORT:
+			return X_SHORT;
+		default:
+			return X_OWN;
 		}
-		if (p->cur.hdrs + p->cur.body != had && progress)
-			tick = 0;
+		sf_curl_pace_fed(&pace, p->cur.hdrs + p->cur.body != had);
 		if (ev != SF_XWAIT_DONE)
 			continue;
 		if (!w->final || !w->gen_r)
 			return X_SHORT;
-		if (w->gen_r->retry)
+		switch (sf_curl_follow_end(p, w->gen_r, code)) {
+		case SF_STEP_RETRY:
 			return X_RETRY;
-		if (!sf_curl_cursor_covered(&p->cur)) {
-			*code = fail(p, CURLE_RECV_ERROR, SF_CURL_CHANGED_MSG);
+		case SF_STEP_DONE:
+			return X_DONE;
+		default:
 			return X_OWN;
 		}
-		*code = w->gen_r->code;
-		if (w->gen_r->code != CURLE_OK)
-			sf_delivery_error(d, w->gen_r->errmsg);
-		return X_DONE;
 	}
 }
 
