@@ -37,9 +37,7 @@ set -eu
 . tests/integration/http.bash
 sf_private_world "$0" "$@"
 
-export SF_WAIT_SECS=${SF_WAIT_SECS:-120}
-export XDG_RUNTIME_DIR="$SF_TMP/run"
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
+sf_scope_dirs
 ORIGIN="$SF_TMP/origin.log"
 sf_start_httpd "$ORIGIN"
 FETCH="$SF_ROOT/$B/tests/sf_curl_fetch"
@@ -53,6 +51,18 @@ fail() {
 
 requests() { sf_grep_count "GET $1" "$ORIGIN"; }
 files_left() { find "$XDG_RUNTIME_DIR" -name 'b-*' | wc -l; }
+# expect_requests NAME PATH N: the origin saw exactly N requests of PATH
+expect_requests() {
+	local n
+	n=$(requests "$2")
+	[ "$n" -eq "$3" ] || fail "$1: origin saw $n requests, expected $3"
+}
+# expect_no_files NAME: no response file is left in the scope directory
+expect_no_files() {
+	local n
+	n=$(files_left)
+	[ "$n" -eq 0 ] || fail "$1: $n response files left behind"
+}
 # lines matching PAT in every stderr file of run NAME
 count_logs() { cat "$SF_TMP/$1".*.err 2>/dev/null | grep -cF -- "$2" || true; }
 # how many of run NAME's body files hold at least N bytes
@@ -158,8 +168,7 @@ herd() {
 		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
 	done
 	local n
-	n=$(requests "$path")
-	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
+	expect_requests "$name" "$path" 1
 	n=$(count_logs "$name" "leading flight across processes")
 	[ "$n" -eq 1 ] || fail "$name: $n leaders across processes, expected 1"
 	n=$(count_logs "$name" "joined flight across processes")
@@ -169,8 +178,7 @@ herd() {
 	local want="1 $((procs - 1)) $((procs - 1)) 0 0" got
 	got="$(cross "$name" led) $(cross "$name" answered) $(cross "$name" served) $(cross "$name" promoted) $(cross "$name" alone)"
 	[ "$got" = "$want" ] || fail "$name: crossed stats led/answered/served/promoted/alone: $got, expected $want"
-	n=$(files_left)
-	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	expect_no_files "$name"
 	echo "ok: $name: $procs processes x $threads threads, 1 origin request, identical outputs, no files left"
 }
 
@@ -224,11 +232,9 @@ tool() {
 		ok=$((ok + 1))
 	done
 	[ "$ok" -eq $((procs - 1)) ] || fail "$name: $ok curl processes completed"
-	n=$(requests "$path")
-	[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
+	expect_requests "$name" "$path" 2
 	san_clean "$name"
-	n=$(files_left)
-	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	expect_no_files "$name"
 	echo "ok: $name: $procs curl tools, the leader killed mid-body: $ok outputs identical to curl alone, 2 requests"
 }
 tool
@@ -307,8 +313,7 @@ killed() {
 		[ "$n" -eq 1 ] || fail "$name: crossed stats: promoted=$n, expected 1"
 		echo "ok: $name: leader killed mid-body, $ok followers exact (sha256 $(sha256sum <"$SF_TMP/ref.0" | cut -c1-16)), 2 origin requests"
 	fi
-	n=$(files_left)
-	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	expect_no_files "$name"
 }
 
 killed kill ""
@@ -340,11 +345,8 @@ timeout_case() {
 	done
 	same "$name" 3 1
 	san_clean "$name"
-	local n
-	n=$(requests "$path")
-	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
-	n=$(files_left)
-	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	expect_requests "$name" "$path" 1
+	expect_no_files "$name"
 	echo "ok: $name: a follower's own 300 ms limit failed it alone (28); the others exact, 1 request"
 }
 timeout_case
@@ -382,12 +384,10 @@ handover() {
 	same "$name" 4 1
 	san_clean "$name"
 	local n
-	n=$(requests "$path")
-	[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
+	expect_requests "$name" "$path" 2
 	n=$(count_logs "$name" "took over across processes")
 	[ "$n" -eq 1 ] || fail "$name: $n took over, expected 1"
-	n=$(files_left)
-	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	expect_no_files "$name"
 	echo "ok: $name: the leader process's own timeout handed the flight to one follower process; 4 exact, 2 requests"
 }
 handover
@@ -429,10 +429,8 @@ cancel() {
 			fail "$name: thread $t: answers differ"
 	done
 	san_clean "$name"
-	n=$(requests "$path")
-	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
-	n=$(files_left)
-	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	expect_requests "$name" "$path" 1
+	expect_no_files "$name"
 	echo "ok: $name: a follower process's thread cancelled while following ($(count_logs "$name" "joined flight across processes") joined across processes); its 3 other threads exact, 1 request, no file left"
 }
 cancel
@@ -464,10 +462,8 @@ expired() {
 	done
 	same "$name" 3 1
 	san_clean "$name"
-	n=$(requests "$path")
-	[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
-	n=$(files_left)
-	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	expect_requests "$name" "$path" 2
+	expect_no_files "$name"
 	echo "ok: $name: a follower past its SFSHIM_WAIT_MS fetched alone; exact bytes for all 3, 2 requests"
 }
 expired
@@ -505,8 +501,7 @@ full() {
 	san_clean "$name"
 	n=$(count_logs "$name" "cannot write the response")
 	[ "$n" -eq 1 ] || fail "$name: $n leaders said the file could not grow, expected 1"
-	n=$(requests "$path")
-	[ "$n" -eq 4 ] || fail "$name: origin saw $n requests, expected 4"
+	expect_requests "$name" "$path" 4
 	n=$(cross "$name" alone)
 	[ "$n" -eq 3 ] || fail "$name: crossed stats: alone=$n, expected 3"
 	n=$(find "$run" -name 'b-*' | wc -l)
@@ -572,10 +567,8 @@ PY
 		cmp -s "$SF_TMP/ref.0" "$SF_TMP/$name.out.$i" || fail "$name: worker $i: body differs"
 	done
 	san_clean "$name"
-	n=$(requests "$path")
-	[ "$n" -eq 1 ] || fail "$name: origin saw $n requests, expected 1"
-	n=$(files_left)
-	[ "$n" -eq 0 ] || fail "$name: $n response files left behind"
+	expect_requests "$name" "$path" 1
+	expect_no_files "$name"
 	echo "ok: $name: 8 pycurl workers forked after the library was in use: 1 request, exact bodies"
 }
 prefork
