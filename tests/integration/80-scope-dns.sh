@@ -330,37 +330,34 @@ echo "ok   invalid scope name: one line, per-process mode"
 # ---- never shared: two users, two layouts ------------------------------
 # One caller each; had they shared, the second would join the first's
 # flight and never reach the server, and the wait would time out.
-procs=
-SFSHIM_SCOPE=same LD_PRELOAD="$PRE" "$PY" "$XDNS" resolve us.test \
-	>"$SF_TMP/us.out.1" 2>>"$SF_TMP/us.err" &
-procs=$!
-SFSHIM_SCOPE=same LD_PRELOAD="$PRE" setpriv --reuid=nobody --regid=nogroup \
-	--clear-groups "$PY" "$XDNS" resolve us.test \
-	>"$SF_TMP/us.out.2" 2>>"$SF_TMP/us.err" &
-procs="$procs $!"
-wait_until "2 queries for us" at_least queries us A 2
-open_gate
-exact us 2 2
-finish us
+# apart SCOPE TAG PRE2 [CMD...]: one caller with $PRE and one with PRE2,
+# run through CMD (e.g. setpriv), resolve TAG.test in scope SCOPE: one
+# query each, nobody joined a flight.
+apart() {
+	local scope=$1 tag=$2 pre2=$3
+	shift 3
+	procs=
+	SFSHIM_SCOPE=$scope LD_PRELOAD="$PRE" "$PY" "$XDNS" resolve "$tag.test" \
+		>"$SF_TMP/$tag.out.1" 2>>"$SF_TMP/$tag.err" &
+	procs=$!
+	SFSHIM_SCOPE=$scope LD_PRELOAD="$pre2" "$@" "$PY" "$XDNS" resolve \
+		"$tag.test" >"$SF_TMP/$tag.out.2" 2>>"$SF_TMP/$tag.err" &
+	procs="$procs $!"
+	wait_until "2 queries for $tag" at_least queries "$tag" A 2
+	open_gate
+	exact "$tag" 2 2
+	finish "$tag"
+	! grep -q 'joined flight' "$SF_TMP/$tag.err" || fail "$tag: shared"
+}
+
+apart same us "$PRE" setpriv --reuid=nobody --regid=nogroup --clear-groups
 ls /dev/shm/sfshim-0-same-*-v1 >/dev/null || fail "no table of root"
 ls /dev/shm/sfshim-65534-same-*-v1 >/dev/null || fail "no table of nobody"
-! grep -q 'joined flight' "$SF_TMP/us.err" || fail "us: shared"
 echo "ok   two users, one scope name: two tables, one query each"
 
-procs=
-SFSHIM_SCOPE=layouts LD_PRELOAD="$PRE" "$PY" "$XDNS" resolve lv.test \
-	>"$SF_TMP/lv.out.1" 2>>"$SF_TMP/lv.err" &
-procs=$!
-SFSHIM_SCOPE=layouts LD_PRELOAD="$PRE2" "$PY" "$XDNS" resolve lv.test \
-	>"$SF_TMP/lv.out.2" 2>>"$SF_TMP/lv.err" &
-procs="$procs $!"
-wait_until "2 queries for lv" at_least queries lv A 2
-open_gate
-exact lv 2 2
-finish lv
+apart layouts lv "$PRE2"
 ls /dev/shm/sfshim-0-layouts-*-v1 >/dev/null || fail "no layout 1 table"
 ls /dev/shm/sfshim-0-layouts-*-v2 >/dev/null || fail "no layout 2 table"
-! grep -q 'joined flight' "$SF_TMP/lv.err" || fail "lv: shared"
 echo "ok   two layout versions side by side: two tables, one query each"
 
 # ---- $XDG_RUNTIME_DIR: used when it is this user's 0700 directory -------
