@@ -24,9 +24,7 @@ if ! grep -qaF "SFSHIM_SCOPE" "$LIB" ||
 fi
 sf_private_world "$0" "$@"
 
-export SF_WAIT_SECS=${SF_WAIT_SECS:-120}
-export XDG_RUNTIME_DIR="$SF_TMP/run"
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
+sf_scope_dirs
 ORIGIN="$SF_TMP/origin.log"
 sf_start_httpd "$ORIGIN"
 SHIM="$(sf_preload_host "$LIB")"

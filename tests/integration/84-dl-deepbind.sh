@@ -32,10 +32,7 @@ N=8
 SIZE=300000
 export SF_WAIT_SECS=${SF_WAIT_SECS:-120}
 
-if [ "$(uname -m)" != x86_64 ]; then
-	echo "84-dl-deepbind: SKIP: the shim's dlopen entry exists on x86-64 only"
-	exit 0
-fi
+sf_x86_64_only 84-dl-deepbind
 if [ -n "$SAN" ]; then
 	# Both runtimes interpose dlopen themselves (so the caller glibc sees
 	# is the runtime, with or without the shim) and refuse RTLD_DEEPBIND

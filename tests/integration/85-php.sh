@@ -35,19 +35,14 @@ CGI_FCGI=/usr/bin/cgi-fcgi
 N_CLI=16
 N_FPM=8
 SIZE=300000
-export SF_WAIT_SECS=${SF_WAIT_SECS:-120}
-export XDG_RUNTIME_DIR="$SF_TMP/run"
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
+sf_scope_dirs
 
 fail() {
 	echo "FAIL: $*"
 	exit 1
 }
 
-if [ "$(uname -m)" != x86_64 ]; then
-	echo "85-php: SKIP: the shim's dlopen entry exists on x86-64 only"
-	exit 0
-fi
+sf_x86_64_only 85-php
 if [ -n "$SAN" ]; then
 	# PHP passes RTLD_DEEPBIND, which the sanitizer runtimes refuse
 	# (sanitizer_common's CheckNoDeepBind) before the library sees the

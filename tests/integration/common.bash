@@ -58,6 +58,24 @@ sf_private_world() {
 	export SF_TMP
 }
 
+# sf_scope_dirs: for tests across the processes of a scope: their wait
+# limit, and a private 0700 $XDG_RUNTIME_DIR for the scope's table and
+# response files (after sf_private_world).
+sf_scope_dirs() {
+	export SF_WAIT_SECS=${SF_WAIT_SECS:-120}
+	export XDG_RUNTIME_DIR="$SF_TMP/run"
+	mkdir -m 0700 "$XDG_RUNTIME_DIR"
+}
+
+# sf_x86_64_only NAME: the script skips (exit 0) where the shim has no
+# dlopen entry.
+sf_x86_64_only() {
+	if [ "$(uname -m)" != x86_64 ]; then
+		echo "$1: SKIP: the shim's dlopen entry exists on x86-64 only"
+		exit 0
+	fi
+}
+
 SF_PIDS=()
 sf_cleanup() {
 	local p
