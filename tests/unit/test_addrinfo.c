@@ -5,62 +5,24 @@
  * releases it: under ASan a wrong layout or a shared pointer shows up as a
  * bad free, a double free or a leak. */
 #include "dns/sf_addrinfo.h"
+#include "sf_unit_addrinfo.h"
 
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-/* Inputs that resolve without the network: numeric, and /etc/hosts. */
-static const char *const nodes[] = { "127.0.0.1", "::1", "localhost" };
-
-static struct addrinfo *resolve(const char *node)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-		                  .ai_flags = AI_CANONNAME };
-	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(node, "80", &hints, &res);
-	ck_assert_msg(rc == 0, "getaddrinfo(%s): %s", node, gai_strerror(rc));
-	ck_assert_ptr_nonnull(res);
-	return res;
-}
-
-static unsigned length(const struct addrinfo *p)
-{
-	unsigned n = 0;
-	for (; p; p = p->ai_next)
-		n++;
-	return n;
-}
-
 /* Same fields node for node, and no memory shared with the source. */
 static void assert_same_list(const struct addrinfo *src,
                              const struct addrinfo *cp)
 {
-	ck_assert_uint_eq(length(cp), length(src));
-	for (; src; src = src->ai_next, cp = cp->ai_next) {
-		ck_assert_ptr_ne(cp, src);
-		ck_assert_int_eq(cp->ai_flags, src->ai_flags);
-		ck_assert_int_eq(cp->ai_family, src->ai_family);
-		ck_assert_int_eq(cp->ai_socktype, src->ai_socktype);
-		ck_assert_int_eq(cp->ai_protocol, src->ai_protocol);
-		ck_assert_uint_eq(cp->ai_addrlen, src->ai_addrlen);
-		ck_assert_ptr_eq(cp->ai_addr, (struct sockaddr *)(cp + 1));
-		ck_assert_mem_eq(cp->ai_addr, src->ai_addr, src->ai_addrlen);
-		if (src->ai_canonname) {
-			ck_assert_ptr_nonnull(cp->ai_canonname);
-			ck_assert_ptr_ne(cp->ai_canonname, src->ai_canonname);
-			ck_assert_str_eq(cp->ai_canonname, src->ai_canonname);
-		} else {
-			ck_assert_ptr_null(cp->ai_canonname);
-		}
-	}
+	assert_same_nodes(src, cp, true);
 }
 
 /* One loop iteration per input. */
 START_TEST(test_copy_of_glibc_list)
 {
-	struct addrinfo *src = resolve(nodes[_i]);
+	struct addrinfo *src = resolve(nodes[_i], AI_CANONNAME);
 	/* glibc: several nodes (one per socket type), name on the first. */
 	ck_assert_uint_gt(length(src), 1);
 	ck_assert_ptr_nonnull(src->ai_canonname);
@@ -89,7 +51,8 @@ END_TEST
  * two glibc lists chained (v4 then v6) are copied as one. */
 START_TEST(test_copy_keeps_order_and_names)
 {
-	struct addrinfo *v4 = resolve("127.0.0.1"), *v6 = resolve("::1");
+	struct addrinfo *v4 = resolve("127.0.0.1", AI_CANONNAME),
+	                *v6 = resolve("::1", AI_CANONNAME);
 	struct addrinfo *last = v4;
 	while (last->ai_next)
 		last = last->ai_next;
@@ -119,7 +82,7 @@ END_TEST
 /* sf_addrinfo_free releases a copy just as freeaddrinfo does. */
 START_TEST(test_sf_free)
 {
-	struct addrinfo *src = resolve("localhost");
+	struct addrinfo *src = resolve("localhost", AI_CANONNAME);
 	struct addrinfo *cp = sf_addrinfo_copy(src);
 	assert_same_list(src, cp);
 	sf_addrinfo_free(cp);
