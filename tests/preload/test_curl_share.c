@@ -123,6 +123,18 @@ static void start_together(struct xfer *x, size_t n, pthread_barrier_t *b)
 	}
 }
 
+/* N threads on one URL through one share handle, started together. */
+static void start_n(struct xfer *x, const char *u, CURLSH *sh,
+                    void (*configure)(CURL *), pthread_barrier_t *b)
+{
+	for (size_t i = 0; i < N; i++) {
+		x[i].url = u;
+		x[i].share = sh;
+		x[i].configure = configure;
+	}
+	start_together(x, N, b);
+}
+
 static void join_all(struct xfer *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -162,12 +174,7 @@ static void one_request_for_all(CURLSH *sh, const char *path_fmt,
 	char *u = url(path_fmt, id);
 	struct xfer x[N] = { 0 };
 	pthread_barrier_t b;
-	for (size_t i = 0; i < N; i++) {
-		x[i].url = u;
-		x[i].share = sh;
-		x[i].configure = configure;
-	}
-	start_together(x, N, &b);
+	start_n(x, u, sh, configure, &b);
 	ck_assert_uint_eq(logcap_wait_joined(N - 1), N - 1);
 	open_gate(id);
 	join_all(x, N);
@@ -194,12 +201,7 @@ static void each_its_own_request(CURLSH *sh, void (*configure)(CURL *))
 	char *u = url("/text?id=%s&gate=%s", id);
 	struct xfer x[N] = { 0 };
 	pthread_barrier_t b;
-	for (size_t i = 0; i < N; i++) {
-		x[i].url = u;
-		x[i].share = sh;
-		x[i].configure = configure;
-	}
-	start_together(x, N, &b);
+	start_n(x, u, sh, configure, &b);
 	/* All held at the gate: a merged pair would leave fewer. */
 	ck_assert_uint_eq(wait_requests(id, N), N);
 	open_gate(id);
@@ -460,11 +462,7 @@ START_TEST(share_known_after_fork)
 	if (pid == 0) {
 		struct xfer x[N] = { 0 };
 		pthread_barrier_t b;
-		for (size_t i = 0; i < N; i++) {
-			x[i].url = u;
-			x[i].share = sh;
-		}
-		start_together(x, N, &b);
+		start_n(x, u, sh, NULL, &b);
 		join_all(x, N);
 		int bad = 0;
 		for (size_t i = 0; i < N; i++)
