@@ -158,6 +158,28 @@ const struct sf_curl_opt *sf_curl_handle_get(const struct sf_curl_handle *r,
 	return i < r->nopts && r->opts[i].id == id ? &r->opts[i] : NULL;
 }
 
+bool sf_curl_opt_is_set(const struct sf_curl_opt *o)
+{
+	switch (o->kind) {
+	case SF_OPTK_LONG:
+		return o->v.l != 0;
+	case SF_OPTK_OFF:
+		return o->v.o != 0;
+	case SF_OPTK_STRING:
+		return o->v.s != NULL;
+	case SF_OPTK_BLOB:
+		return o->v.blob.data != NULL;
+	default:
+		return o->v.p != NULL;
+	}
+}
+
+bool sf_curl_handle_is_set(const struct sf_curl_handle *h, CURLoption id)
+{
+	const struct sf_curl_opt *o = sf_curl_handle_get(h, id);
+	return o && sf_curl_opt_is_set(o);
+}
+
 /* Stores one value with its sequence number; false when memory is short
  * (the handle is then marked unrecorded). */
 static bool store(struct sf_curl_handle *r, CURLoption id, unsigned char kind,

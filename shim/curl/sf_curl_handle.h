@@ -89,6 +89,10 @@ void sf_curl_handle_set(struct sf_curl_handle *r, CURLoption id,
 /* The recorded option, or NULL when never set since creation/reset. */
 const struct sf_curl_opt *sf_curl_handle_get(const struct sf_curl_handle *r,
                                              CURLoption id);
+/* Whether a recorded option's value is anything but 0 or NULL. */
+bool sf_curl_opt_is_set(const struct sf_curl_opt *o);
+/* Whether h's option id is recorded with such a value. */
+bool sf_curl_handle_is_set(const struct sf_curl_handle *h, CURLoption id);
 /* A caller's own limits, as libcurl derives them from the options set on
  * the handle: TIMEOUT and TIMEOUT_MS (CONNECTTIMEOUT and its _MS form)
  * write one field, so the later setopt of the two wins, whatever its value

@@ -85,22 +85,6 @@ static void put_value(struct buf *b, const struct sf_curl_opt *o)
 	}
 }
 
-static bool is_set(const struct sf_curl_opt *o)
-{
-	switch (o->kind) {
-	case SF_OPTK_LONG:
-		return o->v.l != 0;
-	case SF_OPTK_OFF:
-		return o->v.o != 0;
-	case SF_OPTK_STRING:
-		return o->v.s != NULL;
-	case SF_OPTK_BLOB:
-		return o->v.blob.data != NULL;
-	default:
-		return o->v.p != NULL;
-	}
-}
-
 static bool http_url(const char *url)
 {
 	return url && (strncasecmp(url, "http://", 7) == 0 ||
@@ -145,7 +129,7 @@ enum sf_pass sf_curl_key_build(const struct sf_curl_handle *h,
 		const struct sf_curl_opt_info *info = sf_curl_opt_lookup(o->id);
 		if (!info) /* the record keeps known ids only */
 			return pass(SF_PASS_UNSUPPORTED, "unknown CURLOPT set");
-		if (info->cls == SF_OPTC_PASS && is_set(o))
+		if (info->cls == SF_OPTC_PASS && sf_curl_opt_is_set(o))
 			return pass(SF_PASS_UNSUPPORTED, info->cause);
 	}
 	/* The attached share and the cookie/HSTS engines: they outlive the

@@ -203,23 +203,6 @@ void sf_curl_share_cleanup_done(struct sf_curl_share *s, CURLSHcode rc)
 
 /* ---- easy handles ------------------------------------------------------ */
 
-static bool opt_set(const struct sf_curl_handle *h, CURLoption id)
-{
-	const struct sf_curl_opt *o = sf_curl_handle_get(h, id);
-	if (!o)
-		return false;
-	switch (o->kind) {
-	case SF_OPTK_LONG:
-		return o->v.l != 0;
-	case SF_OPTK_OFF:
-		return o->v.o != 0;
-	case SF_OPTK_STRING:
-		return o->v.s != NULL;
-	default:
-		return o->v.p != NULL;
-	}
-}
-
 /* Could a transfer of h load an entry into the HSTS cache it uses, or
  * learn one: anything but a plain http:// URL without redirects, or an
  * HSTS option of its own. */
@@ -228,12 +211,13 @@ static bool hsts_risky(const struct sf_curl_handle *h)
 	const struct sf_curl_opt *url = sf_curl_handle_get(h, CURLOPT_URL);
 	if (url && url->v.s && strncasecmp(url->v.s, "http://", 7) != 0)
 		return true;
-	return h->hsts_engine || opt_set(h, CURLOPT_FOLLOWLOCATION) ||
-	       opt_set(h, CURLOPT_CURLU) ||
+	return h->hsts_engine ||
+	       sf_curl_handle_is_set(h, CURLOPT_FOLLOWLOCATION) ||
+	       sf_curl_handle_is_set(h, CURLOPT_CURLU) ||
 	       sf_curl_handle_get(h, CURLOPT_HSTS) ||
 	       sf_curl_handle_get(h, CURLOPT_HSTS_CTRL) ||
-	       opt_set(h, CURLOPT_HSTSREADFUNCTION) ||
-	       opt_set(h, CURLOPT_HSTSWRITEFUNCTION);
+	       sf_curl_handle_is_set(h, CURLOPT_HSTSREADFUNCTION) ||
+	       sf_curl_handle_is_set(h, CURLOPT_HSTSWRITEFUNCTION);
 }
 
 static bool shares(const struct sf_curl_share *s, curl_lock_data t)
