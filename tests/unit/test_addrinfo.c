@@ -6,6 +6,7 @@
  * bad free, a double free or a leak. */
 #include "dns/sf_addrinfo.h"
 #include "sf_unit_addrinfo.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -101,9 +102,5 @@ int main(void)
 	tcase_add_test(tc, test_copy_null);
 	tcase_add_test(tc, test_sf_free);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sf_unit_run(s);
 }

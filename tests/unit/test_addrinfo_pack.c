@@ -9,6 +9,7 @@
 #include "core/sf_xflight.h"
 #include "dns/sf_addrinfo.h"
 #include "sf_unit_addrinfo.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <errno.h>
@@ -230,9 +231,5 @@ int main(void)
 	tcase_add_test(tc, test_truncated);
 	tcase_add_test(tc, test_corrupt);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sf_unit_run(s);
 }

@@ -12,6 +12,7 @@
 
 #define SF_UNIT_LOGBUF_SIZE 8192
 #include "sf_unit_log.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -736,9 +737,5 @@ int main(void)
 	tcase_add_test(ts, test_stats_report);
 	tcase_add_test(ts, test_stats_crossed);
 	suite_add_tcase(s, ts);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sf_unit_run(s);
 }

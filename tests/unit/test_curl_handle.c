@@ -7,6 +7,7 @@
  * driven as the setopt hook drives it. */
 #include "curl/sf_curl_handle.h"
 #include "curl/sf_curl_opts.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <limits.h>
@@ -137,9 +138,5 @@ int main(void)
 	tcase_add_test(tc, reset_and_duphandle_keep_libcurls_view);
 	tcase_add_test(tc, unknown_ids_mark_the_handle);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return sf_unit_run(s);
 }

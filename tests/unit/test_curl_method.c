@@ -27,6 +27,7 @@
 #include "curl/sf_curl_key.h"
 #include "curl/sf_curl_method.h"
 #include "curl/sf_curl_opts.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -314,10 +315,7 @@ int main(void)
 	TCase *tc = tcase_create("curl_method");
 	tcase_add_test(tc, every_method_combination);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int rc = sf_unit_run(s);
 	curl_global_cleanup();
-	return failed ? 1 : 0;
+	return rc;
 }

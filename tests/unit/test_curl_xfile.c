@@ -5,6 +5,7 @@
  * header API answers; a file that is not one (bad magic, a symlink, a
  * record longer than any leader writes) is refused. */
 #include "curl/sf_curl_xfile.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <errno.h>
@@ -263,9 +264,5 @@ int main(void)
 	tcase_add_test(tc, name_life);
 	tcase_add_test(tc, refusals);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return sf_unit_run(s);
 }

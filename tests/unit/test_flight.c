@@ -8,6 +8,7 @@
  * sleeps.  Only the deadline test lets real time pass, and there the leader
  * is held on the gate until the test releases it. */
 #include "core/sf_flight.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <netdb.h>
@@ -1020,9 +1021,5 @@ int main(void)
 	tcase_add_test(tc, test_outcome_rules);
 	tcase_add_test(tc, test_flight_ids);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sf_unit_run(s);
 }

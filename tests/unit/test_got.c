@@ -15,6 +15,7 @@
  *    meanwhile. */
 #include "dl/sf_dl_snap.h"
 #include "dl/sf_got.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -327,9 +328,5 @@ int main(void)
 	tcase_add_test(tc, only_what_the_load_added);
 	tcase_add_test(tc, names_libcurl);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return sf_unit_run(s);
 }

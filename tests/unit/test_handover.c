@@ -17,6 +17,7 @@
  * time (SF_HANDOVER_SEED=n replays one seed). */
 #include "core/sf_flight.h"
 #include "curl/sf_curl_response.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <stdarg.h>
@@ -529,9 +530,5 @@ int main(void)
 	tcase_add_test(tc, change_is_detected);
 	tcase_add_test(tc, randomized);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return sf_unit_run(s);
 }

@@ -11,6 +11,7 @@
 #include "common/sf_stats.h"
 
 #include "sf_unit_log.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -185,9 +186,5 @@ int main(void)
 	tcase_add_loop_test(tc, spill_is_bounded, 0, 4);
 	tcase_add_test(tc, spill_at_the_bound_is_quiet);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return sf_unit_run(s);
 }

@@ -9,6 +9,7 @@
 
 #define SF_UNIT_LOGBUF_SIZE 8192
 #include "sf_unit_log.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -270,9 +271,5 @@ int main(void)
 	tcase_add_test(tc, test_first_open_sweeps);
 	tcase_add_loop_test(tc, test_dir_refused, 0, 2);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sf_unit_run(s);
 }

@@ -1,5 +1,6 @@
 /* test_stream.c - the append-only log that streaming flights share. */
 #include "core/sf_stream.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -209,9 +210,5 @@ int main(void)
 	tcase_add_test(tc, spill_failure_keeps_published);
 	tcase_add_test(tc, empty_appends);
 	suite_add_tcase(su, tc);
-	SRunner *sr = srunner_create(su);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sf_unit_run(su);
 }

@@ -7,6 +7,7 @@
 #include "common/sf_log.h"
 #include "common/sf_stats.h"
 #include "common/sf_trace.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -466,9 +467,5 @@ int main(void)
 	tcase_add_test(tc, test_trace_file_safety);
 	tcase_add_test(tc, test_ring_writers_never_mix);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return sf_unit_run(s);
 }

@@ -9,6 +9,7 @@
 #include "core/sf_clock.h"
 #include "core/sf_futex.h"
 #include "core/sf_xflight.h"
+#include "sf_unit_main.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -1548,9 +1549,5 @@ Suite *xflight_suite(void)
 
 int main(void)
 {
-	SRunner *r = srunner_create(xflight_suite());
-	srunner_run_all(r, CK_NORMAL);
-	int failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sf_unit_run(xflight_suite());
 }
