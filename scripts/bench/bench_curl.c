@@ -33,6 +33,8 @@
  *   per-thread malloc arenas), stack_kb (anonymous ~8 MiB mappings: thread
  *   stacks of the default size), other_kb (other anonymous: mmap'd malloc chunks
  *   and the rest), nthreads. */
+#include "sf_bench.h"
+
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -49,13 +51,6 @@
 
 static const char ALPHABET[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 static char pattern[65536 + 36];
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 struct job {
 	char url[1024];
@@ -226,12 +221,6 @@ static void *sampler(void *arg)
 		nanosleep(&ts, NULL);
 	}
 	return NULL;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 static void stats(uint64_t *v, int n, double *med, double *max)

@@ -20,6 +20,8 @@
  *              returned, relative to that stamp.
  *       Prints one line per measurement: upstream calls, followers, median
  *       and slowest wake-up in microseconds. */
+#include "sf_bench.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
@@ -34,26 +36,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 static void futex_wait(_Atomic uint32_t *w, uint32_t v)
 {

@@ -7,6 +7,8 @@
  * (after N/10 + 1 warm-up requests that are not timed).  cpu_us_per_req is
  * this process's user + system time: what the shim adds to the client, less
  * disturbed by other load on the machine than the wall time. */
+#include "sf_bench.h"
+
 #include <curl/curl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,13 +31,6 @@ static uint64_t cpu_ns(void)
 	               1000000000u +
 	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) *
 	               1000u;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int main(int argc, char **argv)

@@ -5,6 +5,8 @@
  * sockaddr_in, no canonical name, so glibc's freeaddrinfo releases it.  It
  * counts calls and remembers when each of the first calls returned, and
  * which threads made them, for the burst measurement. */
+#include "sf_bench.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdatomic.h>
@@ -25,13 +27,6 @@ __attribute__((constructor)) static void init(void)
 {
 	const char *d = getenv("BENCH_RES_DELAY_MS");
 	delay_ms = d ? (unsigned)atoi(d) : 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 EXPORT int getaddrinfo(const char *node, const char *service,
