@@ -99,11 +99,16 @@ awk -v b="$b" -v w="$w" -v f="$f" 'BEGIN {
 }'
 echo "  all runs (ns/call): no shim ${base[*]}; shim ${with[*]}; filtered ${filt[*]}"
 echo
+# wake_rows WHO FLOOR_MED FOLLOWERS_MED FLOOR_MAX FOLLOWERS_MAX: the
+# wake-up table of a burst, WHO a thread or a process.
+wake_rows() {
+	printf '  %-34s %12s %12s %8s\n' "wake-up after the release" "floor" "followers" "ratio"
+	awk -v a="$2" -v b="$3" -v w="median $1" 'BEGIN {printf "  %-34s %9.0f us %9.0f us %7.2fx\n", w, a, b, b/a}'
+	awk -v a="$4" -v b="$5" -v w="slowest $1" 'BEGIN {printf "  %-34s %9.0f us %9.0f us %7.2fx  target <= 1.30x %s\n", w, a, b, b/a, (b/a<=1.3?"met":"MISSED")}'
+}
 echo "Burst: $THREADS threads, one name, ${DELAY_MS} ms stand-in; medians over $REPS repetitions:"
 echo "  upstream calls per burst: $up"
-printf '  %-34s %12s %12s %8s\n' "wake-up after the release" "floor" "followers" "ratio"
-awk -v a="$fl_med" -v b="$sh_med" 'BEGIN {printf "  %-34s %9.0f us %9.0f us %7.2fx\n", "median thread", a, b, b/a}'
-awk -v a="$fl_max" -v b="$sh_max" 'BEGIN {printf "  %-34s %9.0f us %9.0f us %7.2fx  target <= 1.30x %s\n", "slowest thread", a, b, b/a, (b/a<=1.3?"met":"MISSED")}'
+wake_rows thread "$fl_med" "$sh_med" "$fl_max" "$sh_max"
 echo "  per-repetition ratio of the slowest: median ${r_med}x, range ${r_min}x .. ${r_max}x"
 echo "  (floor: one FUTEX_WAKE to $THREADS parked threads, timed from the broadcast;"
 echo "   followers: timed from the moment the stand-in's leader call returned;"
@@ -125,9 +130,7 @@ awk -v b="$b" -v w="$w" -v x="$x" 'BEGIN {
 echo "  all runs (ns/call): scope ${scop[*]}"
 echo "  Burst: $XPROCS processes, one name, ${DELAY_MS} ms stand-in; medians over $XREPS repetitions:"
 echo "  upstream calls per burst: $xup   (target 1)"
-printf '  %-34s %12s %12s %8s\n' "wake-up after the release" "floor" "followers" "ratio"
-awk -v a="$xfl_med" -v b="$xsh_med" 'BEGIN {printf "  %-34s %9.0f us %9.0f us %7.2fx\n", "median process", a, b, b/a}'
-awk -v a="$xfl_max" -v b="$xsh_max" 'BEGIN {printf "  %-34s %9.0f us %9.0f us %7.2fx  target <= 1.30x %s\n", "slowest process", a, b, b/a, (b/a<=1.3?"met":"MISSED")}'
+wake_rows process "$xfl_med" "$xsh_med" "$xfl_max" "$xsh_max"
 echo "  per-repetition ratio of the slowest: median ${xr_med}x, range ${xr_min}x .. ${xr_max}x"
 echo "  (floor: one FUTEX_WAKE on a shared word to $XPROCS parked processes, timed"
 echo "   from the broadcast; followers: timed from the moment the leader process's"
