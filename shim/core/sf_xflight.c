@@ -187,6 +187,17 @@ static inline void bit_clear(uint64_t *m, unsigned i)
 	m[i / 64] &= ~(1ull << (i % 64));
 }
 
+/* The two halves of gen_att (generation << 32 | attached followers). */
+static inline uint32_t att_gen(uint64_t v)
+{
+	return (uint32_t)(v >> 32);
+}
+
+static inline uint32_t att_count(uint64_t v)
+{
+	return (uint32_t)v;
+}
+
 static inline uint32_t gen_of(const struct xslot *s)
 {
 	return (uint32_t)(atomic_load_explicit(&s->gen_att,
@@ -629,7 +640,7 @@ static uint32_t promote_locked(struct xslot *s, struct sf_xowner me,
 	if (was_follower) {
 		uint64_t v =
 		        atomic_load_explicit(&s->gen_att, memory_order_relaxed);
-		if (v & 0xffffffffu)
+		if (att_count(v))
 			atomic_store_explicit(&s->gen_att, v - 1,
 			                      memory_order_relaxed);
 	}
@@ -744,7 +755,7 @@ static bool leads_alone(struct xslot *s, const struct sf_xticket *tk,
                         struct sf_xowner me, uint32_t *st)
 {
 	uint64_t v = atomic_load_explicit(&s->gen_att, memory_order_acquire);
-	if ((uint32_t)(v >> 32) != tk->gen || (v & 0xffffffffu))
+	if (att_gen(v) != tk->gen || att_count(v))
 		return false;
 	*st = atomic_load_explicit(&s->state, memory_order_acquire);
 	return (*st & XPH_MASK) == XRUNNING && same_owner(lead_of(s), me);
@@ -808,20 +819,43 @@ static bool finish_alone(struct xslot *s, const struct sf_xticket *tk,
 	return true;
 }
 
+/* A leader ends its lead (sf_xfinish, sf_xabandon): its slot, NULL when
+ * tk does not lead.  The ticket stops leading whatever follows. */
+static struct xslot *lead_ending(sf_xtable *t, struct sf_xticket *tk,
+                                 struct sf_xowner *me)
+{
+	if (!t || !tk || !tk->leader || tk->slot >= SF_XSLOTS)
+		return NULL;
+	tk->leader = false;
+	*me = sf_xowner_self();
+	return &t->slots[tk->slot];
+}
+
+/* The lock for a leader's end; without it, the leader quits unlocked (its
+ * followers find it gone). */
+static bool lead_lock(sf_xtable *t, struct xslot *s,
+                      const struct sf_xticket *tk, struct sf_xowner me)
+{
+	if (xlock(t))
+		return true;
+	quit_unlocked(s, tk, me);
+	return false;
+}
+
+static void unlock_wake(sf_xtable *t, struct xslot *s, bool wake)
+{
+	xunlock(t);
+	if (wake)
+		wake_slot(s);
+}
+
 void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
                 size_t len)
 {
-	if (!t || !tk || !tk->leader || tk->slot >= SF_XSLOTS)
+	struct sf_xowner me;
+	struct xslot *s = lead_ending(t, tk, &me);
+	if (!s || finish_alone(s, tk, me) || !lead_lock(t, s, tk, me))
 		return;
-	tk->leader = false;
-	struct xslot *s = &t->slots[tk->slot];
-	struct sf_xowner me = sf_xowner_self();
-	if (finish_alone(s, tk, me))
-		return;
-	if (!xlock(t)) {
-		quit_unlocked(s, tk, me);
-		return;
-	}
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
@@ -829,9 +863,8 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		 * will read a result, and nobody sleeps (a bit left by one
 		 * that has left may go): the lone leader copies nothing and
 		 * exchanges nothing. */
-		bool alone = !(atomic_load_explicit(&s->gen_att,
-		                                    memory_order_relaxed) &
-		               0xffffffffu);
+		bool alone = !att_count(atomic_load_explicit(
+		        &s->gen_att, memory_order_relaxed));
 		t->op_slot = i;
 		t->op = XOP_PUBLISH;
 		if (result && len <= SF_XRESULT_MAX && !alone) {
@@ -857,28 +890,21 @@ void sf_xfinish(sf_xtable *t, struct sf_xticket *tk, const void *result,
 		t->hint[i] = 0;
 		t->op = XOP_NONE;
 	}
-	xunlock(t);
-	if (wake)
-		wake_slot(s);
+	unlock_wake(t, s, wake);
 }
 
 void sf_xabandon(sf_xtable *t, struct sf_xticket *tk)
 {
-	if (!t || !tk || !tk->leader || tk->slot >= SF_XSLOTS)
+	struct sf_xowner me;
+	struct xslot *s = lead_ending(t, tk, &me);
+	if (!s || !lead_lock(t, s, tk, me))
 		return;
-	tk->leader = false;
-	struct xslot *s = &t->slots[tk->slot];
-	struct sf_xowner me = sf_xowner_self();
-	if (!xlock(t)) {
-		quit_unlocked(s, tk, me);
-		return;
-	}
 	bool wake = false;
 	if (leads(s, tk, me)) {
 		unsigned i = tk->slot;
 		uint64_t v =
 		        atomic_load_explicit(&s->gen_att, memory_order_relaxed);
-		if (!(v & 0xffffffffu)) {
+		if (!att_count(v)) {
 			/* Nobody follows: the next caller starts anew. */
 			wake = set_state(s, XFREE, NULL);
 			bit_clear(t->busy, i);
@@ -888,9 +914,7 @@ void sf_xabandon(sf_xtable *t, struct sf_xticket *tk)
 			wake = set_state(s, XLEADERLESS, NULL);
 		}
 	}
-	xunlock(t);
-	if (wake)
-		wake_slot(s);
+	unlock_wake(t, s, wake);
 }
 
 enum take { TAKE_AGAIN = -1 };
@@ -1058,7 +1082,7 @@ void sf_xleave(sf_xtable *t, struct sf_xticket *tk)
 	}
 	struct xslot *s = &t->slots[tk->slot];
 	uint64_t v = atomic_load_explicit(&s->gen_att, memory_order_relaxed);
-	while ((uint32_t)(v >> 32) == tk->gen && (v & 0xffffffffu) &&
+	while (att_gen(v) == tk->gen && att_count(v) &&
 	       !atomic_compare_exchange_weak_explicit(&s->gen_att, &v, v - 1,
 	                                              memory_order_relaxed,
 	                                              memory_order_relaxed))
