@@ -88,6 +88,20 @@ static void put32(struct packer *k, uint32_t v)
 	put(k, &v, sizeof(v));
 }
 
+/* The least address length a node of family may carry (pack and unpack
+ * hold to it alike). */
+static size_t min_addrlen(int family)
+{
+	switch (family) {
+	case AF_INET:
+		return sizeof(struct sockaddr_in);
+	case AF_INET6:
+		return sizeof(struct sockaddr_in6);
+	default:
+		return sizeof(sa_family_t);
+	}
+}
+
 size_t sf_addrinfo_pack(void *buf, size_t cap, int rc, int err,
                         const struct addrinfo *list)
 {
@@ -103,7 +117,10 @@ size_t sf_addrinfo_pack(void *buf, size_t cap, int rc, int err,
 	put32(&k, count);
 	for (const struct addrinfo *a = list; a && !k.full; a = a->ai_next) {
 		size_t nl = a->ai_canonname ? strlen(a->ai_canonname) : 0;
+		/* What unpacking refuses is not packed: followers then
+		 * call alone rather than fail to read the answer. */
 		if (a->ai_addrlen > sizeof(struct sockaddr_storage) ||
+		    (a->ai_addr && a->ai_addrlen < min_addrlen(a->ai_family)) ||
 		    nl >= NO_NAME)
 			return 0;
 		put32(&k, (uint32_t)a->ai_flags);
@@ -132,19 +149,6 @@ static bool get(struct reader *r, void *v, size_t n)
 	memcpy(v, r->p + r->off, n);
 	r->off += n;
 	return true;
-}
-
-/* The least address length a node of family may carry. */
-static size_t min_addrlen(int family)
-{
-	switch (family) {
-	case AF_INET:
-		return sizeof(struct sockaddr_in);
-	case AF_INET6:
-		return sizeof(struct sockaddr_in6);
-	default:
-		return sizeof(sa_family_t);
-	}
 }
 
 int sf_addrinfo_unpack(const void *buf, size_t len, int *rc, int *err,

@@ -198,8 +198,20 @@ START_TEST(test_corrupt)
 		struct addrinfo s = a;
 		s.ai_family = (int)shortaddr[i].family;
 		s.ai_addrlen = shortaddr[i].addrlen;
-		size_t m = sf_addrinfo_pack(copy, sizeof(copy), 0, 0, &s);
-		ck_assert_uint_gt(m, 0);
+		/* Never packed (a follower would only fail to read it)... */
+		ck_assert_uint_eq(
+		        sf_addrinfo_pack(copy, sizeof(copy), 0, 0, &s), 0);
+		/* ...and refused when another process wrote it anyway: the
+		 * intact header and fields with family and addrlen changed,
+		 * then that many address bytes and the name. */
+		size_t m = 16 + 28;
+		memcpy(copy, buf, m);
+		memcpy(copy + 20, &shortaddr[i].family, 4);
+		memcpy(copy + 32, &shortaddr[i].addrlen, 4);
+		memcpy(copy + m, &sin, shortaddr[i].addrlen);
+		m += shortaddr[i].addrlen;
+		memcpy(copy + m, "abc", 3);
+		m += 3;
 		int rc, err;
 		struct addrinfo *cp;
 		errno = 0;
