@@ -199,7 +199,12 @@ cat >"$tmp/procs.sh" <<'EOF'
 #!/bin/bash
 set -eu
 lib=$1 url=$2 n=$3 out=$4
-export lib url out
+# The scope's table and response directory go to a private 0700
+# XDG_RUNTIME_DIR inside the demo's temporary directory, removed with it
+# (a table otherwise stays in /dev/shm for the scope's next process).
+XDG_RUNTIME_DIR=$(dirname "$out")/run
+mkdir -p -m 0700 "$XDG_RUNTIME_DIR"
+export lib url out XDG_RUNTIME_DIR
 t0=$(date +%s%N)
 # shellcheck disable=SC2016 # expanded by the inner bash
 seq "$n" | xargs -P"$n" -I{} bash -c '
