@@ -65,6 +65,12 @@ expect_no_files() {
 }
 # lines matching PAT in every stderr file of run NAME
 count_logs() { cat "$SF_TMP/$1".*.err 2>/dev/null | grep -cF -- "$2" || true; }
+# expect_logs NAME PAT N WHAT: exactly N lines of run NAME say PAT
+expect_logs() {
+	local n
+	n=$(count_logs "$1" "$2")
+	[ "$n" -eq "$3" ] || fail "$1: $n $4, expected $3"
+}
 # how many of run NAME's body files hold at least N bytes
 bodies_at_least() {
 	local f n=0
@@ -102,6 +108,14 @@ start() {
 	done
 }
 
+# all_exited_0 NAME WHO: every process of wait_all's RCS exited 0 (else
+# its stderr is shown).
+all_exited_0() {
+	local rc
+	for rc in "${RCS[@]}"; do
+		[ "$rc" -eq 0 ] || { show_errs "$1"; fail "$1: $2 exited $rc"; }
+	done
+}
 # wait_all: every started process; their exit codes in RCS.
 RCS=()
 wait_all() {
@@ -163,16 +177,10 @@ herd() {
 	sf_wait_count 1 requests "$path" || fail "$name: no request"
 	sf_open_gate "$name"
 	wait_all
-	local rc
-	for rc in "${RCS[@]}"; do
-		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
-	done
-	local n
+	all_exited_0 "$name" "a process"
 	expect_requests "$name" "$path" 1
-	n=$(count_logs "$name" "leading flight across processes")
-	[ "$n" -eq 1 ] || fail "$name: $n leaders across processes, expected 1"
-	n=$(count_logs "$name" "joined flight across processes")
-	[ "$n" -eq $((procs - 1)) ] || fail "$name: $n joined across processes"
+	expect_logs "$name" "leading flight across processes" 1 "leaders across processes"
+	expect_logs "$name" "joined flight across processes" $((procs - 1)) "joined across processes"
 	same "$name" "$procs" "$threads"
 	san_clean "$name"
 	local want="1 $((procs - 1)) $((procs - 1)) 0 0" got
@@ -307,8 +315,7 @@ killed() {
 	else
 		[ "$ok" -eq $((procs - 1)) ] || fail "$name: $ok completed"
 		[ "$n" -eq 2 ] || fail "$name: origin saw $n requests, expected 2"
-		n=$(count_logs "$name" "took over across processes")
-		[ "$n" -eq 1 ] || fail "$name: $n took over, expected 1"
+		expect_logs "$name" "took over across processes" 1 "took over"
 		n=$(cross "$name" promoted)
 		[ "$n" -eq 1 ] || fail "$name: crossed stats: promoted=$n, expected 1"
 		echo "ok: $name: leader killed mid-body, $ok followers exact (sha256 $(sha256sum <"$SF_TMP/ref.0" | cut -c1-16)), 2 origin requests"
@@ -339,10 +346,7 @@ timeout_case() {
 		fail "$name: the short one did not follow"
 	sf_open_gate "$name"
 	wait_all
-	local rc
-	for rc in "${RCS[@]}"; do
-		[ "$rc" -eq 0 ] || fail "$name: a process exited $rc"
-	done
+	all_exited_0 "$name" "a process"
 	same "$name" 3 1
 	san_clean "$name"
 	expect_requests "$name" "$path" 1
@@ -378,15 +382,11 @@ handover() {
 	sf_wait_count 2 requests "$path" || fail "$name: no second request"
 	sf_open_gate "$name"
 	wait_all
-	for rc in "${RCS[@]}"; do
-		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a follower exited $rc"; }
-	done
+	all_exited_0 "$name" "a follower"
 	same "$name" 4 1
 	san_clean "$name"
-	local n
 	expect_requests "$name" "$path" 2
-	n=$(count_logs "$name" "took over across processes")
-	[ "$n" -eq 1 ] || fail "$name: $n took over, expected 1"
+	expect_logs "$name" "took over across processes" 1 "took over"
 	expect_no_files "$name"
 	echo "ok: $name: the leader process's own timeout handed the flight to one follower process; 4 exact, 2 requests"
 }
@@ -419,9 +419,7 @@ cancel() {
 	sf_open_gate "$name"
 	wait_all
 	local rc n t
-	for rc in "${RCS[@]}"; do
-		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
-	done
+	all_exited_0 "$name" "a process"
 	cmp -s "$SF_TMP/ref.0" "$SF_TMP/$name.1.0" || fail "$name: leader: body differs"
 	for t in 1 2 3; do
 		cmp -s "$SF_TMP/ref.0" "$SF_TMP/$name.2.$t" || fail "$name: thread $t: body differs"
@@ -457,9 +455,7 @@ expired() {
 	sf_open_gate "h-$name"
 	wait_all
 	local rc n
-	for rc in "${RCS[@]}"; do
-		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
-	done
+	all_exited_0 "$name" "a process"
 	same "$name" 3 1
 	san_clean "$name"
 	expect_requests "$name" "$path" 2
@@ -492,15 +488,12 @@ full() {
 	sf_open_gate "$name"
 	wait_all
 	local rc i n
-	for rc in "${RCS[@]}"; do
-		[ "$rc" -eq 0 ] || { show_errs "$name"; fail "$name: a process exited $rc"; }
-	done
+	all_exited_0 "$name" "a process"
 	for i in 1 2 3 4; do
 		cmp -s "$SF_TMP/full.ref.0" "$SF_TMP/$name.$i.0" || fail "$name: process $i: body differs"
 	done
 	san_clean "$name"
-	n=$(count_logs "$name" "cannot write the response")
-	[ "$n" -eq 1 ] || fail "$name: $n leaders said the file could not grow, expected 1"
+	expect_logs "$name" "cannot write the response" 1 "leaders said the file could not grow"
 	expect_requests "$name" "$path" 4
 	n=$(cross "$name" alone)
 	[ "$n" -eq 3 ] || fail "$name: crossed stats: alone=$n, expected 3"
