@@ -57,20 +57,26 @@ static pthread_once_t dir_once = PTHREAD_ONCE_INIT;
  * call. */
 static _Atomic bool table_done, dir_done;
 
-/* pthread_once(once, fn) with every signal blocked (the caller restores
- * *old).  A signal handler that siglongjmps out of getaddrinfo (alarm() as
- * a resolver timeout) must never jump out of fn: the once would stay "in
- * progress" for good and the next call, in any thread, would wait on it
- * forever.  Blocked signals arrive when the caller restores the mask,
- * after the once is over.  Only the first calls pay the two system
- * calls. */
-static void once_unjumpable(pthread_once_t *once, void (*fn)(void),
-                            sigset_t *old)
+/* The first calls' pthread_once(once, fn), then *done for the later ones
+ * (the callers test it first: one load on every lookup).
+ *  - Every signal is blocked meanwhile: a signal handler that siglongjmps
+ *    out of getaddrinfo (alarm() as a resolver timeout) must never jump
+ *    out of fn, or the once would stay "in progress" for good and the next
+ *    call, in any thread, would wait on it forever.  Blocked signals
+ *    arrive when the mask is restored, after the once is over.
+ *  - errno is kept: fn opens, creates and logs, and a hook's caller may
+ *    read errno after getaddrinfo or curl_easy_perform. */
+static void once_quietly(pthread_once_t *once, void (*fn)(void),
+                         _Atomic bool *done)
 {
-	sigset_t all;
+	int e = errno;
+	sigset_t all, old;
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, old);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pthread_once(once, fn);
+	atomic_store_explicit(done, true, memory_order_release);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
 }
 
 /* XDG_RUNTIME_DIR as the environment held it when the library was loaded:
@@ -288,17 +294,8 @@ struct sf_xtable *sf_scope_table(void)
 	 * mapping anyway, whatever this returned.  README: a master that drops
 	 * privileges in its workers attaches only if it resolves before the
 	 * fork, and then its workers share with it by design. */
-	/* The first call opens, creates, logs: the host's errno (a hook's
-	 * caller may read it after getaddrinfo or curl_easy_perform) must
-	 * not show any of it. */
-	if (atomic_load_explicit(&table_done, memory_order_acquire))
-		return scope.table;
-	int e = errno;
-	sigset_t old;
-	once_unjumpable(&table_once, attach, &old);
-	atomic_store_explicit(&table_done, true, memory_order_release);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = e;
+	if (!atomic_load_explicit(&table_done, memory_order_acquire))
+		once_quietly(&table_once, attach, &table_done);
 	return scope.table;
 }
 
@@ -349,14 +346,8 @@ out:
 
 int sf_scope_dirfd(void)
 {
-	if (atomic_load_explicit(&dir_done, memory_order_acquire))
-		return dir_fd;
-	int e = errno; /* as in sf_scope_table() */
-	sigset_t old;
-	once_unjumpable(&dir_once, open_dir, &old);
-	atomic_store_explicit(&dir_done, true, memory_order_release);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = e;
+	if (!atomic_load_explicit(&dir_done, memory_order_acquire))
+		once_quietly(&dir_once, open_dir, &dir_done);
 	return dir_fd;
 }
 
@@ -397,7 +388,7 @@ void sf_scope_sweep(void)
 	int fd = dir_fd;
 	if (!t || fd < 0)
 		return;
-	int saved = errno; /* as in sf_scope_table() */
+	int saved = errno; /* as in once_quietly() */
 	int oldstate;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
 	int dup_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
