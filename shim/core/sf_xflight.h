@@ -50,6 +50,11 @@
 #define SF_XSLOTS 128                 /* flights in flight at once */
 #define SF_XLIVENESS_MS 10            /* how often a sleeper checks */
 
+/* sf_xwait() is no cancellation point (a thread must never be cancelled
+ * inside the table's lock): a hook whose wait must be one sleeps at most
+ * this long per call and looks at its thread's cancellation in between. */
+#define SF_XCANCEL_SLICE_NS ((uint64_t)50 * 1000000u)
+
 typedef struct sf_xtable sf_xtable;
 
 /* Bytes the shared object must have. */

@@ -96,8 +96,6 @@ static enum sf_curl_fed drain(struct xfollow *w, uint64_t avail)
 	return k < 0 ? SF_UNREADABLE : SF_FED;
 }
 
-#define CANCEL_SLICE_NS 100000000u /* 100 ms */
-
 /* Where the flight's response is now: the published count, or, once
  * finished, the final length.  False when there is nothing to read. */
 static bool where(struct xfollow *w, enum sf_xwait ev, uint64_t *epoch,
@@ -146,7 +144,7 @@ static enum xoutcome xloop(struct xfollow *w, CURLcode *code)
 		/* sf_xwait() is no cancellation point: a cancelled thread
 		 * notices within a slice. */
 		switch (sf_curl_pace_check(&pace, p, sf_now_ns(),
-		                           CANCEL_SLICE_NS, &until, code)) {
+		                           SF_XCANCEL_SLICE_NS, &until, code)) {
 		case SF_STEP_ON:
 			break;
 		case SF_STEP_EXPIRED:

@@ -12,11 +12,8 @@
 
 enum { HELD_NONE, HELD_LEADER, HELD_FOLLOWER };
 
-/* How long one sf_xwait() sleeps before the thread looks at its own
- * cancellation: the table's wait is no cancellation point (a thread must
- * never be cancelled inside the table's lock), so a cancelled follower
- * leaves at the next slice, through sf_dns_cross_left(). */
-#define SLICE_NS ((uint64_t)50 * 1000000u)
+/* A cancelled follower leaves at the next SF_XCANCEL_SLICE_NS, through
+ * sf_dns_cross_left(). */
 
 static void call_alone(struct sf_dns_cross *x, struct sf_dns_answer *a)
 {
@@ -60,13 +57,13 @@ static void lead_finish(struct sf_dns_cross *x, const struct sf_dns_answer *a)
 	}
 }
 
-/* Waits in slices (see SLICE_NS) until something final happens or the
+/* Waits in slices (SF_XCANCEL_SLICE_NS) until something final happens or the
  * caller's deadline passes. */
 static enum sf_xwait follow(struct sf_dns_cross *x, uint64_t now, uint64_t end)
 {
 	for (;;) {
-		uint64_t until = end > now && end - now > SLICE_NS
-		                         ? now + SLICE_NS
+		uint64_t until = end > now && end - now > SF_XCANCEL_SLICE_NS
+		                         ? now + SF_XCANCEL_SLICE_NS
 		                         : end;
 		struct timespec ts = sf_ns_to_timespec(until);
 		enum sf_xwait r = sf_xwait(x->t, &x->tk, &ts);
